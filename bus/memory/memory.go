@@ -1,0 +1,148 @@
+// Package memory is the in-process implementation of iomt.Bus, for a single node on embedded
+// defaults. Batches are partitioned by patient: each subscriber group has one goroutine per
+// partition, so one patient's batches reach a group in publish order.
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+
+	"github.com/iomt/iomt"
+)
+
+// Options tune the bus; the zero value is usable.
+type Options struct {
+	Partitions int // default 16
+	Buffer     int // batches queued per partition and group before Publish waits; default 1024
+}
+
+// Bus is an in-process, partitioned publish/subscribe bus.
+type Bus struct {
+	partitions int
+	buffer     int
+
+	mu     sync.RWMutex
+	groups map[string]*group
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type group struct {
+	queues  []chan iomt.Batch
+	handler func(context.Context, iomt.Batch) error
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// ErrClosed is returned by Publish and Subscribe after Close.
+var ErrClosed = errors.New("bus: closed")
+
+// New returns an empty bus.
+func New(o Options) *Bus {
+	if o.Partitions <= 0 {
+		o.Partitions = 16
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = 1024
+	}
+	return &Bus{partitions: o.Partitions, buffer: o.Buffer, groups: map[string]*group{}}
+}
+
+// Partition returns the partition a patient's batches travel on.
+func Partition(patient string, partitions int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(patient))
+	return int(h.Sum32() % uint32(partitions))
+}
+
+// Publish queues b for every subscribed group, waiting while a group's partition queue is full
+// (back-pressure rather than loss) until ctx ends.
+func (b *Bus) Publish(ctx context.Context, batch iomt.Batch) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	p := Partition(batch.Patient, b.partitions)
+	for name, g := range b.groups {
+		select {
+		case g.queues[p] <- batch:
+		case <-g.done:
+		case <-ctx.Done():
+			return fmt.Errorf("bus: publish to group %q: %w", name, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Subscribe registers h for group until ctx ends. A second Subscribe with the same group name
+// while the first is active is refused: the in-process bus has a single member per group.
+func (b *Bus) Subscribe(ctx context.Context, name string, h func(context.Context, iomt.Batch) error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if _, ok := b.groups[name]; ok {
+		return fmt.Errorf("bus: group %q already has a subscriber", name)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	g := &group{queues: make([]chan iomt.Batch, b.partitions), handler: h, cancel: cancel, done: make(chan struct{})}
+	for i := range g.queues {
+		g.queues[i] = make(chan iomt.Batch, b.buffer)
+	}
+	b.groups[name] = g
+	var workers sync.WaitGroup
+	for i := range g.queues {
+		workers.Add(1)
+		b.wg.Add(1)
+		go func(q chan iomt.Batch) {
+			defer b.wg.Done()
+			defer workers.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case batch := <-q:
+					// A handler error is the consumer's to report; the in-process bus keeps no
+					// redelivery state, since the store already holds the batch durably.
+					_ = g.handler(ctx, batch)
+				}
+			}
+		}(g.queues[i])
+	}
+	go func() {
+		<-ctx.Done()
+		close(g.done)
+		b.mu.Lock()
+		if b.groups[name] == g {
+			delete(b.groups, name)
+		}
+		b.mu.Unlock()
+		workers.Wait()
+	}()
+	return nil
+}
+
+// Close stops every subscription and waits for handlers to return.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	gs := make([]*group, 0, len(b.groups))
+	for _, g := range b.groups {
+		gs = append(gs, g)
+	}
+	b.mu.Unlock()
+	for _, g := range gs {
+		g.cancel()
+	}
+	b.wg.Wait()
+	return nil
+}

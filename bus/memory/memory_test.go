@@ -1,0 +1,120 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/bus/memory"
+)
+
+func TestOrderPerPatientAndFanOut(t *testing.T) {
+	b := memory.New(memory.Options{Partitions: 4, Buffer: 8})
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	const patients, per = 10, 200
+	type rec struct {
+		mu   sync.Mutex
+		seen map[string][]int
+		n    int
+		done chan struct{}
+	}
+	newRec := func() *rec { return &rec{seen: map[string][]int{}, done: make(chan struct{})} }
+	groups := map[string]*rec{"store": newRec(), "live": newRec()}
+	for name, r := range groups {
+		r := r
+		err := b.Subscribe(ctx, name, func(_ context.Context, bt iomt.Batch) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.seen[bt.Patient] = append(r.seen[bt.Patient], len(bt.Observations))
+			r.n++
+			if r.n == patients*per {
+				close(r.done)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Subscribe(ctx, "store", func(context.Context, iomt.Batch) error { return nil }); err == nil {
+		t.Fatal("second subscriber of one group accepted")
+	}
+	var wg sync.WaitGroup
+	for p := 0; p < patients; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				bt := iomt.Batch{Patient: fmt.Sprintf("p%d", p), Observations: make([]iomt.Observation, i)}
+				if err := b.Publish(ctx, bt); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(p)
+	}
+	wg.Wait()
+	for name, r := range groups {
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("group %s got %d of %d batches", name, r.n, patients*per)
+		}
+		for p, seq := range r.seen {
+			for i, n := range seq {
+				if n != i {
+					t.Fatalf("group %s patient %s: batch %d out of order (got %d)", name, p, i, n)
+				}
+			}
+		}
+	}
+}
+
+func TestPublishWaitsThenHonoursContext(t *testing.T) {
+	b := memory.New(memory.Options{Partitions: 1, Buffer: 1})
+	defer b.Close()
+	block := make(chan struct{})
+	defer close(block)
+	if err := b.Subscribe(context.Background(), "slow", func(context.Context, iomt.Batch) error { <-block; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var err error
+	for i := 0; i < 3 && err == nil; i++ {
+		err = b.Publish(ctx, iomt.Batch{Patient: "p"})
+	}
+	if err == nil {
+		t.Fatal("publish into a full queue did not wait for the context")
+	}
+}
+
+func TestClosed(t *testing.T) {
+	b := memory.New(memory.Options{})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(context.Background(), iomt.Batch{}); err != memory.ErrClosed {
+		t.Fatalf("publish after close: %v", err)
+	}
+}
+
+func BenchmarkPublish(b *testing.B) {
+	bus := memory.New(memory.Options{})
+	defer bus.Close()
+	ctx := context.Background()
+	_ = bus.Subscribe(ctx, "sink", func(context.Context, iomt.Batch) error { return nil })
+	bt := iomt.Batch{Patient: "p1", Observations: make([]iomt.Observation, 4)}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := bus.Publish(ctx, bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
