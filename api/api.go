@@ -1,0 +1,368 @@
+// Package api serves iomt's REST API: the registry of patients and devices, HTTP ingest,
+// observation queries, live streams, the OpenAPI document, health and metrics.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/codes"
+	"github.com/iomt/iomt/ingest"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// Config wires the API to the rest of a node.
+type Config struct {
+	Store      iomt.Store
+	Ingester   *ingest.Ingester
+	Auth       ingest.Authenticator
+	Catalog    *codes.Catalog
+	Live       *Live
+	AdminToken string
+	Logger     *slog.Logger
+	Audit      *slog.Logger // where reads of patient data are recorded
+	Gatherer   prometheus.Gatherer
+	// MQTTAddr is told to devices when they are created ("host:port").
+	MQTTAddr string
+	// Ready reports whether the node can take traffic.
+	Ready func() error
+	// MaxBody bounds request bodies; default 4 MiB.
+	MaxBody int64
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	Config
+	log        *slog.Logger
+	audit      *slog.Logger
+	adminToken string
+	mux        *http.ServeMux
+}
+
+// New builds the API.
+func New(c Config) (*Server, error) {
+	if c.AdminToken == "" {
+		return nil, errors.New("api: an admin token is required")
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = 4 << 20
+	}
+	s := &Server{Config: c, log: c.Logger, audit: c.Audit, adminToken: c.AdminToken, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.audit == nil {
+		s.audit = s.log
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		// A bug in one handler answers 500 to its caller and leaves the server up.
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("api handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+			writeProblem(w, r, http.StatusInternalServerError, "internal error")
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	m.HandleFunc("GET /readyz", s.readyz)
+	if s.Gatherer != nil {
+		m.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	}
+	m.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPI)
+	})
+	// Devices authenticate with their own token, not the admin's.
+	m.HandleFunc("POST /api/v1/ingest", s.ingest)
+
+	admin := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, s.requireAdmin(h)) }
+	admin("POST /api/v1/patients", s.createPatient)
+	admin("GET /api/v1/patients", s.audited("patient.list", s.listPatients))
+	admin("GET /api/v1/patients/{id}", s.audited("patient.read", s.getPatient))
+	admin("GET /api/v1/patients/{id}/observations", s.audited("observation.read", s.observations))
+	admin("GET /api/v1/patients/{id}/vitals", s.audited("vitals.read", s.vitals))
+	admin("GET /api/v1/patients/{id}/waveforms", s.audited("waveform.read", s.waveforms))
+	admin("GET /api/v1/patients/{id}/stream", s.audited("stream.read", s.stream))
+	admin("POST /api/v1/devices", s.createDevice)
+	admin("GET /api/v1/devices", s.listDevices)
+	admin("GET /api/v1/devices/{id}", s.getDevice)
+	admin("GET /api/v1/codes", s.listCodes)
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusNotFound, "no such endpoint: see /api/v1/openapi.json")
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.Ready != nil {
+		if err := s.Ready(); err != nil {
+			writeProblem(w, r, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}
+
+// newID returns a random, URL- and MQTT-topic-safe identifier.
+func newID() (string, error) {
+	b := make([]byte, 10)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate id: %w", err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+}
+
+// decodeBody reads a JSON object strictly: unknown fields and trailing data are errors.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+			return false
+		}
+		writeProblem(w, r, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeProblem(w, r, http.StatusBadRequest, "invalid JSON body: trailing data after the object")
+		return false
+	}
+	return true
+}
+
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(err, iomt.ErrNotFound) {
+		writeProblem(w, r, http.StatusNotFound, what+" not found")
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	s.log.Error("api store error", "path", r.URL.Path, "err", err)
+	writeProblem(w, r, http.StatusInternalServerError, "internal error")
+}
+
+func limitParam(r *http.Request, def, max int) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, fmt.Errorf("limit must be a whole number from 1 to %d, got %q", max, v)
+	}
+	return n, nil
+}
+
+// ---- patients ----
+
+type patientIn struct {
+	Name      string `json:"name"`
+	BirthDate string `json:"birthDate"`
+	MRN       string `json:"mrn"`
+}
+
+func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
+	var in patientIn
+	if !s.decodeBody(w, r, &in) {
+		return
+	}
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" {
+		writeProblem(w, r, http.StatusBadRequest, `"name" is required`)
+		return
+	}
+	if in.BirthDate != "" {
+		d, err := time.Parse(time.DateOnly, in.BirthDate)
+		if err != nil {
+			writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"birthDate" must be YYYY-MM-DD, got %q`, in.BirthDate))
+			return
+		}
+		if d.After(time.Now()) || d.Year() < 1880 {
+			writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"birthDate" %s is not a plausible date of birth`, in.BirthDate))
+			return
+		}
+	}
+	id, err := newID()
+	if err != nil {
+		s.storeError(w, r, "patient", err)
+		return
+	}
+	p := iomt.Patient{ID: id, Tenant: iomt.DefaultTenant, Name: in.Name, BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := s.Store.CreatePatient(r.Context(), p); err != nil {
+		if errors.Is(err, iomt.ErrDuplicate) {
+			writeProblem(w, r, http.StatusConflict, fmt.Sprintf("a patient with MRN %q already exists", p.MRN))
+			return
+		}
+		s.storeError(w, r, "patient", err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/patients/"+p.ID)
+	writeJSON(w, http.StatusCreated, p)
+}
+
+func (s *Server) listPatients(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r, 1000, 10000)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: iomt.DefaultTenant, MRN: r.URL.Query().Get("mrn"), Limit: limit})
+	if err != nil {
+		s.storeError(w, r, "patients", err)
+		return
+	}
+	if ps == nil {
+		ps = []iomt.Patient{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"patients": ps})
+}
+
+func (s *Server) getPatient(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Store.Patient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, "patient "+r.PathValue("id"), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// ---- devices ----
+
+type deviceIn struct {
+	Patient string `json:"patient"`
+	Kind    string `json:"kind"`
+}
+
+type mqttCreds struct {
+	Host         string `json:"host,omitempty"`
+	Username     string `json:"username"`
+	Password     string `json:"password"`
+	Topic        string `json:"topic"`
+	CommandTopic string `json:"commandTopic"`
+}
+
+type deviceOut struct {
+	iomt.Device
+	MQTT  *mqttCreds `json:"mqtt,omitempty"`
+	Token string     `json:"token,omitempty"`
+}
+
+// DeviceKinds are the kinds of device the registry knows.
+var deviceKinds = map[string]bool{
+	"pulse-oximeter": true, "ecg-patch": true, "bp-monitor": true, "thermometer": true,
+	"cgm": true, "glucometer": true, "scale": true, "bedside-monitor": true, "activity-tracker": true,
+	"fall-sensor": true, "gateway": true, "multi-parameter": true,
+}
+
+func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
+	var in deviceIn
+	if !s.decodeBody(w, r, &in) {
+		return
+	}
+	if !deviceKinds[in.Kind] {
+		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"kind" %q is not a known device kind (%s)`, in.Kind, kindList()))
+		return
+	}
+	if in.Patient != "" {
+		if _, err := s.Store.Patient(r.Context(), in.Patient); err != nil {
+			if errors.Is(err, iomt.ErrNotFound) {
+				writeProblem(w, r, http.StatusUnprocessableEntity, fmt.Sprintf("patient %q does not exist", in.Patient))
+				return
+			}
+			s.storeError(w, r, "patient", err)
+			return
+		}
+	}
+	id, err := newID()
+	if err != nil {
+		s.storeError(w, r, "device", err)
+		return
+	}
+	d := iomt.Device{ID: id, Tenant: iomt.DefaultTenant, Kind: in.Kind, Patient: in.Patient, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	creds, err := ingest.NewCredentials(&d)
+	if err != nil {
+		s.storeError(w, r, "device", err)
+		return
+	}
+	if err := s.Store.CreateDevice(r.Context(), d); err != nil {
+		s.storeError(w, r, "device", err)
+		return
+	}
+	out := deviceOut{Device: d, Token: creds.Token, MQTT: &mqttCreds{
+		Host: s.MQTTAddr, Username: d.ID, Password: creds.MQTTPassword,
+		Topic:        "iomt/v1/" + d.Tenant + "/devices/" + d.ID + "/senml",
+		CommandTopic: "iomt/v1/" + d.Tenant + "/devices/" + d.ID + "/cmd",
+	}}
+	w.Header().Set("Location", "/api/v1/devices/"+d.ID)
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func kindList() string {
+	ks := make([]string, 0, len(deviceKinds))
+	for k := range deviceKinds {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return strings.Join(ks, ", ")
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r, 1000, 10000)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	ds, err := s.Store.Devices(r.Context(), iomt.DeviceFilter{Tenant: iomt.DefaultTenant, Patient: r.URL.Query().Get("patient"), Limit: limit})
+	if err != nil {
+		s.storeError(w, r, "devices", err)
+		return
+	}
+	if ds == nil {
+		ds = []iomt.Device{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": ds})
+}
+
+func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
+	d, err := s.Store.Device(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, "device "+r.PathValue("id"), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) listCodes(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"codes": s.Catalog.All()})
+}

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/iomt/iomt"
+)
+
+// Live fans a patient's batches out to the streams watching that patient. A slow watcher
+// loses batches (and is told how many) rather than slowing ingest down.
+type Live struct {
+	mu       sync.Mutex
+	watchers map[string]map[*watcher]struct{}
+}
+
+type watcher struct {
+	ch      chan iomt.Batch
+	dropped int
+}
+
+// NewLive returns a hub; feed it with Deliver (e.g. from a bus subscription).
+func NewLive() *Live { return &Live{watchers: map[string]map[*watcher]struct{}{}} }
+
+// Deliver hands a batch to the patient's watchers without blocking.
+func (l *Live) Deliver(_ context.Context, b iomt.Batch) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for w := range l.watchers[b.Patient] {
+		select {
+		case w.ch <- b:
+		default:
+			w.dropped++
+		}
+	}
+	return nil
+}
+
+func (l *Live) watch(patient string) *watcher {
+	w := &watcher{ch: make(chan iomt.Batch, 256)}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.watchers[patient] == nil {
+		l.watchers[patient] = map[*watcher]struct{}{}
+	}
+	l.watchers[patient][w] = struct{}{}
+	return w
+}
+
+func (l *Live) unwatch(patient string, w *watcher) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.watchers[patient], w)
+	if len(l.watchers[patient]) == 0 {
+		delete(l.watchers, patient)
+	}
+}
+
+func (l *Live) takeDropped(w *watcher) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := w.dropped
+	w.dropped = 0
+	return n
+}
+
+// stream serves a patient's live observations as Server-Sent Events: an "observation" event
+// per reading, a "waveform" event per segment, a "dropped" event if the client fell behind,
+// and a comment every 15 s to keep proxies from closing the connection.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.Store.Patient(r.Context(), id); err != nil {
+		s.storeError(w, r, "patient "+id, err)
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok || s.Live == nil {
+		writeProblem(w, r, http.StatusNotImplemented, "live streams are not available")
+		return
+	}
+	wt := s.Live.watch(id)
+	defer s.Live.unwatch(id, wt)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, ": streaming patient %s\n\n", id)
+	fl.Flush()
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keep.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+		case b := <-wt.ch:
+			if n := s.Live.takeDropped(wt); n > 0 {
+				fmt.Fprintf(w, "event: dropped\ndata: {\"batches\":%d}\n\n", n)
+			}
+			for _, o := range b.Observations {
+				writeEvent(w, "observation", o)
+			}
+			for _, wf := range b.Waveforms {
+				writeEvent(w, "waveform", wf)
+			}
+		}
+		fl.Flush()
+	}
+}
+
+func writeEvent(w http.ResponseWriter, event string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
+}

@@ -1,0 +1,153 @@
+// Command iomt is the iomt platform in one binary: `iomt serve` runs a node (ingest, storage,
+// API) on embedded defaults; more subcommands join as the platform grows.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/iomt/iomt/config"
+	"github.com/iomt/iomt/node"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `iomt — an Internet of Medical Things platform
+
+Usage: iomt <command> [flags]
+
+Commands:
+  serve     run a node: MQTT and HTTP ingest, storage, REST API
+  version   print the version
+
+Run 'iomt <command> -h' for a command's flags. Every flag can also be set by an IOMT_*
+environment variable (--data-dir: IOMT_DATA_DIR) or a YAML file given by --config.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr, getenv)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "iomt: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return fmt.Sprintf("iomt %s (%s)", v, bi.GoVersion)
+	}
+	return "iomt " + v
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	o := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String(config.FileFlag, "", "YAML config file whose keys are these flags' names")
+	dataDir := fs.String("data-dir", "iomt-data", "directory holding all of the node's data")
+	httpAddr := fs.String("http-addr", ":8080", "address of the HTTP API")
+	mqttAddr := fs.String("mqtt-addr", ":1883", "address of the embedded MQTT broker")
+	adminToken := fs.String("admin-token", "", "bearer token of the API's administrator; generated and printed once if empty")
+	maxPacket := fs.Int("mqtt-max-packet", 1<<20, "largest MQTT packet accepted, in bytes")
+	maxFuture := fs.Duration("max-future", 5*time.Minute, "readings timestamped further ahead of server time are refused")
+	noSync := fs.Bool("no-sync", false, "do not fsync appends (survives a crash of the process, not of the machine)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	if err := config.Parse(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "iomt serve: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "iomt serve: %v\n", err)
+		return 2
+	}
+	if *maxPacket < 1024 {
+		fmt.Fprintf(stderr, "iomt serve: --mqtt-max-packet must be at least 1024 bytes, got %d\n", *maxPacket)
+		return 2
+	}
+	token := *adminToken
+	if token == "" {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		token = base64.RawURLEncoding.EncodeToString(b)
+		// Printed once to the terminal for the operator, never to the log.
+		fmt.Fprintf(stdout, "admin token (generated; set --admin-token or IOMT_ADMIN_TOKEN to keep one): %s\n", token)
+	}
+	n, err := node.Start(ctx, node.Config{
+		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdminToken: token,
+		MaxPacketSize: uint32(*maxPacket), MaxFuture: *maxFuture, NoSync: *noSync, Logger: log,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "iomt serve: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "iomt serving: API http://%s  MQTT %s  data %s\n", displayAddr(n.HTTPAddr()), displayAddr(n.MQTTAddr()), *dataDir)
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := n.Close(); err != nil {
+		fmt.Fprintf(stderr, "iomt serve: shutdown: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// displayAddr turns a wildcard listen address into one a user can paste.
+func displayAddr(a string) string {
+	for _, p := range []string{"[::]:", "0.0.0.0:"} {
+		if strings.HasPrefix(a, p) {
+			return "localhost:" + strings.TrimPrefix(a, p)
+		}
+	}
+	return a
+}

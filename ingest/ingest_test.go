@@ -1,0 +1,178 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/bus/memory"
+	"github.com/iomt/iomt/codes"
+	"github.com/iomt/iomt/ingest"
+	"github.com/iomt/iomt/store/embedded"
+	"github.com/iomt/iomt/wire/senml"
+)
+
+type fixture struct {
+	in    *ingest.Ingester
+	store *embedded.Store
+	dev   iomt.Device
+	now   time.Time
+}
+
+func setup(t testing.TB) *fixture {
+	t.Helper()
+	st, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := memory.New(memory.Options{})
+	t.Cleanup(func() { bus.Close(); st.Close() })
+	ctx := context.Background()
+	p := iomt.Patient{ID: "p1", Tenant: iomt.DefaultTenant, Name: "Test", CreatedAt: time.Now()}
+	if err := st.CreatePatient(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	d := iomt.Device{ID: "d1", Tenant: iomt.DefaultTenant, Kind: "ecg-patch", Patient: "p1", CreatedAt: time.Now()}
+	if err := st.CreateDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	in := ingest.New(codes.New(), st, st, bus, nil, nil, ingest.Options{Now: func() time.Time { return now }})
+	return &fixture{in: in, store: st, dev: d, now: now}
+}
+
+// ecgPack is one second of 250 Hz lead II, as a patch sends it.
+func ecgPack(start time.Time, n int) senml.Pack {
+	bt := float64(start.UnixMilli()) / 1000
+	p := make(senml.Pack, n)
+	for i := range p {
+		v := float64(i%50)*0.01 - 0.2
+		p[i] = senml.Record{Name: "MDC_ECG_ELEC_POTL_II", Time: float64(i) * 0.004, Value: &v}
+	}
+	p[0].BaseName = "urn:dev:id:d1:"
+	p[0].BaseTime = bt
+	p[0].BaseUnit = "mV"
+	return p
+}
+
+func TestWaveformBecomesOneSegment(t *testing.T) {
+	f := setup(t)
+	start := f.now.Add(-time.Second)
+	for _, enc := range []func(senml.Pack) ([]byte, error){senml.EncodeJSON, senml.EncodeCBOR} {
+		data, err := enc(ecgPack(start, 250))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.in.Ingest(context.Background(), f.dev, data, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Refused) != 0 {
+			t.Fatalf("refused: %+v", res.Refused)
+		}
+		start = start.Add(-time.Second)
+	}
+	ws, err := f.store.Waveforms(context.Background(), iomt.WaveformQuery{Patient: "p1", Code: "MDC_ECG_ELEC_POTL_II", From: f.now.Add(-time.Minute), To: f.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) != 2 {
+		t.Fatalf("want 2 segments, got %d", len(ws))
+	}
+	w := ws[1]
+	if w.Period != 4*time.Millisecond || len(w.Samples) != 250 || !w.Start.Equal(f.now.Add(-time.Second)) || w.Unit != "mV" {
+		t.Fatalf("segment: start %s period %s n %d unit %s", w.Start, w.Period, len(w.Samples), w.Unit)
+	}
+	// 0.01 mV steps at the catalog's scale come back exactly.
+	for i, s := range w.Samples {
+		want := float64(i%50)*0.01 - 0.2
+		if got := float64(s) * w.Scale; got-want > 1e-9 || want-got > 1e-9 {
+			t.Fatalf("sample %d: %g, want %g", i, got, want)
+		}
+	}
+}
+
+func TestGapSplitsSegments(t *testing.T) {
+	f := setup(t)
+	p := ecgPack(f.now.Add(-time.Second), 20)
+	// Samples 10.. arrive 100 ms later than the grid: a dropout.
+	for i := 10; i < 20; i++ {
+		p[i].Time += 0.1
+	}
+	data, _ := senml.EncodeJSON(p)
+	if _, err := f.in.Ingest(context.Background(), f.dev, data, "test"); err != nil {
+		t.Fatal(err)
+	}
+	ws, _ := f.store.Waveforms(context.Background(), iomt.WaveformQuery{Patient: "p1", Code: "MDC_ECG_ELEC_POTL_II", From: f.now.Add(-time.Minute), To: f.now})
+	if len(ws) != 2 || len(ws[0].Samples) != 10 || len(ws[1].Samples) != 10 {
+		t.Fatalf("want two segments of 10, got %d", len(ws))
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	f := setup(t)
+	cases := []struct {
+		pack string
+		want string
+	}{
+		{`[{"n":"hr","v":70,"u":"kg"}]`, `unit "kg"`},
+		{`[{"n":"nonsense","v":1}]`, `unknown code "nonsense"`},
+		{`[{"n":"spo2","v":101}]`, "outside the possible range"},
+		{`[{"n":"hr","vs":"fast"}]`, "no numeric value"},
+		{`[{"n":"hr","v":70,"t":1893456000}]`, "ahead of server time"},
+		{`[{"n":"hr","v":70,"t":9e8}]`, "before 2000"},
+		{`[{"n":"hr","v":70,"t":-1},{"n":"hr","v":71,"t":-1}]`, "duplicate: another record of this pack"},
+		{`[{"n":"85354-9","v":120}]`, "panel"},
+	}
+	for _, c := range cases {
+		res, err := f.in.Ingest(context.Background(), f.dev, []byte(c.pack), "test")
+		if err != nil {
+			t.Fatalf("%s: %v", c.pack, err)
+		}
+		if len(res.Refused) != 1 || !strings.Contains(res.Refused[0].Reason, c.want) {
+			t.Errorf("%s: refused %+v, want one with %q", c.pack, res.Refused, c.want)
+		}
+	}
+	if _, err := f.in.Ingest(context.Background(), f.dev, []byte(`{"n":"hr"}`), "test"); err == nil || !strings.Contains(err.Error(), "malformed") {
+		t.Errorf("malformed pack: %v", err)
+	}
+	unbound := f.dev
+	unbound.Patient = ""
+	if _, err := f.in.Ingest(context.Background(), unbound, []byte(`[{"n":"hr","v":70}]`), "test"); err == nil || !strings.Contains(err.Error(), "not bound") {
+		t.Errorf("unbound device: %v", err)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	r := ingest.Result{Accepted: 3, Refused: make([]ingest.Refusal, 100)}
+	for i := range r.Refused {
+		r.Refused[i] = ingest.Refusal{Record: i, Reason: fmt.Sprintf("reason number %d", i)}
+	}
+	s := r.Summary(200)
+	if len(s) > 240 || !strings.Contains(s, "more") || !strings.HasPrefix(s, "accepted 3, duplicates 0, refused 100; record 0: reason number 0") {
+		t.Fatalf("summary %q", s)
+	}
+}
+
+// BenchmarkIngestECG measures the whole ingest path for one second of 250 Hz ECG: decode,
+// resolve, validate, segment, store (without fsync) and publish.
+func BenchmarkIngestECG(b *testing.B) {
+	f := setup(b)
+	start := f.now.Add(-24 * time.Hour)
+	pack := ecgPack(start, 250)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		pack[0].BaseTime = float64(start.Add(time.Duration(i)*time.Second).UnixMilli()) / 1000
+		data, _ := senml.EncodeJSON(pack)
+		b.StartTimer()
+		res, err := f.in.Ingest(context.Background(), f.dev, data, "bench")
+		if err != nil || res.Accepted != 250 {
+			b.Fatal(err, res)
+		}
+	}
+	b.ReportMetric(float64(b.N*250)/b.Elapsed().Seconds(), "samples/s")
+}

@@ -1,0 +1,73 @@
+package embedded
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/store/storetest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func openTest(t testing.TB, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) iomt.Store { return openTest(t, t.TempDir()) })
+}
+
+// checkpointing checkpoints after every Append, so queries and duplicate checks run against
+// data in Pebble rather than in memory.
+type checkpointing struct{ *Store }
+
+func (c checkpointing) Append(ctx context.Context, b []iomt.Batch) ([]int, error) {
+	d, err := c.Store.Append(ctx, b)
+	if err == nil {
+		err = c.Store.Checkpoint()
+	}
+	return d, err
+}
+
+func TestConformanceCheckpointing(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) iomt.Store { return checkpointing{openTest(t, t.TempDir())} })
+}
+
+// reopening closes and reopens the store after every Append: everything is read back from
+// Pebble and the WAL on Open.
+type reopening struct {
+	t   testing.TB
+	dir string
+	mu  sync.Mutex // the suite appends concurrently; it queries only after
+	*Store
+}
+
+func (r *reopening) Append(ctx context.Context, b []iomt.Batch) ([]int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, err := r.Store.Append(ctx, b)
+	if err != nil {
+		return d, err
+	}
+	if err := r.Store.Close(); err != nil {
+		return nil, err
+	}
+	r.Store = openTest(r.t, r.dir)
+	return d, nil
+}
+
+func TestConformanceReopening(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) iomt.Store {
+		dir := t.TempDir()
+		return &reopening{t: t, dir: dir, Store: openTest(t, dir)}
+	})
+}
