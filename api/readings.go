@@ -226,4 +226,3 @@ func (s *Server) waveforms(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"code": code.ID, "unit": code.Unit, "segments": segs})
 }
-

@@ -185,7 +185,12 @@ func TestMQTT5EndToEnd(t *testing.T) {
 	if temp.Code != "8310-5" || temp.Unit != "Cel" || len(temp.Points) != 1 || math.Abs(temp.Points[0].Value-37) > 1e-9 {
 		t.Fatalf("temperature: %+v", temp)
 	}
-	var vit struct{ Vitals []struct{ Code, Unit string; Value float64 } }
+	var vit struct {
+		Vitals []struct {
+			Code, Unit string
+			Value      float64
+		}
+	}
 	e.call("GET", "/api/v1/patients/"+patient+"/vitals", adminToken, nil, &vit)
 	got := map[string]float64{}
 	for _, v := range vit.Vitals {
@@ -194,7 +199,10 @@ func TestMQTT5EndToEnd(t *testing.T) {
 	if got["8867-4 /min"] != 74 || got["59408-5 %"] != 97 || math.Abs(got["29463-7 kg"]-69.853) > 0.001 {
 		t.Fatalf("vitals: %v", got)
 	}
-	var d struct{ Battery *float64; LastSeen time.Time }
+	var d struct {
+		Battery  *float64
+		LastSeen time.Time
+	}
 	e.call("GET", "/api/v1/devices/"+dev.ID, adminToken, nil, &d)
 	if d.Battery == nil || *d.Battery != 81 || d.LastSeen.IsZero() {
 		t.Fatalf("device status: %+v", d)
@@ -363,7 +371,10 @@ func TestHTTPIngestAndStream(t *testing.T) {
 
 	var res struct {
 		Accepted int
-		Refused  []struct{ Record int; Reason string }
+		Refused  []struct {
+			Record int
+			Reason string
+		}
 	}
 	code := e.call("POST", "/api/v1/ingest", dev.Token, []byte(`[{"n":"rr","u":"/min","v":16},{"n":"sbp","u":"kPa","v":16}]`), &res)
 	if code != 200 || res.Accepted != 2 {
@@ -381,7 +392,10 @@ func TestHTTPIngestAndStream(t *testing.T) {
 	var prob struct {
 		Title, Detail string
 		Status        int
-		Refused       []struct{ Record int; Reason string }
+		Refused       []struct {
+			Record int
+			Reason string
+		}
 	}
 	cases := []struct {
 		token string

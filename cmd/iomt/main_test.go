@@ -47,11 +47,11 @@ func freeAddr(t *testing.T) string {
 }
 
 type server struct {
-	cmd      *exec.Cmd
-	http     string
-	mqtt     string
-	stderr   *bytes.Buffer
-	exited   chan error
+	cmd    *exec.Cmd
+	http   string
+	mqtt   string
+	stderr *bytes.Buffer
+	exited chan error
 }
 
 func startServer(t *testing.T, bin, dataDir string, extra ...string) *server {
