@@ -75,10 +75,10 @@ func New(ln net.Listener, in *ingest.Ingester, auth ingest.Authenticator, o Opti
 	caps.SharedSubAvailable = 0
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	// mochi logs packets (with their payloads, i.e. patient data) at debug and error level, so
-	// it gets a logger that keeps only warnings; refusals are logged by our hook instead.
+	// it gets a logger that keeps only errors; refusals are logged by our hook instead.
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps,
-		Logger:       slog.New(levelFilter{log.Handler(), slog.LevelWarn}),
+		Logger:       slog.New(levelFilter{log.Handler(), slog.LevelError}),
 	})
 	h := &hook{ingest: in, auth: auth, log: log, sessions: map[*mochi.Client]*session{}, acks: map[ackKey]ackInfo{}}
 	if o.Registerer != nil {

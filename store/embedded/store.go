@@ -377,3 +377,21 @@ func ctxErr(ctx context.Context, op string) error {
 	}
 	return nil
 }
+
+// abandon releases the directory the way a crash would: no checkpoint, no flush of the
+// pending WAL record. Pebble keeps what its own (synced) WAL holds. For tests.
+func (s *Store) abandon() {
+	s.closing.Store(true)
+	s.life.Lock()
+	defer s.life.Unlock()
+	close(s.stop)
+	<-s.bgDone
+	s.mu.Lock()
+	for s.syncing {
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
+	_ = s.wal.close()
+	_ = s.db.Close()
+	unlockDir(s.lock)
+}

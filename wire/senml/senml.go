@@ -121,10 +121,12 @@ func (o DecodeOptions) Decode(data []byte) (Pack, error) {
 	if len(trimmed) == 0 {
 		return nil, packError("empty input", nil)
 	}
-	if trimmed[0] == '[' {
-		return o.DecodeJSON(data)
+	// JSON text starts with an ASCII byte and a CBOR pack (an array) never does; so anything
+	// ASCII is read as JSON, whose decoder best explains what is wrong with an object.
+	if data[0] >= 0x80 {
+		return o.DecodeCBOR(data)
 	}
-	return o.DecodeCBOR(data)
+	return o.DecodeJSON(data)
 }
 
 // Decode is DecodeOptions{}.Decode.

@@ -369,7 +369,7 @@ func TestJSONRefusals(t *testing.T) {
 		{"relative time before 1978", `[{"n":"a","v":1,"t":-2e9}]`, 0, "t", "relative time -2e+09 resolves to"},
 		{"year 10000", `[{"n":"a","v":1,"t":3e11}]`, 0, "t", "is not before the year 10000"},
 		{"negative update time", `[{"n":"a","v":1,"ut":-1}]`, 0, "ut", "update time -1 is not a non-negative number"},
-		{"top-level number", `  42`, -1, "", "malformed CBOR"}, // not '[', so sniffed as CBOR
+		{"top-level number", `  42`, -1, "", "top level must be an array, got number"},
 		{"record not object", `[{"n":"a","v":1},"x"]`, 1, "", "want object, got string"},
 		{"syntax", `[{"n":"a","v":1,}]`, -1, "", "invalid JSON"},
 		{"truncated", `[{"n":"a","v":1}`, -1, "", "invalid JSON"},
