@@ -79,6 +79,7 @@ func New(ln net.Listener, in *ingest.Ingester, auth ingest.Authenticator, o Opti
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps,
 		Logger:       slog.New(levelFilter{log.Handler(), slog.LevelError}),
+		InlineClient: true, // lets the node publish device commands
 	})
 	h := &hook{ingest: in, auth: auth, log: log, sessions: map[*mochi.Client]*session{}, acks: map[ackKey]ackInfo{}}
 	if o.Registerer != nil {
@@ -150,7 +151,7 @@ func (h *hook) ID() string { return "iomt" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish, mochi.OnPacketEncode,
-		mochi.OnDisconnect, mochi.OnSubscribed,
+		mochi.OnDisconnect,
 	}, []byte{b})
 }
 
@@ -197,8 +198,6 @@ func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	h.met.refused("foreign_topic")
 	return false
 }
-
-func (h *hook) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte) {}
 
 func (h *hook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 	h.mu.Lock()
