@@ -44,6 +44,8 @@ type Config struct {
 	MQTTAddr string
 	// Ready reports whether the node can take traffic.
 	Ready func() error
+	// UI, if set, serves the dashboard at /.
+	UI http.Handler
 	// MaxBody bounds request bodies; default 4 MiB.
 	MaxBody int64
 }
@@ -112,13 +114,21 @@ func (s *Server) routes() {
 	admin("GET /api/v1/patients/{id}/vitals", s.audited("vitals.read", s.vitals))
 	admin("GET /api/v1/patients/{id}/waveforms", s.audited("waveform.read", s.waveforms))
 	admin("GET /api/v1/patients/{id}/stream", s.audited("stream.read", s.stream))
+	admin("GET /api/v1/ward", s.audited("ward.read", s.ward))
+	admin("GET /api/v1/stream", s.audited("stream.read", s.streamAll))
 	admin("POST /api/v1/devices", s.createDevice)
 	admin("GET /api/v1/devices", s.listDevices)
 	admin("GET /api/v1/devices/{id}", s.getDevice)
 	admin("GET /api/v1/codes", s.listCodes)
-	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: see /api/v1/openapi.json")
-	})
+	}
+	m.HandleFunc("/api/", notFound)
+	if s.UI != nil {
+		m.Handle("/", s.UI)
+	} else {
+		m.HandleFunc("/", notFound)
+	}
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -26,15 +26,21 @@ type watcher struct {
 // NewLive returns a hub; feed it with Deliver (e.g. from a bus subscription).
 func NewLive() *Live { return &Live{watchers: map[string]map[*watcher]struct{}{}} }
 
-// Deliver hands a batch to the patient's watchers without blocking.
+// allPatients is the watcher key of streams that follow every patient.
+const allPatients = ""
+
+// Deliver hands a batch to the patient's watchers, and to those of every patient, without
+// blocking.
 func (l *Live) Deliver(_ context.Context, b iomt.Batch) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for w := range l.watchers[b.Patient] {
-		select {
-		case w.ch <- b:
-		default:
-			w.dropped++
+	for _, key := range [2]string{b.Patient, allPatients} {
+		for w := range l.watchers[key] {
+			select {
+			case w.ch <- b:
+			default:
+				w.dropped++
+			}
 		}
 	}
 	return nil
@@ -77,6 +83,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient "+id, err)
 		return
 	}
+	s.serveStream(w, r, id, r.URL.Query().Get("waveforms") != "false")
+}
+
+// streamAll follows every patient; waveforms only on request (?waveforms=true), since a ward
+// of ECG patches is a lot of data for a ward view that shows numbers.
+func (s *Server) streamAll(w http.ResponseWriter, r *http.Request) {
+	s.serveStream(w, r, allPatients, r.URL.Query().Get("waveforms") == "true")
+}
+
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id string, waveforms bool) {
 	fl, ok := w.(http.Flusher)
 	if !ok || s.Live == nil {
 		writeProblem(w, r, http.StatusNotImplemented, "live streams are not available")
@@ -89,7 +105,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, ": streaming patient %s\n\n", id)
+	if id == allPatients {
+		fmt.Fprint(w, ": streaming all patients\n\n")
+	} else {
+		fmt.Fprintf(w, ": streaming patient %s\n\n", id)
+	}
 	fl.Flush()
 	keep := time.NewTicker(15 * time.Second)
 	defer keep.Stop()
@@ -106,8 +126,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			for _, o := range b.Observations {
 				writeEvent(w, "observation", o)
 			}
-			for _, wf := range b.Waveforms {
-				writeEvent(w, "waveform", wf)
+			if waveforms {
+				for _, wf := range b.Waveforms {
+					writeEvent(w, "waveform", segmentOf(wf))
+				}
 			}
 		}
 		fl.Flush()

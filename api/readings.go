@@ -174,15 +174,10 @@ func (s *Server) vitals(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient "+id, err)
 		return
 	}
-	obs, err := s.Store.Latest(r.Context(), id)
+	out, err := s.latest(r, id)
 	if err != nil {
 		s.storeError(w, r, "vitals", err)
 		return
-	}
-	out := make([]vital, 0, len(obs))
-	for _, o := range obs {
-		c, _ := s.Catalog.ByID(o.Code)
-		out = append(out, vital{Code: o.Code, Display: c.Display, Value: o.Value, Unit: o.Unit, Time: o.Time, Device: o.Device})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"patient": id, "vitals": out})
 }
@@ -213,16 +208,63 @@ func (s *Server) waveforms(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "waveforms", err)
 		return
 	}
-	type seg struct {
-		Start    time.Time `json:"start"`
-		PeriodMS float64   `json:"periodMs"`
-		Scale    float64   `json:"scale"`
-		Device   string    `json:"device"`
-		Samples  []int32   `json:"samples"`
-	}
-	segs := make([]seg, len(ws))
+	segs := make([]segment, len(ws))
 	for i, wf := range ws {
-		segs[i] = seg{wf.Start, float64(wf.Period) / float64(time.Millisecond), wf.Scale, wf.Device, wf.Samples}
+		segs[i] = segmentOf(wf)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"code": code.ID, "unit": code.Unit, "segments": segs})
+}
+
+// segment is a waveform as the API shows it: sample i was taken at Start + i·PeriodMS and is
+// worth Samples[i]·Scale in Unit.
+type segment struct {
+	Patient  string    `json:"patient"`
+	Code     string    `json:"code"`
+	Unit     string    `json:"unit"`
+	Start    time.Time `json:"start"`
+	PeriodMS float64   `json:"periodMs"`
+	Scale    float64   `json:"scale"`
+	Device   string    `json:"device"`
+	Samples  []int32   `json:"samples"`
+}
+
+func segmentOf(w iomt.Waveform) segment {
+	return segment{w.Patient, w.Code, w.Unit, w.Start, float64(w.Period) / float64(time.Millisecond), w.Scale, w.Device, w.Samples}
+}
+
+type wardPatient struct {
+	iomt.Patient
+	Vitals []vital `json:"vitals"`
+}
+
+// ward lists every patient with their latest vitals: what a ward view needs in one request.
+func (s *Server) ward(w http.ResponseWriter, r *http.Request) {
+	ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: iomt.DefaultTenant, Limit: 10000})
+	if err != nil {
+		s.storeError(w, r, "patients", err)
+		return
+	}
+	out := make([]wardPatient, 0, len(ps))
+	for _, p := range ps {
+		vs, err := s.latest(r, p.ID)
+		if err != nil {
+			s.storeError(w, r, "vitals", err)
+			return
+		}
+		out = append(out, wardPatient{p, vs})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"patients": out})
+}
+
+func (s *Server) latest(r *http.Request, patient string) ([]vital, error) {
+	obs, err := s.Store.Latest(r.Context(), patient)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]vital, 0, len(obs))
+	for _, o := range obs {
+		c, _ := s.Catalog.ByID(o.Code)
+		out = append(out, vital{Code: o.Code, Display: c.Display, Value: o.Value, Unit: o.Unit, Time: o.Time, Device: o.Device})
+	}
+	return out, nil
 }

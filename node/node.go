@@ -24,6 +24,7 @@ import (
 	"github.com/iomt/iomt/ingest"
 	"github.com/iomt/iomt/ingest/mqtt"
 	"github.com/iomt/iomt/store/embedded"
+	"github.com/iomt/iomt/web"
 )
 
 // Config is what a node needs; cmd/iomt fills it from flags.
@@ -130,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	handler, err := api.New(api.Config{
 		Store: n.store, Ingester: ing, Auth: auth, Catalog: cat, Live: live,
 		AdminToken: cfg.AdminToken, Logger: log, Audit: audit, Gatherer: reg,
-		MQTTAddr: n.broker.Addr().String(),
+		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(),
 	})
 	if err != nil {
 		return nil, err

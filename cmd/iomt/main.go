@@ -37,7 +37,9 @@ const usage = `iomt — an Internet of Medical Things platform
 Usage: iomt <command> [flags]
 
 Commands:
-  serve     run a node: MQTT and HTTP ingest, storage, REST API
+  demo      a node and a simulated ward of 20 patients in one process, with the dashboard
+  serve     run a node: MQTT and HTTP ingest, storage, REST API, dashboard
+  sim       simulated patients and devices sending to a running server over MQTT
   version   print the version
 
 Run 'iomt <command> -h' for a command's flags. Every flag can also be set by an IOMT_*
@@ -52,6 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, getenv)
+	case "demo":
+		return demoCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "sim":
+		return simCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

@@ -1,0 +1,327 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/iomt/iomt/sensing"
+	"github.com/iomt/iomt/wire/senml"
+)
+
+// Options configure a run.
+type Options struct {
+	Broker string // host:port of the MQTT broker
+	CBOR   bool   // send SenML CBOR instead of JSON
+	Tick   time.Duration
+	Logger *slog.Logger
+}
+
+// Stats count what a run sent. They are safe to read while it runs.
+type Stats struct {
+	Messages atomic.Int64 // packs acknowledged with success
+	Samples  atomic.Int64 // values in those packs
+	Refused  atomic.Int64 // packs the server answered with an error reason code
+	Partial  atomic.Int64 // packs acknowledged with some records refused
+	Failed   atomic.Int64 // packs not acknowledged (connection lost, timeout)
+	Connects atomic.Int64 // devices connected
+	lat      latencies
+}
+
+// Latency returns the publish → PUBACK quantiles (q in 0..1) of the acknowledged packs since
+// the last call, and resets them. The server acknowledges only what it has stored durably,
+// so this is publish → stored.
+func (s *Stats) Latency(qs ...float64) []time.Duration { return s.lat.take(qs) }
+
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	if len(l.d) < 1<<20 {
+		l.d = append(l.d, d)
+	}
+	l.mu.Unlock()
+}
+
+func (l *latencies) take(qs []float64) []time.Duration {
+	l.mu.Lock()
+	d := l.d
+	l.d = nil
+	l.mu.Unlock()
+	out := make([]time.Duration, len(qs))
+	if len(d) == 0 {
+		return out
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	for i, q := range qs {
+		out[i] = d[min(len(d)-1, int(q*float64(len(d))))]
+	}
+	return out
+}
+
+// Run connects every device of every bed and streams the simulated patients until ctx ends.
+func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
+	if o.Tick <= 0 {
+		o.Tick = time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	scs := sensing.Builtin()
+	wall0 := time.Now()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	for i, b := range beds {
+		sc, ok := scs[b.Scenario]
+		if !ok {
+			return fmt.Errorf("bed %d: unknown scenario %q", i, b.Scenario)
+		}
+		devs := map[string]*device{}
+		for _, d := range b.Devices {
+			dv := &device{Device: d, o: o, st: st, log: log, q: make(chan msg, 64)}
+			devs[d.Kind] = dv
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := dv.run(ctx); err != nil && ctx.Err() == nil {
+					select {
+					case errc <- err:
+					default:
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func(b Bed) {
+			defer wg.Done()
+			bed(ctx, o, b, b.scenario(sc), wall0, devs)
+		}(b)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		wg.Wait()
+		return err
+	}
+	wg.Wait()
+	return nil
+}
+
+// bed advances one patient every tick and hands each emission to its device.
+func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, wall0 time.Time, devs map[string]*device) {
+	speed := b.Speed
+	if speed < 1 {
+		speed = 1
+	}
+	start := wall0.Add(-b.Lead).UTC()
+	p := sensing.NewPatient(sc, b.Seed, start)
+	clock := func(now time.Time) time.Time {
+		t := start.Add(time.Duration(float64(now.Sub(wall0)) * speed))
+		if t.After(now) {
+			return now
+		}
+		return t
+	}
+	tick := time.NewTicker(o.Tick)
+	defer tick.Stop()
+	var em []sensing.Emission
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			em = p.AdvanceAppend(em[:0], clock(now))
+			for _, e := range em {
+				d := devs[e.Device]
+				if d == nil {
+					continue
+				}
+				pack, n := Pack(e)
+				if len(pack) == 0 {
+					continue
+				}
+				data, err := encode(o.CBOR, pack)
+				if err != nil {
+					d.log.Error("encode pack", "device", d.ID, "err", err)
+					continue
+				}
+				select {
+				case d.q <- msg{data, n}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}
+}
+
+// msg is an encoded pack and the number of values in it.
+type msg struct {
+	data    []byte
+	samples int
+}
+
+func encode(cbor bool, p senml.Pack) ([]byte, error) {
+	if cbor {
+		return senml.EncodeCBOR(p)
+	}
+	return senml.EncodeJSON(p)
+}
+
+// Pack turns an emission into one SenML pack and says how many values it holds.
+func Pack(e sensing.Emission) (senml.Pack, int) {
+	n := len(e.Samples)
+	for _, c := range e.Chunks {
+		n += len(c.Values)
+	}
+	p := make(senml.Pack, 0, n+1)
+	bt := float64(e.Time.UnixMilli()) / 1000
+	rel := func(t time.Time) float64 { return float64(t.UnixMilli())/1000 - bt }
+	for _, s := range e.Samples {
+		v := s.Value
+		p = append(p, senml.Record{Name: s.Code, Unit: s.Unit, Value: &v, Time: rel(s.Time)})
+	}
+	for _, c := range e.Chunks {
+		t0 := float64(c.Start.UnixMilli()) / 1000
+		per := c.Period.Seconds()
+		for i := range c.Values {
+			r := senml.Record{Name: c.Code, Value: &c.Values[i], Time: t0 + float64(i)*per - bt}
+			if i == 0 {
+				r.Unit = c.Unit
+			}
+			p = append(p, r)
+		}
+	}
+	if e.Battery != nil {
+		v := *e.Battery
+		p = append(p, senml.Record{Name: sensing.CodeBattery, Unit: "%EL", Value: &v})
+	}
+	if len(p) > 0 {
+		p[0].BaseName = "urn:dev:iomt:" + e.Device + ":"
+		p[0].BaseTime = bt
+	}
+	return p, n
+}
+
+type device struct {
+	Device
+	o   Options
+	st  *Stats
+	log *slog.Logger
+	q   chan msg
+	c   *paho.Client
+}
+
+func (d *device) connect(ctx context.Context) error {
+	conn, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", d.o.Broker)
+	if err != nil {
+		return fmt.Errorf("device %s: %w", d.ID, err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: d.ID})
+	ca, err := c.Connect(ctx, &paho.Connect{
+		KeepAlive: 60, CleanStart: true, ClientID: d.ID,
+		Username: d.ID, UsernameFlag: true, Password: []byte(d.Password), PasswordFlag: true,
+	})
+	if err != nil {
+		conn.Close()
+		if ca != nil {
+			return &refusedError{fmt.Sprintf("device %s: connect refused: 0x%02x %s", d.ID, ca.ReasonCode, ca.Properties.ReasonString)}
+		}
+		return fmt.Errorf("device %s: connect: %w", d.ID, err)
+	}
+	d.c = c
+	d.st.Connects.Add(1)
+	return nil
+}
+
+// run publishes the device's packs in order, reconnecting after a lost connection. A pack
+// that was not acknowledged is sent again: the server drops what it already stored.
+func (d *device) run(ctx context.Context) error {
+	defer func() {
+		if d.c != nil {
+			_ = d.c.Disconnect(&paho.Disconnect{})
+		}
+	}()
+	var pending *msg
+	for {
+		if d.c == nil {
+			if err := d.connect(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				// Wrong credentials will not get better by retrying.
+				if re := (*refusedError)(nil); errors.As(err, &re) {
+					return err
+				}
+				d.log.Warn("sim connect", "err", err)
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+					return nil
+				}
+				continue
+			}
+		}
+		if pending == nil {
+			select {
+			case m := <-d.q:
+				pending = &m
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		data, n := pending.data, pending.samples
+		t0 := time.Now()
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		r, err := d.c.Publish(pctx, &paho.Publish{Topic: d.Topic, QoS: 1, Payload: data})
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			d.st.Failed.Add(1)
+			d.log.Warn("sim publish", "device", d.ID, "err", err)
+			_ = d.c.Disconnect(&paho.Disconnect{})
+			d.c = nil
+			continue
+		}
+		pending = nil
+		switch {
+		case r.ReasonCode >= 0x80:
+			d.st.Refused.Add(1)
+			d.log.Warn("sim pack refused", "device", d.ID, "code", r.ReasonCode, "reason", reason(r))
+		case reason(r) != "":
+			d.st.Partial.Add(1)
+			d.st.Messages.Add(1)
+			d.st.Samples.Add(int64(n))
+			d.log.Debug("sim pack partly refused", "device", d.ID, "reason", reason(r))
+		default:
+			d.st.Messages.Add(1)
+			d.st.Samples.Add(int64(n))
+			d.st.lat.add(time.Since(t0))
+		}
+	}
+}
+
+func reason(r *paho.PublishResponse) string {
+	if r.Properties == nil {
+		return ""
+	}
+	return r.Properties.ReasonString
+}
+
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return e.msg }

@@ -1,0 +1,61 @@
+package sim_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/node"
+	"github.com/iomt/iomt/sim"
+)
+
+func TestSimFeedsServer(t *testing.T) {
+	n, err := node.Start(context.Background(), node.Config{
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: "tok",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx := context.Background()
+	beds, err := sim.Provision(ctx, sim.API{Base: "http://" + n.HTTPAddr(), Token: "tok"}, []sim.Bed{
+		{Scenario: "stable-adult", Seed: 1},
+		{Scenario: "sepsis", Seed: 2, Lead: 20 * time.Minute, Speed: 300},
+		{Scenario: "t1d-nocturnal-hypo", Seed: 3, Lead: 2 * time.Hour, Speed: 1800},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cbor := range []bool{false, true} {
+		var st sim.Stats
+		rctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		err := sim.Run(rctx, sim.Options{Broker: n.MQTTAddr(), CBOR: cbor, Tick: 250 * time.Millisecond}, beds, &st)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Messages.Load() == 0 || st.Refused.Load() != 0 || st.Failed.Load() != 0 {
+			t.Fatalf("cbor=%v: messages %d refused %d failed %d partial %d", cbor, st.Messages.Load(), st.Refused.Load(), st.Failed.Load(), st.Partial.Load())
+		}
+		t.Logf("cbor=%v: %d messages, %d samples, %d partly refused", cbor, st.Messages.Load(), st.Samples.Load(), st.Partial.Load())
+	}
+	// The stable patient's ECG and heart rate are stored.
+	now := time.Now()
+	ws, err := n.Store().Waveforms(ctx, iomt.WaveformQuery{Patient: beds[0].Patient, Code: "MDC_ECG_ELEC_POTL_II", From: now.Add(-time.Minute), To: now.Add(time.Minute)})
+	if err != nil || len(ws) == 0 {
+		t.Fatalf("no ECG stored: %v", err)
+	}
+	obs, err := n.Store().Latest(ctx, beds[1].Patient)
+	if err != nil || len(obs) < 3 {
+		t.Fatalf("sepsis patient vitals: %v %v", obs, err)
+	}
+	// The diabetic's fast clock put hours of CGM readings in the store.
+	cgm, err := n.Store().Observations(ctx, iomt.ObservationQuery{Patient: beds[2].Patient, Code: "99504-3", From: now.Add(-3 * time.Hour), To: now.Add(time.Minute)})
+	if err != nil || len(cgm) < 10 {
+		t.Fatalf("cgm readings: %d %v", len(cgm), err)
+	}
+}
