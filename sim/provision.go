@@ -11,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/iomt/iomt/sensing"
@@ -30,6 +32,8 @@ type Bed struct {
 	Patient  string   `json:"patient"`
 	Name     string   `json:"name"`
 	Scenario string   `json:"scenario"`
+	// Kinds, if set, keeps only these of the scenario's devices (a bench of pulse oximeters).
+	Kinds []string `json:"kinds,omitempty"`
 	Seed     uint64   `json:"seed"`
 	Devices  []Device `json:"devices"`
 	// Lead and Speed set the patient's clock: it starts Lead in the past and runs Speed times
@@ -43,8 +47,28 @@ type Bed struct {
 	Compress float64 `json:"compress,omitempty"`
 }
 
-// scenario returns the bed's scenario with its timeline compressed.
+// scenario returns the bed's scenario with its devices filtered and its timeline compressed.
 func (b Bed) scenario(sc sensing.Scenario) sensing.Scenario {
+	if len(b.Kinds) > 0 {
+		sc = sc.Clone()
+		var keep []sensing.DeviceSpec
+		for _, d := range sc.Devices {
+			if slices.Contains(b.Kinds, d.Kind) {
+				keep = append(keep, d)
+			}
+		}
+		sc.Devices = keep
+		// Events about devices that are gone would point nowhere; the physiology stays.
+		for i := range sc.Timeline {
+			e := &sc.Timeline[i]
+			if e.Device != "" && !slices.Contains(b.Kinds, e.Device) {
+				e.Device, e.Fault, e.Battery, e.Drain = "", "", nil, nil
+			}
+			if e.Measure != "" && !slices.Contains(b.Kinds, e.Measure) {
+				e.Measure = ""
+			}
+		}
+	}
 	if b.Compress <= 1 {
 		return sc
 	}
@@ -96,40 +120,76 @@ func (a API) post(ctx context.Context, path string, body, out any) error {
 var givenNames = []string{"Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Margaret", "Ken", "Radia", "Niklaus", "Hedy", "Tim", "Katherine", "Dennis", "Lynn", "Claude", "Sophie", "Vint"}
 var familyNames = []string{"Okafor", "Lindqvist", "Moreau", "Tanaka", "Novak", "Haddad", "Kowalski", "Fernandes", "Abebe", "MacLeod", "Rossi", "Nguyen", "Schmidt", "Osei", "Ivanova", "Kaur", "Yilmaz", "Dubois", "Papadopoulos", "Jensen"}
 
-// Provision registers a patient and its devices for each bed (Patient and Devices filled in).
+// Provision registers a patient and its devices for each bed (Patient and Devices filled in),
+// a few beds at a time.
 func Provision(ctx context.Context, a API, beds []Bed) ([]Bed, error) {
 	scs := sensing.Builtin()
 	out := make([]Bed, len(beds))
-	for i, b := range beds {
-		sc, ok := scs[b.Scenario]
-		if !ok {
-			return nil, fmt.Errorf("bed %d: unknown scenario %q", i, b.Scenario)
-		}
-		if b.Name == "" {
-			b.Name = fmt.Sprintf("%s %s", givenNames[i%len(givenNames)], familyNames[(i/len(givenNames)+i*7)%len(familyNames)])
-		}
-		var p struct{ ID string }
-		err := a.post(ctx, "/api/v1/patients", map[string]string{
-			"name": b.Name, "mrn": fmt.Sprintf("SIM-%d-%06d", time.Now().Unix()%100000, i),
-		}, &p)
-		if err != nil {
-			return nil, fmt.Errorf("provision bed %d: %w", i, err)
-		}
-		b.Patient = p.ID
-		b.Devices = nil
-		for _, d := range sc.Devices {
-			var dev struct {
-				ID   string
-				MQTT struct{ Username, Password, Topic string }
+	stamp := time.Now().Unix() % 100000
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	work := make(chan int)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				b, err := provisionBed(ctx, a, scs, beds[i], i, stamp)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				out[i] = b
+				mu.Unlock()
 			}
-			if err := a.post(ctx, "/api/v1/devices", map[string]string{"patient": p.ID, "kind": d.Kind}, &dev); err != nil {
-				return nil, fmt.Errorf("provision bed %d: %w", i, err)
-			}
-			b.Devices = append(b.Devices, Device{Kind: d.Kind, ID: dev.MQTT.Username, Password: dev.MQTT.Password, Topic: dev.MQTT.Topic})
+		}()
+	}
+	for i := range beds {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
 		}
-		out[i] = b
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	return out, nil
+}
+
+func provisionBed(ctx context.Context, a API, scs map[string]sensing.Scenario, b Bed, i int, stamp int64) (Bed, error) {
+	sc, ok := scs[b.Scenario]
+	if !ok {
+		return b, fmt.Errorf("bed %d: unknown scenario %q", i, b.Scenario)
+	}
+	sc = b.scenario(sc)
+	if b.Name == "" {
+		b.Name = fmt.Sprintf("%s %s", givenNames[i%len(givenNames)], familyNames[(i/len(givenNames)+i*7)%len(familyNames)])
+	}
+	var p struct{ ID string }
+	err := a.post(ctx, "/api/v1/patients", map[string]string{"name": b.Name, "mrn": fmt.Sprintf("SIM-%d-%06d", stamp, i)}, &p)
+	if err != nil {
+		return b, fmt.Errorf("provision bed %d: %w", i, err)
+	}
+	b.Patient = p.ID
+	b.Devices = nil
+	for _, d := range sc.Devices {
+		var dev struct {
+			MQTT struct{ Username, Password, Topic string }
+		}
+		if err := a.post(ctx, "/api/v1/devices", map[string]string{"patient": p.ID, "kind": d.Kind}, &dev); err != nil {
+			return b, fmt.Errorf("provision bed %d: %w", i, err)
+		}
+		b.Devices = append(b.Devices, Device{Kind: d.Kind, ID: dev.MQTT.Username, Password: dev.MQTT.Password, Topic: dev.MQTT.Topic})
+	}
+	return b, nil
 }
 
 // SaveBeds writes provisioned beds (with secrets) to a file readable only by its owner.

@@ -37,6 +37,7 @@ const usage = `iomt — an Internet of Medical Things platform
 Usage: iomt <command> [flags]
 
 Commands:
+  bench     load tests: 'iomt bench ingest' drives simulated devices over MQTT and measures
   demo      a node and a simulated ward of 20 patients in one process, with the dashboard
   serve     run a node: MQTT and HTTP ingest, storage, REST API, dashboard
   sim       simulated patients and devices sending to a running server over MQTT
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, getenv)
+	case "bench":
+		return benchCommand(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "sim":
