@@ -29,13 +29,13 @@ type Device struct {
 
 // Bed is a simulated patient, provisioned on a server.
 type Bed struct {
-	Patient  string   `json:"patient"`
-	Name     string   `json:"name"`
-	Scenario string   `json:"scenario"`
+	Patient  string `json:"patient"`
+	Name     string `json:"name"`
+	Scenario string `json:"scenario"`
 	// Kinds, if set, keeps only these of the scenario's devices (a bench of pulse oximeters).
-	Kinds []string `json:"kinds,omitempty"`
-	Seed     uint64   `json:"seed"`
-	Devices  []Device `json:"devices"`
+	Kinds   []string `json:"kinds,omitempty"`
+	Seed    uint64   `json:"seed"`
+	Devices []Device `json:"devices"`
 	// Lead and Speed set the patient's clock: it starts Lead in the past and runs Speed times
 	// faster than the wall clock until it has caught up with now, then in real time. A story of
 	// hours thus plays in minutes without a reading ever being stamped in the future.

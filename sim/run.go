@@ -22,7 +22,10 @@ type Options struct {
 	Broker string // host:port of the MQTT broker
 	CBOR   bool   // send SenML CBOR instead of JSON
 	Tick   time.Duration
-	Logger *slog.Logger
+	// ConnectRate bounds new connections per second (default 1000): thousands of devices
+	// dialling at once overflow the listener's accept queue and then retry for seconds.
+	ConnectRate int
+	Logger      *slog.Logger
 }
 
 // Stats count what a run sent. They are safe to read while it runs.
@@ -33,6 +36,7 @@ type Stats struct {
 	Partial  atomic.Int64 // packs acknowledged with some records refused
 	Failed   atomic.Int64 // packs not acknowledged (connection lost, timeout)
 	Connects atomic.Int64 // devices connected
+	ConnErrs atomic.Int64 // connection attempts that failed
 	lat      latencies
 }
 
@@ -79,9 +83,29 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.ConnectRate <= 0 {
+		o.ConnectRate = 1000
+	}
 	scs := sensing.Builtin()
 	wall0 := time.Now()
 	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second / time.Duration(o.ConnectRate))
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				select {
+				case gate <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	errc := make(chan error, 1)
 	for i, b := range beds {
 		sc, ok := scs[b.Scenario]
@@ -90,7 +114,7 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 		}
 		devs := map[string]*device{}
 		for _, d := range b.Devices {
-			dv := &device{Device: d, o: o, st: st, log: log, q: make(chan msg, 64)}
+			dv := &device{Device: d, o: o, st: st, log: log, q: make(chan msg, 64), gate: gate}
 			devs[d.Kind] = dv
 			wg.Add(1)
 			go func() {
@@ -217,20 +241,28 @@ func Pack(e sensing.Emission) (senml.Pack, int) {
 
 type device struct {
 	Device
-	o   Options
-	st  *Stats
-	log *slog.Logger
-	q   chan msg
-	c   *paho.Client
+	o    Options
+	st   *Stats
+	log  *slog.Logger
+	q    chan msg
+	c    *paho.Client
+	gate <-chan struct{}
 }
 
 func (d *device) connect(ctx context.Context) error {
+	select {
+	case <-d.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	conn, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", d.o.Broker)
 	if err != nil {
 		return fmt.Errorf("device %s: %w", d.ID, err)
 	}
 	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: d.ID})
-	ca, err := c.Connect(ctx, &paho.Connect{
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ca, err := c.Connect(cctx, &paho.Connect{
 		KeepAlive: 60, CleanStart: true, ClientID: d.ID,
 		Username: d.ID, UsernameFlag: true, Password: []byte(d.Password), PasswordFlag: true,
 	})
@@ -265,6 +297,7 @@ func (d *device) run(ctx context.Context) error {
 				if re := (*refusedError)(nil); errors.As(err, &re) {
 					return err
 				}
+				d.st.ConnErrs.Add(1)
 				d.log.Warn("sim connect", "err", err)
 				select {
 				case <-time.After(time.Second):

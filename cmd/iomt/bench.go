@@ -175,8 +175,8 @@ loop:
 			break loop
 		case now := <-tick.C:
 			m := st.Messages.Load()
-			fmt.Fprintf(stdout, "  %4.0fs  %7.0f msgs/s  connected %d  refused %d  failed %d\n",
-				now.Sub(t0).Seconds(), float64(m-lastM)/now.Sub(last).Seconds(), st.Connects.Load(), st.Refused.Load(), st.Failed.Load())
+			fmt.Fprintf(stdout, "  %4.0fs  %7.0f msgs/s  connected %d (%d failed attempts)  refused %d  failed %d\n",
+				now.Sub(t0).Seconds(), float64(m-lastM)/now.Sub(last).Seconds(), st.Connects.Load(), st.ConnErrs.Load(), st.Refused.Load(), st.Failed.Load())
 			lastM, last = m, now
 		}
 	}

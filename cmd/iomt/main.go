@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -109,6 +112,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	noSync := fs.Bool("no-sync", false, "do not fsync appends (survives a crash of the process, not of the machine)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
+	debugAddr := fs.String("debug-addr", "", "if set, serve Go's profiler (/debug/pprof) on this address; keep it on loopback")
 	if err := config.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -132,6 +136,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		token = base64.RawURLEncoding.EncodeToString(b)
 		// Printed once to the terminal for the operator, never to the log.
 		fmt.Fprintf(stdout, "admin token (generated; set --admin-token or IOMT_ADMIN_TOKEN to keep one): %s\n", token)
+	}
+	if *debugAddr != "" {
+		ln, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "iomt serve: --debug-addr: %v\n", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go func() { _ = http.Serve(ln, mux) }()
 	}
 	n, err := node.Start(ctx, node.Config{
 		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdminToken: token,
