@@ -41,6 +41,8 @@ Usage: iomt <command> [flags]
 
 Commands:
   bench     load tests: 'iomt bench ingest' drives simulated devices over MQTT and measures
+  ecg       ECG analytics: 'iomt ecg eval --db DIR' scores the QRS and AF detectors on MIT-BIH
+  news2     score NEWS2 (Royal College of Physicians 2017) from vital signs
   demo      a node and a simulated ward of 20 patients in one process, with the dashboard
   serve     run a node: MQTT and HTTP ingest, storage, REST API, dashboard
   sim       simulated patients and devices sending to a running server over MQTT
@@ -60,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return serve(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
+	case "ecg":
+		return ecgCommand(ctx, args[1:], stdout, stderr)
+	case "news2":
+		return news2Command(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "sim":
