@@ -1,0 +1,96 @@
+package glucose
+
+import (
+	"math"
+	"time"
+)
+
+// Predictor forecasts glucose from a patient's recent readings.
+type Predictor interface {
+	// PredictMin returns the lowest glucose forecast within horizon after the last reading of
+	// hist (oldest first); ok is false when the recent readings are too few to forecast.
+	PredictMin(hist []Reading, horizon time.Duration) (min float64, ok bool)
+	Name() string
+}
+
+// AR2 is the forecast Nightscout uses: an autoregressive model of order 2 in log space around
+// 140 mg/dL, y = ln(bg/140), y(n+1) = −0.723·y(n−1) + 1.716·y(n), in 5-minute steps, from the
+// last two readings (which must be at most 10 minutes apart).
+type AR2 struct{}
+
+// Name implements Predictor.
+func (AR2) Name() string { return "nightscout-ar2" }
+
+// PredictMin implements Predictor.
+func (AR2) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
+	if len(hist) < 2 {
+		return 0, false
+	}
+	prev, curr := hist[len(hist)-2], hist[len(hist)-1]
+	if curr.Time.Sub(prev.Time) > 10*time.Minute {
+		return 0, false
+	}
+	y0, y1 := math.Log(prev.MgdL/140), math.Log(curr.MgdL/140)
+	lowest := math.Inf(1)
+	for step := 5 * time.Minute; step <= horizon; step += 5 * time.Minute {
+		y0, y1 = y1, -0.723*y0+1.716*y1
+		lowest = math.Min(lowest, 140*math.Exp(y1))
+	}
+	return lowest, true
+}
+
+// Trend is iomt's forecast: a damped trend in log space. The level and the rate are fitted by
+// least squares to the readings of the last 10 minutes (three readings) instead of differencing
+// the last two, so one noisy reading neither raises nor hides an alert; the relative rate is then
+// carried forward in 5-minute steps, damped by trendDamping per step because a fall slows down
+// as it goes (counter-regulation, treatment), over two thirds of the horizon. A fall is only
+// trusted while the sensor still shows it: if the last reading is above the one before, the
+// forecast is that reading. The constants are global, the same for every patient; they
+// were chosen on the shared iglu data (docs/VALIDATION.md, "## CGM").
+type Trend struct{}
+
+// Name implements Predictor.
+func (Trend) Name() string { return "iomt-trend" }
+
+const (
+	trendWindow  = 10 * time.Minute
+	trendDamping = 0.65
+)
+
+// PredictMin implements Predictor.
+func (Trend) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
+	n := len(hist)
+	if n < 3 {
+		return 0, false
+	}
+	last := hist[n-1].Time
+	i := n
+	for i > 0 && last.Sub(hist[i-1].Time) <= trendWindow {
+		i--
+	}
+	w := hist[i:]
+	if len(w) < 3 || last.Sub(w[0].Time) < trendWindow*3/4 {
+		return 0, false
+	}
+	for k := 1; k < len(w); k++ {
+		if w[k].Time.Sub(w[k-1].Time) > 10*time.Minute {
+			return 0, false
+		}
+	}
+	if hist[n-1].MgdL > hist[n-2].MgdL {
+		return hist[n-1].MgdL, true
+	}
+	slope, level := fitLine(w, last)
+	if level <= 0 {
+		return 0, false
+	}
+	steps := int(math.Round(horizon.Minutes() / 5 * 2 / 3))
+	y, d := math.Log(level), 5*slope/level
+	lowest := level
+	for range steps {
+		d *= trendDamping
+		y += d
+		lowest = math.Min(lowest, math.Exp(y))
+	}
+	return lowest, true
+}

@@ -1,0 +1,295 @@
+package cgmcsv
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Skipf("time zone %s not available here: %v", name, err)
+	}
+	return loc
+}
+
+func parseFile(t *testing.T, name string, opt Options) *Result {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := Parse(f, opt)
+	if err != nil {
+		t.Fatalf("Parse(%s): %v", name, err)
+	}
+	return res
+}
+
+func reasons(res *Result) string {
+	var b strings.Builder
+	for _, s := range res.Skipped {
+		b.WriteString(s.Reason)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func TestClarityMgdLAcrossSpringForward(t *testing.T) {
+	ny := mustZone(t, "America/New_York")
+	res := parseFile(t, "clarity_mgdl.csv", Options{Location: ny})
+	if res.Format != Dexcom || res.Unit != MgdL {
+		t.Fatalf("format %q unit %q", res.Format, res.Unit)
+	}
+	if len(res.Readings) != 40 {
+		t.Fatalf("%d readings, want 40; skipped:\n%s", len(res.Readings), reasons(res))
+	}
+	if res.Readings[0].Subject != "Jane Doe" {
+		t.Errorf("subject %q, want the export's patient name", res.Readings[0].Subject)
+	}
+	// The wall clock jumps from 01:57 EST to 03:02 EDT; the instants stay 5 minutes apart.
+	for i := 1; i < len(res.Readings); i++ {
+		if d := res.Readings[i].Time.Sub(res.Readings[i-1].Time); d != 5*time.Minute {
+			t.Fatalf("reading %d is %v after the previous one, want 5m (DST handled?)", i, d)
+		}
+	}
+	if got := res.Readings[0].Time.UTC().Format(time.RFC3339); got != "2023-03-12T05:02:31Z" {
+		t.Errorf("first reading at %s UTC", got)
+	}
+	if res.Substituted != 3 {
+		t.Errorf("substituted %d Low/High, want 3", res.Substituted)
+	}
+	low, high := res.Readings[12], res.Readings[39]
+	if low.MgdL != DexcomLow || low.Marker != BelowRange || high.MgdL != DexcomHigh || high.Marker != AboveRange {
+		t.Errorf("Low -> %+v, High -> %+v", low, high)
+	}
+	want := []string{"patient information row (FirstName)", "patient information row (LastName)",
+		"DateOfBirth event row", "Device event row", "Alert event row", "Carbs event row",
+		"Insulin event row", "calibration (fingerstick) row", "Exercise event row"}
+	got := reasons(res)
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("no skip reason %q in:\n%s", w, got)
+		}
+	}
+	if len(res.Skipped) != 12 {
+		t.Errorf("%d rows skipped, want 12:\n%s", len(res.Skipped), got)
+	}
+}
+
+func TestClarityMmolL(t *testing.T) {
+	ny := mustZone(t, "America/New_York")
+	res := parseFile(t, "clarity_mmol.csv", Options{Location: ny, Subject: "p-7"})
+	if res.Unit != MmolL || len(res.Readings) != 10 {
+		t.Fatalf("unit %q, %d readings", res.Unit, len(res.Readings))
+	}
+	if r := res.Readings[0]; math.Abs(r.MgdL-5.6*18.016) > 1e-9 || r.Subject != "p-7" {
+		t.Errorf("5.6 mmol/L read as %+v", r)
+	}
+	if r := res.Readings[7]; r.Marker != BelowRange || r.MgdL != DexcomLow {
+		t.Errorf("Low read as %+v", r)
+	}
+	if !strings.Contains(reasons(res), "Health event row") {
+		t.Errorf("health event not skipped with reason: %s", reasons(res))
+	}
+}
+
+func TestLibreViewUS(t *testing.T) {
+	la := mustZone(t, "America/Los_Angeles")
+	res := parseFile(t, "libreview_us_mgdl.csv", Options{Location: la})
+	if res.Format != Libre || res.Unit != MgdL || len(res.Readings) != 28 {
+		t.Fatalf("format %q unit %q, %d readings; skipped:\n%s", res.Format, res.Unit, len(res.Readings), reasons(res))
+	}
+	if res.Readings[0].Subject != "John Roe" {
+		t.Errorf("subject %q", res.Readings[0].Subject)
+	}
+	if got := res.Readings[0].Time.UTC().Format(time.RFC3339); got != "2023-01-16T06:04:00Z" {
+		t.Errorf("01-15-2023 22:04 PST read as %s", got)
+	}
+	if r := res.Readings[9]; r.Marker != BelowRange || r.MgdL != LibreLow {
+		t.Errorf("LO read as %+v", r)
+	}
+	if r := res.Readings[24]; r.Marker != AboveRange || r.MgdL != LibreHigh {
+		t.Errorf("HI read as %+v", r)
+	}
+	got := reasons(res)
+	for _, w := range []string{"LibreView title row", "scan glucose row", "food row", "insulin row", "strip glucose row", "date change row"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("no skip reason %q in:\n%s", w, got)
+		}
+	}
+}
+
+func TestLibreViewEuropeanDatesMmol(t *testing.T) {
+	res := parseFile(t, "libreview_eu_mmol.csv", Options{Location: time.FixedZone("CET", 3600)})
+	if res.Unit != MmolL || len(res.Readings) != 12 {
+		t.Fatalf("unit %q, %d readings", res.Unit, len(res.Readings))
+	}
+	// 13-02-2023 only parses day-first, which settles the order for the whole file.
+	if got := res.Readings[0].Time.UTC().Format(time.RFC3339); got != "2023-02-13T22:01:00Z" {
+		t.Errorf("13-02-2023 23:01 CET read as %s", got)
+	}
+	if r := res.Readings[1]; math.Abs(r.MgdL-5.8*MgdLPerMmolL) > 1e-9 {
+		t.Errorf("5.8 mmol/L read as %v mg/dL", r.MgdL)
+	}
+}
+
+func TestSemicolonDecimalComma(t *testing.T) {
+	in := "Glucose Data;Generated on;14-02-2023 08:00 UTC;Generated by;Anna Berg\n" +
+		"Device;Serial Number;Device Timestamp;Record Type;Historic Glucose mmol/L;Scan Glucose mmol/L\n" +
+		"FreeStyle Libre 2;X1;13-02-2023 23:01;0;6,2;\n" +
+		"FreeStyle Libre 2;X1;13-02-2023 23:16;0;5,9;\n"
+	res, err := Parse(strings.NewReader(in), Options{Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Readings) != 2 || math.Abs(res.Readings[0].MgdL-6.2*MgdLPerMmolL) > 1e-9 {
+		t.Fatalf("%+v", res.Readings)
+	}
+}
+
+func TestGenericIgluLayout(t *testing.T) {
+	in := `"id","time_est","time_utc","gl"
+"Subject 1","2015-06-06 16:50:27","2015-06-06T21:50:27Z",153
+"Subject 1","2015-06-06 17:05:27","2015-06-06T22:05:27Z",NA
+"Subject 2","2015-06-06 17:10:27","2015-06-06T22:10:27Z",128
+`
+	res, err := Parse(strings.NewReader(in), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Format != Generic || len(res.Readings) != 2 || res.Readings[1].Subject != "Subject 2" || res.Readings[0].MgdL != 153 {
+		t.Fatalf("%+v", res)
+	}
+	if !res.Readings[0].Time.Equal(time.Date(2015, 6, 6, 21, 50, 27, 0, time.UTC)) {
+		t.Errorf("time %v", res.Readings[0].Time)
+	}
+	if len(res.Skipped) != 1 || res.Skipped[0].Line != 3 {
+		t.Errorf("skipped %+v", res.Skipped)
+	}
+	ids, by := res.Subjects()
+	if len(ids) != 2 || len(by["Subject 1"]) != 1 {
+		t.Errorf("subjects %v", ids)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	cases := []struct {
+		name, in string
+		opt      Options
+		want     string
+	}{
+		{"wall clock without zone", "id,time,glucose\na,2024-01-01 10:00,100\n", Options{}, "no time zone given"},
+		{"clarity without zone", "Index,Timestamp (YYYY-MM-DDThh:mm:ss),Event Type,Glucose Value (mg/dL)\n1,2024-01-01T10:00:00,EGV,100\n", Options{}, "no time zone given"},
+		{"mmol looking data without unit", "id,time,glucose\na,2024-01-01T10:00:00Z,5.4\na,2024-01-01T10:05:00Z,6.1\n", Options{}, "below 35, as in mmol/L"},
+		{"no header", "1,2,3\n4,5,6\n7,8,9\n10,11,12\n", Options{}, "no generic, Dexcom Clarity or LibreView header"},
+		{"only events", "Index,Timestamp (YYYY-MM-DDThh:mm:ss),Event Type,Glucose Value (mg/dL)\n1,2024-01-01T10:00:00,Insulin,\n", Options{Location: time.UTC}, "no sensor glucose readings"},
+		{"unitless clarity", "Index,Timestamp,Event Type,Glucose Value\n", Options{}, "names no unit"},
+		{"bad unit option", "id,time,glucose\n", Options{Unit: "g/L"}, `unknown unit "g/L"`},
+		{"bad format option", "id,time,glucose\n", Options{Format: "medtronic"}, `unknown format "medtronic"`},
+		{"empty", "", Options{}, "no header found"},
+		{"libre dates", "Device,Serial Number,Device Timestamp,Record Type,Historic Glucose mg/dL\nX,1,yesterday,0,100\n", Options{Location: time.UTC}, "match no known date layout"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(c.in), c.opt)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to say %q", err, c.want)
+			}
+		})
+	}
+	_, err := Parse(strings.NewReader("id,time,glucose\na,2024-01-01 10:00,100\n"), Options{})
+	if !errors.Is(err, ErrNoZone) {
+		t.Errorf("missing zone: %v is not ErrNoZone", err)
+	}
+}
+
+func TestRowSkipReasons(t *testing.T) {
+	in := "id,time,glucose\n" +
+		"a,2024-01-01T10:00:00Z,100\n" +
+		"a,2024-01-01T10:05:00Z,abc\n" +
+		"a,2024-01-01T10:10:00Z,5000\n" +
+		"a,2024-01-01T10:15:00Z,NaN\n" +
+		"a,tomorrow,100\n" +
+		"a,0001-01-01T00:00:00Z,100\n" +
+		",,\n" +
+		"a,2024-01-01T10:20:00Z,High\n"
+	res, err := Parse(strings.NewReader(in), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Skip{
+		{3, `glucose "abc" is not a number`},
+		{4, "glucose 5000 mg/dL is outside 10–1000 mg/dL"},
+		{5, "glucose NaN mg/dL is outside 10–1000 mg/dL"},
+		{6, `timestamp "tomorrow" is not RFC 3339 nor YYYY-MM-DD hh:mm[:ss]`},
+		{7, `timestamp "0001-01-01T00:00:00Z" is outside 1990–2200`},
+		{8, "blank row"},
+	}
+	if len(res.Skipped) != len(want) {
+		t.Fatalf("skipped %+v", res.Skipped)
+	}
+	for i, w := range want {
+		if res.Skipped[i] != w {
+			t.Errorf("skip %d = %+v, want %+v", i, res.Skipped[i], w)
+		}
+	}
+	if len(res.Readings) != 2 || res.Readings[1].Marker != AboveRange {
+		t.Errorf("readings %+v", res.Readings)
+	}
+}
+
+func TestLineNumbersSpanQuotedNewlines(t *testing.T) {
+	in := "id,time,glucose,note\n" +
+		"a,2024-01-01T10:00:00Z,100,\"two\nlines\"\n" +
+		"a,2024-01-01T10:05:00Z,abc,\n"
+	res, err := Parse(strings.NewReader(in), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Skipped) != 1 || res.Skipped[0].Line != 4 {
+		t.Errorf("skipped %+v, want line 4", res.Skipped)
+	}
+}
+
+func TestSharedIgluFile(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "shared", "data", "cgm", "iglu", "example_data_5_subject.csv")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Skipf("reference data absent (%v); see ../shared/data/cgm/README.md", err)
+	}
+	defer f.Close()
+	res, err := Parse(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := res.Subjects()
+	if len(res.Readings) != 13866 || len(ids) != 5 || len(res.Skipped) != 0 {
+		t.Fatalf("%d readings, %d subjects, %d skipped", len(res.Readings), len(ids), len(res.Skipped))
+	}
+}
+
+func TestClarityAcrossFallBack(t *testing.T) {
+	ny := mustZone(t, "America/New_York")
+	res := parseFile(t, "clarity_fallback.csv", Options{Location: ny})
+	if len(res.Readings) != 30 {
+		t.Fatalf("%d readings", len(res.Readings))
+	}
+	// 01:02:40 appears twice on the wall clock, EDT then EST; the instants stay 5 minutes apart.
+	for i := 1; i < len(res.Readings); i++ {
+		if d := res.Readings[i].Time.Sub(res.Readings[i-1].Time); d != 5*time.Minute {
+			t.Fatalf("reading %d (%s) is %v after the previous one, want 5m",
+				i, res.Readings[i].Time.In(ny).Format("15:04:05 MST"), d)
+		}
+	}
+	if got := res.Readings[29].Time.UTC().Format(time.RFC3339); got != "2024-11-03T06:57:40Z" {
+		t.Errorf("last reading at %s", got)
+	}
+}
