@@ -114,7 +114,7 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 		}
 		devs := map[string]*device{}
 		for _, d := range b.Devices {
-			dv := &device{Device: d, o: o, st: st, log: log, q: make(chan msg, 64), gate: gate}
+			dv := &device{Device: d, o: o, st: st, log: log, q: make(chan msg, 64), gate: gate, ready: make(chan struct{})}
 			devs[d.Kind] = dv
 			wg.Add(1)
 			go func() {
@@ -149,6 +149,16 @@ func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, wall0 time.
 	if speed < 1 {
 		speed = 1
 	}
+	// A patient's story starts once all its devices are connected, so that thousands of
+	// devices coming up do not queue data (and CPU) while others still wait to connect.
+	for _, d := range devs {
+		select {
+		case <-d.ready:
+		case <-ctx.Done():
+			return
+		}
+	}
+	wall0 = time.Now()
 	start := wall0.Add(-b.Lead).UTC()
 	p := sensing.NewPatient(sc, b.Seed, start)
 	clock := func(now time.Time) time.Time {
@@ -244,9 +254,10 @@ type device struct {
 	o    Options
 	st   *Stats
 	log  *slog.Logger
-	q    chan msg
-	c    *paho.Client
-	gate <-chan struct{}
+	q     chan msg
+	c     *paho.Client
+	gate  <-chan struct{}
+	ready chan struct{} // closed once the device has connected the first time
 }
 
 func (d *device) connect(ctx context.Context) error {
@@ -274,7 +285,13 @@ func (d *device) connect(ctx context.Context) error {
 		return fmt.Errorf("device %s: connect: %w", d.ID, err)
 	}
 	d.c = c
-	d.st.Connects.Add(1)
+	if d.st.Connects.Add(1); d.ready != nil {
+		select {
+		case <-d.ready:
+		default:
+			close(d.ready)
+		}
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 
@@ -83,8 +84,8 @@ func (s *Store) Append(ctx context.Context, batches []iomt.Batch) ([]int, error)
 	defer s.leave()
 	dups := make([]int, len(batches))
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.walErr != nil {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("embedded: append: wal failed earlier: %w", s.walErr)
 	}
 	var dc dupCache
@@ -135,25 +136,29 @@ func (s *Store) Append(ctx context.Context, batches []iomt.Batch) ([]int, error)
 			break
 		}
 	}
-	s.sampleCk = acc[:0]
 	if err != nil {
-		// Data already inserted in memory stays there and is logged below so that memory and
-		// WAL agree; the caller sees the error and retries, finding duplicates.
+		// What was inserted in memory before the error is logged too, so that memory and WAL
+		// agree; the caller sees the error and retries, finding those readings duplicates
+		// (and waiting for the same group commit).
+		s.pend = encodeSamples(s.pend, acc)
 		s.log.Error("embedded: append failed part way", "err", err)
 	}
-	if len(s.pend) > mark {
-		s.pendSeq++
-		if s.walBytes+int64(len(s.pend)) > s.opts.CheckpointBytes {
-			select {
-			case s.ckptKick <- struct{}{}:
-			default:
-			}
+	s.sampleCk = acc[:0]
+	if len(s.pend) > mark && s.walBytes+int64(len(s.pend)) > s.opts.CheckpointBytes {
+		select {
+		case s.ckptKick <- struct{}{}:
+		default:
 		}
 	}
 	// Wait for everything pending, not only our own entries: a duplicate we skipped may still
 	// be waiting for its fsync in another caller's group.
-	if werr := s.waitDurable(s.pendSeq); werr != nil {
-		return nil, fmt.Errorf("embedded: append: %w", werr)
+	g := s.waitGroup()
+	s.mu.Unlock()
+	if g != nil {
+		<-g.done
+		if g.err != nil {
+			return nil, fmt.Errorf("embedded: append: %w", g.err)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("embedded: append: %w", err)
@@ -182,42 +187,121 @@ func encodeSamples(b []byte, acc []pendSample) []byte {
 	return b
 }
 
-// waitDurable returns when every WAL entry up to seq is durable. s.mu is held; it is released
-// while this goroutine, as the group-commit leader, writes.
-func (s *Store) waitDurable(seq uint64) error {
-	for s.syncedSeq < seq {
-		if s.walErr != nil {
-			return s.walErr
-		}
-		if s.syncing {
-			s.cond.Wait()
-			continue
-		}
-		s.syncing = true
-		frame, target := s.pend, s.pendSeq
-		if cap(s.spare) >= recHeader {
-			s.pend = s.spare[:recHeader]
-		} else {
-			s.pend = make([]byte, recHeader, 64<<10)
-		}
-		s.spare = nil
-		s.mu.Unlock()
-		err := s.wal.write(frame)
-		s.mu.Lock()
-		if cap(frame) <= 16<<20 {
-			s.spare = frame[:0]
-		}
-		s.syncing = false
-		if err != nil {
-			s.walErr = err
-			s.log.Error("embedded: wal write failed; refusing further appends", "err", err)
-		} else {
-			s.syncedSeq = target
-			s.walBytes += int64(len(frame))
-		}
-		s.cond.Broadcast()
+// group is one group commit: the WAL entries gathered while the previous group was being
+// written, written and fsynced together.
+type group struct {
+	done chan struct{} // closed when written (or failed)
+	err  error
+	seq  uint64 // the WAL segment current after the write (and rotation, if asked)
+}
+
+func newGroup() *group { return &group{done: make(chan struct{})} }
+
+// waitGroup returns the group whose completion makes everything appended so far durable, or
+// nil if it already is, and wakes the committer. s.mu is held.
+func (s *Store) waitGroup() *group {
+	var g *group
+	switch {
+	case len(s.pend) > recHeader:
+		g = s.cur
+	case s.rotGroup != nil:
+		g = s.rotGroup
+	default:
+		return s.inflight
 	}
-	return nil
+	select {
+	case s.commitKick <- struct{}{}:
+	default:
+	}
+	return g
+}
+
+// committer writes the pending WAL record whenever there is one: while it writes and fsyncs
+// one group, the next gathers.
+func (s *Store) committer() {
+	defer close(s.commitDone)
+	for {
+		select {
+		case <-s.commitKick:
+		case <-s.commitStop:
+			return
+		}
+		for {
+			s.mu.Lock()
+			var frame []byte
+			var g *group
+			rot := false
+			switch {
+			case s.rotGroup != nil:
+				// A checkpoint's frame: it precedes everything in pend.
+				frame, g, rot = s.rotFrame, s.rotGroup, true
+				s.rotFrame, s.rotGroup = nil, nil
+			case len(s.pend) > recHeader:
+				frame, g = s.pend, s.cur
+				s.pend = s.newPend()
+				s.cur = newGroup()
+			default:
+				s.mu.Unlock()
+			}
+			if g == nil {
+				break
+			}
+			s.inflight = g
+			s.mu.Unlock()
+
+			err := s.wal.write(frame)
+			s.commits.Add(1)
+			if err == nil && rot && s.wal.size > 0 {
+				err = s.wal.rotate()
+			}
+			g.seq, g.err = s.wal.seq, err
+
+			s.mu.Lock()
+			s.inflight = nil
+			if cap(frame) <= 16<<20 {
+				s.spare = frame[:0]
+			}
+			if err != nil {
+				s.walErr = err
+				s.log.Error("embedded: wal write failed; refusing further appends", "err", err)
+			} else if rot {
+				s.walBytes = 0
+			} else {
+				s.walBytes += int64(len(frame))
+			}
+			s.mu.Unlock()
+			close(g.done)
+			if err != nil {
+				s.failPending(err)
+				return
+			}
+			// Let the callers just released append again before taking the next group, so
+			// that groups stay large when many callers wait.
+			runtime.Gosched()
+		}
+	}
+}
+
+// newPend returns an empty pending record, reusing the last written one. s.mu is held.
+func (s *Store) newPend() []byte {
+	if cap(s.spare) > 0 {
+		p := s.spare[:recHeader]
+		s.spare = nil
+		return p
+	}
+	return make([]byte, recHeader, 64<<10)
+}
+
+// failPending fails the group gathering now, after a write error. Its callers are told; the
+// data stays in memory but is not acknowledged.
+func (s *Store) failPending(err error) {
+	s.mu.Lock()
+	g := s.cur
+	s.cur = newGroup()
+	s.pend = s.pend[:recHeader]
+	s.mu.Unlock()
+	g.err = err
+	close(g.done)
 }
 
 // obsSeries finds or (with create) makes the series; a new series or a changed unit adds a
@@ -255,6 +339,11 @@ func (s *Store) addObsSeries(ser *series) {
 	byCode[ser.code] = append(byCode[ser.code], ser)
 	dk := devCode{ser.device, ser.code}
 	s.obsDev[dk] = append(s.obsDev[dk], ser)
+	if list := s.obsDev[dk]; len(list) > 1 {
+		for _, o := range list {
+			o.shared = true
+		}
+	}
 	if ser.id >= s.nextID {
 		s.nextID = ser.id + 1
 	}
@@ -307,7 +396,8 @@ func (s *Store) insertObs(ser *series, t int64, v float64, dc *dupCache) (dup bo
 		}
 	}
 	// The same device may have sent this reading for another patient it was bound to before.
-	if others := s.obsDev[devCode{ser.device, ser.code}]; len(others) > 1 {
+	if ser.shared {
+		others := s.obsDev[devCode{ser.device, ser.code}]
 		for _, o := range others {
 			if o == ser || !o.has || t > o.lastT {
 				continue
@@ -317,7 +407,10 @@ func (s *Store) insertObs(ser *series, t int64, v float64, dc *dupCache) (dup bo
 			}
 		}
 	}
-	s.dirty[ser.id] = struct{}{}
+	if !ser.inDirty {
+		s.dirty[ser.id] = struct{}{}
+		ser.inDirty = true
+	}
 	if inOrder {
 		if ser.head != nil && (ser.head.n >= maxChunkSamples || windowOf(t) != windowOf(ser.headStart)) {
 			ser.sealed = append(ser.sealed, &memChunk{start: ser.headStart, end: ser.lastT, data: ser.head.bytes(true)})
@@ -606,7 +699,7 @@ func (s *Store) loadCatalog() error {
 		}
 		switch kind {
 		case kindObs:
-			ser := &series{id: id, patient: patient, code: code, device: device, unit: unit, persisted: true, lateChunks: true}
+			ser := &series{id: id, patient: patient, code: code, device: device, unit: unit, persisted: true}
 			if err := s.loadHead(ser); err != nil {
 				return fmt.Errorf("series %d: %w", id, err)
 			}

@@ -1,13 +1,19 @@
 package embedded
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 type ckptSeries struct {
@@ -44,14 +50,11 @@ func (s *Store) checkpoint() error {
 	defer s.ckptMu.Unlock()
 
 	s.mu.Lock()
-	for s.syncing {
-		s.cond.Wait()
-	}
 	if s.walErr != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("wal failed earlier: %w", s.walErr)
 	}
-	if len(s.dirty) == 0 && len(s.pend) == recHeader && s.wal.size == 0 {
+	if len(s.dirty) == 0 && len(s.pend) == recHeader && s.walBytes == 0 {
 		s.mu.Unlock()
 		return nil
 	}
@@ -60,6 +63,7 @@ func (s *Store) checkpoint() error {
 	var waves []ckptWave
 	for id := range s.dirty {
 		if ser := s.obsByID[id]; ser != nil {
+			ser.inDirty = false
 			c := ckptSeries{ser: ser}
 			if ser.defDirty {
 				c.def = encodeDef(kindObs, ser.patient, ser.code, ser.device, ser.unit, 0)
@@ -86,32 +90,19 @@ func (s *Store) checkpoint() error {
 	}
 	clear(s.dirty)
 	nextID := s.nextID
-	// Become the group-commit leader: write what is pending, then start a new segment, so
-	// that the snapshot covers exactly the segments before it.
-	s.syncing = true
-	frame, target := s.pend, s.pendSeq
-	s.pend = make([]byte, recHeader, 64<<10)
+	// Hand what is pending now to the committer, to be written and followed by a new
+	// segment: the snapshot covers exactly the segments before that one. Appends from now
+	// on gather in a fresh pend that the committer writes after it.
+	s.rotFrame, s.rotGroup = s.pend, s.cur
+	s.pend, s.cur = s.newPend(), newGroup()
+	g := s.waitGroup()
 	s.mu.Unlock()
-
-	err := s.wal.write(frame)
-	if err == nil && s.wal.size > 0 {
-		err = s.wal.rotate()
-	}
-	newSeq := s.wal.seq
-	s.mu.Lock()
-	s.syncing = false
-	if err != nil {
-		s.walErr = err
-	} else {
-		s.syncedSeq = target
-		s.walBytes = 0
-	}
-	s.cond.Broadcast()
-	s.mu.Unlock()
-	if err != nil {
+	<-g.done
+	if g.err != nil {
 		s.restore(obs, waves)
-		return err
+		return g.err
 	}
+	newSeq := g.seq
 
 	if err := s.persist(obs, waves, nextID, newSeq); err != nil {
 		s.restore(obs, waves)
@@ -121,9 +112,6 @@ func (s *Store) checkpoint() error {
 	for _, c := range obs {
 		c.ser.sealedFl, c.ser.lateFl = nil, nil
 		c.ser.persisted = true
-		if len(c.late) > 0 {
-			c.ser.lateChunks = true
-		}
 	}
 	for _, c := range waves {
 		c.ws.pendingFl = nil
@@ -133,30 +121,28 @@ func (s *Store) checkpoint() error {
 	return removeSegmentsBefore(filepath.Join(s.dir, "wal"), newSeq)
 }
 
-// persist writes the snapshot and the new WAL start in one synced Pebble batch, so a crash
-// leaves either the old checkpoint (and its WAL) or the new one.
+// kv is one key and value of a checkpoint.
+type kv struct{ k, v []byte }
+
+// persist writes the snapshot and the new WAL start as one sstable that it ingests into
+// Pebble: atomic (a crash leaves either the old checkpoint and its WAL or the new one),
+// durable when Ingest returns, and without a second copy of the data in Pebble's own WAL.
 func (s *Store) persist(obs []ckptSeries, waves []ckptWave, nextID, walStart uint64) error {
-	b := s.db.NewBatch()
-	defer b.Close()
+	var kvs []kv
 	for _, c := range obs {
 		id := c.ser.id
 		if c.def != nil {
-			if err := b.Set(seriesKey(id), c.def, nil); err != nil {
-				return err
-			}
+			kvs = append(kvs, kv{seriesKey(id), c.def})
 		}
 		for _, m := range c.sealed {
-			if err := b.Set(chunkKey(id, m.start, chunkMain), m.data, nil); err != nil {
-				return err
-			}
+			kvs = append(kvs, kv{chunkKey(id, m.start, chunkMain), m.data})
 		}
 		if c.head != nil {
-			if err := b.Set(chunkKey(id, c.headStart, chunkMain), c.head, nil); err != nil {
-				return err
-			}
+			kvs = append(kvs, kv{chunkKey(id, c.headStart, chunkMain), c.head})
 		}
 		if len(c.late) > 0 {
-			if err := s.persistLate(b, id, c.late); err != nil {
+			var err error
+			if kvs, err = s.persistLate(kvs, id, c.late); err != nil {
 				return fmt.Errorf("series %d late samples: %w", id, err)
 			}
 		}
@@ -164,9 +150,7 @@ func (s *Store) persist(obs []ckptSeries, waves []ckptWave, nextID, walStart uin
 	for _, c := range waves {
 		id := c.ws.id
 		if c.def != nil {
-			if err := b.Set(seriesKey(id), c.def, nil); err != nil {
-				return err
-			}
+			kvs = append(kvs, kv{seriesKey(id), c.def})
 		}
 		for _, g := range c.segs {
 			v := make([]byte, 0, len(g.data)+24)
@@ -174,22 +158,44 @@ func (s *Store) persist(obs []ckptSeries, waves []ckptWave, nextID, walStart uin
 			v = appendFloat(v, g.scale)
 			v = binary.AppendUvarint(v, uint64(g.n))
 			v = append(v, g.data...)
-			if err := b.Set(waveKey(id, g.start), v, nil); err != nil {
-				return err
-			}
+			kvs = append(kvs, kv{waveKey(id, g.start), v})
 		}
 	}
-	if err := b.Set(keyNextID, u64(nextID), nil); err != nil {
+	kvs = append(kvs, kv{keyNextID, u64(nextID)}, kv{keyWALStart, u64(walStart)})
+	// An sstable needs its keys in order, each once; a later entry for a key wins (a sealed
+	// chunk and the head chunk never share a start, but be safe).
+	slices.SortStableFunc(kvs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	for i := len(kvs) - 1; i > 0; i-- {
+		if bytes.Equal(kvs[i].k, kvs[i-1].k) {
+			kvs = slices.Delete(kvs, i-1, i)
+		}
+	}
+	name := filepath.Join(s.dir, "checkpoint.sst")
+	f, err := vfs.Default.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
 		return err
 	}
-	if err := b.Set(keyWALStart, u64(walStart), nil); err != nil {
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.popts.MakeWriterOptions(0, s.db.TableFormat()))
+	for _, e := range kvs {
+		if err := w.Set(e.k, e.v); err != nil {
+			_ = w.Close()
+			_ = os.Remove(name)
+			return err
+		}
+	}
+	if err := w.Close(); err != nil { // syncs the file
+		_ = os.Remove(name)
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	if err := s.db.Ingest(context.Background(), []string{name}); err != nil {
+		_ = os.Remove(name)
+		return fmt.Errorf("ingest checkpoint: %w", err)
+	}
+	return nil
 }
 
 // persistLate merges late samples into the series' late chunk of each window.
-func (s *Store) persistLate(b *pebble.Batch, id uint64, late []sample) error {
+func (s *Store) persistLate(kvs []kv, id uint64, late []sample) ([]kv, error) {
 	for i := 0; i < len(late); {
 		w := windowOf(late[i].t)
 		j := i
@@ -204,24 +210,22 @@ func (s *Store) persistLate(b *pebble.Batch, id uint64, late []sample) error {
 			old, _, derr := decodeChunk(nil, v)
 			closer.Close()
 			if derr != nil {
-				return fmt.Errorf("chunk %x: %w", key, derr)
+				return kvs, fmt.Errorf("chunk %x: %w", key, derr)
 			}
 			merged = append(merged, old...)
 			slices.SortStableFunc(merged, func(a, b sample) int { return cmpInt(a.t, b.t) })
 			merged = slices.CompactFunc(merged, func(a, b sample) bool { return a.t == b.t })
 		case !errors.Is(err, pebble.ErrNotFound):
-			return err
+			return kvs, err
 		}
 		c := newChunkEnc()
 		for _, x := range merged {
 			c.append(x.t, x.v)
 		}
-		if err := b.Set(key, c.bytes(false), nil); err != nil {
-			return err
-		}
+		kvs = append(kvs, kv{key, c.bytes(false)})
 		i = j
 	}
-	return nil
+	return kvs, nil
 }
 
 func cmpInt(a, b int64) int {

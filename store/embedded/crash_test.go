@@ -161,6 +161,10 @@ func TestCrashKill9(t *testing.T) {
 			b := crashBatch(k, key[1])
 			for _, o := range b.Observations {
 				if o.Code == storetest.HR && seen[o.Time.UnixMilli()] != 1 {
+					if d := os.Getenv("IOMT_CRASH_KEEP"); d != "" {
+						s.abandon()
+						copyDir(t, dir, d)
+					}
 					t.Fatalf("acknowledged reading of batch %v at %v lost", key, o.Time)
 				}
 			}

@@ -139,15 +139,15 @@ func (r *bitReader) readBits(n uint) (uint64, bool) {
 
 // chunkEnc builds one chunk in memory.
 type chunkEnc struct {
-	n         int
-	t0        int64
-	v0        float64
-	tPrev     int64
-	tDelta    int64
-	vPrev     uint64
-	leading   uint8 // 0xff: no window yet
-	trailing  uint8
-	bw        bitWriter
+	n        int
+	t0       int64
+	v0       float64
+	tPrev    int64
+	tDelta   int64
+	vPrev    uint64
+	leading  uint8 // 0xff: no window yet
+	trailing uint8
+	bw       bitWriter
 }
 
 func newChunkEnc() *chunkEnc { return &chunkEnc{leading: 0xff} }
@@ -219,8 +219,6 @@ func (c *chunkEnc) bytes(sealed bool) []byte {
 	return c.bw.appendTo(out)
 }
 
-func (c *chunkEnc) size() int { return 20 + c.bw.size() }
-
 // sample is one reading of a series.
 type sample struct {
 	t int64
@@ -258,11 +256,22 @@ func chunkHeader(b []byte) (n int, sealed bool, t0 int64, v0 float64, body []byt
 
 // decodeChunk appends the chunk's samples to dst.
 func decodeChunk(dst []sample, b []byte) ([]sample, bool, error) {
+	return decodeChunkRange(dst, b, math.MinInt64, math.MaxInt64)
+}
+
+// decodeChunkRange appends the chunk's samples with from <= t < to to dst. Chunks hold
+// samples in time order, so decoding stops at the first sample at or after to.
+func decodeChunkRange(dst []sample, b []byte, from, to int64) ([]sample, bool, error) {
 	n, sealed, t, v, body, err := chunkHeader(b)
 	if err != nil {
 		return dst, false, err
 	}
-	dst = append(dst, sample{t, v})
+	if t >= to {
+		return dst, sealed, nil
+	}
+	if t >= from {
+		dst = append(dst, sample{t, v})
+	}
 	r := newBitReader(body)
 	var delta int64
 	vb := math.Float64bits(v)
@@ -343,7 +352,12 @@ func decodeChunk(dst []sample, b []byte) ([]sample, bool, error) {
 			}
 			vb ^= x << trailing
 		}
-		dst = append(dst, sample{t, math.Float64frombits(vb)})
+		if t >= to {
+			break
+		}
+		if t >= from {
+			dst = append(dst, sample{t, math.Float64frombits(vb)})
+		}
 	}
 	return dst, sealed, nil
 }

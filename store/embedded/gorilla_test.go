@@ -67,7 +67,7 @@ func TestChunkRoundTrip(t *testing.T) {
 		case 2:
 			x = math.NaN()
 		case 3:
-			x = -0.0
+			x = math.Copysign(0, -1)
 		default:
 			x = math.Float64frombits(r.Uint64())
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -78,27 +79,20 @@ func (s *Store) collect(ctx context.Context, patient, code string, from, to int6
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		var smp []sample
+		smp := getSamples()
 		sorted := true
 		add := func(chunk []byte) error {
-			var err error
+			if n, _, _, _, _, err := chunkHeader(chunk); err == nil {
+				smp = slices.Grow(smp, n)
+			}
 			n := len(smp)
-			smp, _, err = decodeChunk(smp, chunk)
-			if err != nil {
+			var err error
+			if smp, _, err = decodeChunkRange(smp, chunk, from, to); err != nil {
 				return err
 			}
-			// keep only [from, to)
-			j := n
-			for _, x := range smp[n:] {
-				if x.t >= from && x.t < to {
-					smp[j] = x
-					j++
-				}
-			}
-			if n > 0 && j > n && smp[n].t <= smp[n-1].t {
+			if n > 0 && len(smp) > n && smp[n].t <= smp[n-1].t {
 				sorted = false
 			}
-			smp = smp[:j]
 			return nil
 		}
 		if sn.persisted {
@@ -147,9 +141,34 @@ func (s *Store) collect(ctx context.Context, patient, code string, from, to int6
 		}
 		if len(smp) > 0 {
 			out = append(out, seriesSamples{device: sn.device, unit: sn.unit, smp: smp})
+		} else {
+			putSamples(smp)
 		}
 	}
 	return out, nil
+}
+
+var samplePool sync.Pool
+
+func getSamples() []sample {
+	if p, ok := samplePool.Get().(*[]sample); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+func putSamples(s []sample) {
+	if cap(s) == 0 || cap(s) > 1<<20 {
+		return
+	}
+	samplePool.Put(&s)
+}
+
+// release returns collect's buffers.
+func release(all []seriesSamples) {
+	for _, ss := range all {
+		putSamples(ss.smp)
+	}
 }
 
 func validateQuery(q iomt.ObservationQuery) error {
@@ -183,6 +202,7 @@ func (s *Store) Observations(ctx context.Context, q iomt.ObservationQuery) ([]io
 	if err != nil {
 		return nil, fmt.Errorf("embedded: observations: %w", err)
 	}
+	defer release(all)
 	n := 0
 	for _, ss := range all {
 		n += len(ss.smp)
@@ -241,6 +261,7 @@ func (s *Store) Aggregates(ctx context.Context, q iomt.ObservationQuery) ([]iomt
 	if err != nil {
 		return nil, fmt.Errorf("embedded: aggregates: %w", err)
 	}
+	defer release(all)
 	type acc struct {
 		min, max, sum float64
 		n             int
@@ -314,7 +335,6 @@ func (s *Store) Latest(ctx context.Context, patient string) ([]iomt.Observation,
 }
 
 type waveSnap struct {
-	ws        *wseries
 	id        uint64
 	device    string
 	unit      string

@@ -62,7 +62,6 @@ func (s *Store) getJSON(key []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-
 // CreatePatient implements iomt.Registry; it returns when the patient is on stable storage.
 func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 	if err := ctxErr(ctx, "create patient"); err != nil {

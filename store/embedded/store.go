@@ -11,10 +11,11 @@
 // new ones to in-memory series (a Gorilla-compressed head chunk per series, plus a sorted
 // buffer of late samples), encodes them into the pending WAL record, and waits until a group
 // commit has written and fsynced that record. Concurrent Append calls share one write and one
-// fsync. A checkpoint (periodic, when the WAL has grown, and at Close) writes the changed
-// chunks, late samples and waveform segments to Pebble in one synced batch together with the
-// number of the first WAL segment still needed, then deletes older segments. Open replays the
-// WAL after the last checkpoint.
+// fdatasync. A checkpoint (periodic, when the WAL has grown, and at Close) writes the changed
+// chunks, late samples and waveform segments, together with the number of the first WAL
+// segment still needed, as one sstable that it ingests into Pebble (atomic and durable, with no
+// second copy in Pebble's own WAL), then deletes older segments. Open replays the WAL after the
+// last checkpoint. Registry writes go to Pebble directly with a synced commit.
 //
 // Duplicates are counted in samples: a duplicate observation counts 1, a duplicate waveform
 // segment counts its number of samples, as in iomt.Batch.Samples.
@@ -77,13 +78,13 @@ type Store struct {
 	closing atomic.Bool
 	life    sync.RWMutex
 
-	log  *slog.Logger
-	lock *os.File
-	db   *pebble.DB
+	log   *slog.Logger
+	lock  *os.File
+	db    *pebble.DB
+	popts *pebble.Options
 
 	// mu guards the in-memory series, the pending WAL record and the group-commit state.
 	mu      sync.Mutex
-	cond    *sync.Cond
 	nextID  uint64
 	obs     map[seriesName]*series
 	obsByID map[uint64]*series
@@ -95,14 +96,19 @@ type Store struct {
 	wavDev  map[devCode][]*wseries
 	dirty   map[uint64]struct{} // series changed since the last checkpoint snapshot
 
-	pend      []byte // pending WAL record, recHeader bytes reserved at the start
-	spare     []byte
-	pendSeq   uint64 // bumped whenever pend grows
-	syncedSeq uint64 // every pendSeq <= syncedSeq is durable
-	syncing   bool   // a leader is writing
-	walErr    error  // sticky: after a failed write or fsync nothing more is acknowledged
-	walBytes  int64  // written since the last checkpoint
-	wal       *walWriter
+	pend       []byte // pending WAL record, recHeader bytes reserved at the start
+	spare      []byte
+	cur        *group // the group pend will be written with
+	inflight   *group // the group being written, if any
+	rotFrame   []byte // a checkpoint's frame: written before pend, then the segment rotates
+	rotGroup   *group
+	commitKick chan struct{}
+	commitStop chan struct{}
+	commitDone chan struct{}
+	commits    atomic.Int64 // records written (group commits), for measurements
+	walErr     error        // sticky: after a failed write or fsync nothing more is acknowledged
+	walBytes   int64        // written since the last checkpoint
+	wal        *walWriter
 
 	regMu  sync.Mutex // serialises registry writes (uniqueness checks)
 	statMu sync.Mutex
@@ -125,20 +131,21 @@ type series struct {
 	patient, code, device string
 	unit                  string
 
-	has   bool // at least one sample stored
-	lastT int64
-	lastV float64
+	has     bool // at least one sample stored
+	shared  bool // the device has sent this code for other patients too
+	inDirty bool // listed in Store.dirty
+	lastT   int64
+	lastV   float64
 
-	head       *chunkEnc
-	headStart  int64
-	headDirty  bool
-	sealed     []*memChunk // sealed chunks not yet persisted
-	sealedFl   []*memChunk // being persisted by the running checkpoint
-	late       []sample    // late samples not yet persisted, sorted by time
-	lateFl     []sample
-	persisted  bool // Pebble may hold chunks of this series
-	defDirty   bool // definition not yet in Pebble
-	lateChunks bool // Pebble may hold late-sample chunks
+	head      *chunkEnc
+	headStart int64
+	headDirty bool
+	sealed    []*memChunk // sealed chunks not yet persisted
+	sealedFl  []*memChunk // being persisted by the running checkpoint
+	late      []sample    // late samples not yet persisted, sorted by time
+	lateFl    []sample
+	persisted bool // Pebble may hold chunks of this series
+	defDirty  bool // definition not yet in Pebble
 }
 
 type memChunk struct {
@@ -203,12 +210,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		obsPat: map[string]map[string][]*series{}, obsDev: map[devCode][]*series{},
 		wav: map[seriesName]*wseries{}, wavByID: map[uint64]*wseries{},
 		wavPat: map[string]map[string][]*wseries{}, wavDev: map[devCode][]*wseries{},
-		dirty:  map[uint64]struct{}{},
-		status: map[string]iomt.DeviceStatus{},
-		pend:   make([]byte, recHeader, 64<<10),
+		dirty:    map[uint64]struct{}{},
+		status:   map[string]iomt.DeviceStatus{},
+		pend:     make([]byte, recHeader, 64<<10),
 		ckptKick: make(chan struct{}, 1), stop: make(chan struct{}), bgDone: make(chan struct{}),
 	}
-	s.cond = sync.NewCond(&s.mu)
+	s.cur = newGroup()
+	s.commitKick, s.commitStop, s.commitDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	if err := s.open(); err != nil {
 		if s.db != nil {
 			s.db.Close()
@@ -219,6 +227,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		unlockDir(lock)
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
+	go s.committer()
 	go s.background()
 	return s, nil
 }
@@ -230,6 +239,8 @@ func (s *Store) open() error {
 		Logger:                      pebbleLogger{s.log},
 	}
 	popts.EnsureDefaults()
+	s.popts = popts
+	_ = os.Remove(filepath.Join(s.dir, "checkpoint.sst")) // left by a crash mid-checkpoint
 	db, err := pebble.Open(filepath.Join(s.dir, "pebble"), popts)
 	if err != nil {
 		return fmt.Errorf("pebble: %w", err)
@@ -254,7 +265,7 @@ func (s *Store) open() error {
 		return err
 	}
 	next := max(last+1, walStart, 1)
-	s.wal, err = openWALWriter(walDir, next, s.opts.SegmentBytes, s.opts.NoSync)
+	s.wal, err = openWALWriter(walDir, next, s.opts.SegmentBytes, s.opts.NoSync, s.log.Warn)
 	if err != nil {
 		return err
 	}
@@ -306,8 +317,16 @@ func (s *Store) Close() error {
 	defer s.life.Unlock()
 	close(s.stop)
 	<-s.bgDone
+	s.wal.closing.Store(true)
 	errs := []error{s.checkpoint()}
+	close(s.commitStop)
+	<-s.commitDone
 	if err := s.persistStatus(); err != nil {
+		errs = append(errs, err)
+	}
+	// Flush the memtables so the checkpointed data is in sstables and Pebble's own WAL,
+	// which holds a second copy of it, can go.
+	if err := s.db.Flush(); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, s.wal.close(), s.db.Close())
@@ -386,12 +405,15 @@ func (s *Store) abandon() {
 	defer s.life.Unlock()
 	close(s.stop)
 	<-s.bgDone
-	s.mu.Lock()
-	for s.syncing {
-		s.cond.Wait()
-	}
-	s.mu.Unlock()
-	_ = s.wal.close()
+	close(s.commitStop)
+	<-s.commitDone
+	s.wal.wg.Wait()
+	_ = s.wal.f.Close() // as a crash leaves it: preallocated tail and spare included
 	_ = s.db.Close()
 	unlockDir(s.lock)
+}
+
+// compactAll runs a full Pebble compaction. For measurements.
+func (s *Store) compactAll() error {
+	return s.db.Compact(context.Background(), []byte{0}, []byte{0xff, 0xff}, true)
 }

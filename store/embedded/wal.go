@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // The write-ahead log is a directory of segment files named by a 16-digit hexadecimal
@@ -71,28 +73,52 @@ func listSegments(dir string) ([]uint64, error) {
 	return seqs, nil
 }
 
-// walWriter appends records to the current segment. Only one goroutine (the group-commit
-// leader) uses it at a time.
+// walWriter appends records to the current segment. Only the committer goroutine uses it.
+//
+// Appending to a file makes every fsync also commit the file's new size through the file
+// system's journal (measured here: 1.4-7 ms per fsync). Overwriting space that is already
+// allocated and written needs only the data flushed (fdatasync, about 1 ms). So after the
+// first rotation, the next segment is prepared in the background as a zero-filled file of
+// maxSize bytes, and a rotation renames it into place. Replay treats an all-zero tail as the
+// clean end of a segment.
 type walWriter struct {
-	dir      string
-	f        *os.File
-	seq      uint64
-	size     int64
-	maxSize  int64
-	noSync   bool
+	dir     string
+	f       *os.File
+	seq     uint64
+	size    int64
+	maxSize int64
+	noSync  bool
+	spare   chan string // a preallocated file ready to become the next segment
+	busy    atomic.Bool // a preallocation is running
+	closing atomic.Bool // no more preallocation
+	wg      sync.WaitGroup
+	warn    func(msg string, args ...any)
 }
 
-func openWALWriter(dir string, seq uint64, maxSize int64, noSync bool) (*walWriter, error) {
-	w := &walWriter{dir: dir, maxSize: maxSize, noSync: noSync}
+const preallocName = "prealloc.tmp"
+
+func openWALWriter(dir string, seq uint64, maxSize int64, noSync bool, warn func(string, ...any)) (*walWriter, error) {
+	w := &walWriter{dir: dir, maxSize: maxSize, noSync: noSync, spare: make(chan string, 1), warn: warn}
+	_ = os.Remove(filepath.Join(dir, preallocName)) // left by a crash
 	if err := w.create(seq); err != nil {
 		return nil, err
 	}
 	return w, nil
 }
 
+// create starts segment seq: the preallocated spare if there is one, else an empty file.
 func (w *walWriter) create(seq uint64) error {
 	name := filepath.Join(w.dir, segName(seq))
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	var f *os.File
+	var err error
+	select {
+	case tmp := <-w.spare:
+		if err = os.Rename(tmp, name); err == nil {
+			f, err = os.OpenFile(name, os.O_WRONLY, 0)
+		}
+	default:
+		f, err = os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	}
 	if err != nil {
 		return fmt.Errorf("create wal segment: %w", err)
 	}
@@ -104,28 +130,76 @@ func (w *walWriter) create(seq uint64) error {
 	return nil
 }
 
+// prepare fills a spare segment in the background unless one is ready or being made.
+func (w *walWriter) prepare() {
+	if w.closing.Load() || len(w.spare) > 0 || !w.busy.CompareAndSwap(false, true) {
+		return
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer w.busy.Store(false)
+		name := filepath.Join(w.dir, preallocName)
+		if err := preallocate(name, w.maxSize); err != nil {
+			_ = os.Remove(name)
+			w.warn("embedded: preallocating a wal segment failed", "err", err)
+			return
+		}
+		w.spare <- name
+	}()
+}
+
+func preallocate(name string, size int64) error {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	zero := make([]byte, 1<<20)
+	for n := int64(0); n < size; {
+		k := min(int64(len(zero)), size-n)
+		if _, err := f.Write(zero[:k]); err != nil {
+			f.Close()
+			return err
+		}
+		n += k
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // write frames payload (which starts with recHeader reserved bytes) as one record, writes
 // it and makes it durable.
 func (w *walWriter) write(frame []byte) error {
 	if len(frame) <= recHeader {
 		return nil
 	}
-	payload := frame[recHeader:]
-	binary.LittleEndian.PutUint32(frame[0:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(payload, crcTable))
+	if w.size > 0 && w.size+int64(len(frame)) > w.maxSize {
+		if err := w.rotate(); err != nil {
+			return err
+		}
+	}
+	frameRecord(frame)
 	if _, err := w.f.Write(frame); err != nil {
 		return fmt.Errorf("write %s: %w", w.f.Name(), err)
 	}
 	if !w.noSync {
-		if err := w.f.Sync(); err != nil {
+		if err := fdatasync(w.f); err != nil {
 			return fmt.Errorf("fsync %s: %w", w.f.Name(), err)
 		}
 	}
 	w.size += int64(len(frame))
-	if w.size >= w.maxSize {
-		return w.rotate()
-	}
 	return nil
+}
+
+// frameRecord fills in the header of frame, whose payload follows recHeader reserved bytes.
+func frameRecord(frame []byte) []byte {
+	payload := frame[recHeader:]
+	binary.LittleEndian.PutUint32(frame[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(payload, crcTable))
+	return frame
 }
 
 // rotate closes the current segment and starts the next one; it returns with the new
@@ -134,14 +208,30 @@ func (w *walWriter) rotate() error {
 	if err := w.f.Close(); err != nil {
 		return fmt.Errorf("close wal segment: %w", err)
 	}
-	return w.create(w.seq + 1)
+	if err := w.create(w.seq + 1); err != nil {
+		return err
+	}
+	w.prepare()
+	return nil
 }
 
+// close closes the segment, cutting off its unused preallocated space, and drops a spare
+// made in advance.
 func (w *walWriter) close() error {
+	w.wg.Wait()
+	select {
+	case tmp := <-w.spare:
+		_ = os.Remove(tmp)
+	default:
+	}
 	if w.f == nil {
 		return nil
 	}
-	err := w.f.Close()
+	err := w.f.Truncate(w.size)
+	if err == nil && !w.noSync {
+		err = w.f.Sync()
+	}
+	err = errors.Join(err, w.f.Close())
 	w.f = nil
 	return err
 }
@@ -162,21 +252,22 @@ func syncDir(dir string) error {
 var errTorn = errors.New("torn record")
 
 // readRecords calls fn for each record payload in data. It returns the offset just after the
-// last good record. A bad record is errTorn when it can only be the remains of an interrupted
-// write at the end of the file; otherwise it is an error naming the offset.
+// last good record. Zero bytes after the last record are unused space. A bad record is errTorn
+// when it can only be the remains of an interrupted write at the end of the log (nothing but
+// zeros after it); otherwise it is an error naming the offset.
 func readRecords(data []byte, fn func(off int, payload []byte) error) (int, error) {
 	off := 0
 	for off < len(data) {
 		rest := data[off:]
+		if allZero(rest) {
+			return off, nil // unused (preallocated or zero-filled) space: the end
+		}
 		if len(rest) < recHeader {
 			return off, errTorn
 		}
 		n := int(binary.LittleEndian.Uint32(rest))
 		sum := binary.LittleEndian.Uint32(rest[4:])
 		if n == 0 || n > maxRecord {
-			if allZero(rest) {
-				return off, errTorn
-			}
 			return off, fmt.Errorf("bad record length %d at offset %d", n, off)
 		}
 		if n > len(rest)-recHeader {

@@ -527,10 +527,10 @@ func testConcurrentAppend(t *testing.T, s iomt.Store) {
 func testInvalid(t *testing.T, s iomt.Store) {
 	ctx := context.Background()
 	bad := []iomt.Batch{
-		{Device: "d", Observations: []iomt.Observation{{Code: HR, Time: T0, Value: 1}}},                 // no patient
-		{Patient: "p", Observations: []iomt.Observation{{Code: HR, Time: T0, Value: 1}}},                // no device
-		{Device: "d", Patient: "p", Observations: []iomt.Observation{{Time: T0, Value: 1}}},             // no code
-		{Device: "d", Patient: "p", Observations: []iomt.Observation{{Code: HR, Value: 1}}},             // no time
+		{Device: "d", Observations: []iomt.Observation{{Code: HR, Time: T0, Value: 1}}},                        // no patient
+		{Patient: "p", Observations: []iomt.Observation{{Code: HR, Time: T0, Value: 1}}},                       // no device
+		{Device: "d", Patient: "p", Observations: []iomt.Observation{{Time: T0, Value: 1}}},                    // no code
+		{Device: "d", Patient: "p", Observations: []iomt.Observation{{Code: HR, Value: 1}}},                    // no time
 		{Device: "d", Patient: "p", Waveforms: []iomt.Waveform{{Code: ECGII, Start: T0, Samples: []int32{1}}}}, // no period
 	}
 	for i, b := range bad {
