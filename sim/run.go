@@ -171,22 +171,25 @@ func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, wall0 time.
 	tick := time.NewTicker(o.Tick)
 	defer tick.Stop()
 	var em []sensing.Emission
+	var pk senml.Pack // reused: an ECG pack is 250 records
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			em = p.AdvanceAppend(em[:0], clock(now))
-			for _, e := range em {
+			for i := range em {
+				e := &em[i]
 				d := devs[e.Device]
 				if d == nil {
 					continue
 				}
-				pack, n := Pack(e)
-				if len(pack) == 0 {
+				var n int
+				pk, n = AppendPack(pk[:0], e)
+				if len(pk) == 0 {
 					continue
 				}
-				data, err := encode(o.CBOR, pack)
+				data, err := encode(o.CBOR, pk)
 				if err != nil {
 					d.log.Error("encode pack", "device", d.ID, "err", err)
 					continue
@@ -214,18 +217,18 @@ func encode(cbor bool, p senml.Pack) ([]byte, error) {
 	return senml.EncodeJSON(p)
 }
 
-// Pack turns an emission into one SenML pack and says how many values it holds.
-func Pack(e sensing.Emission) (senml.Pack, int) {
+// AppendPack appends the records of one SenML pack for an emission to p and says how many
+// values they hold. The records point into e, which must outlive their use.
+func AppendPack(p senml.Pack, e *sensing.Emission) (senml.Pack, int) {
 	n := len(e.Samples)
 	for _, c := range e.Chunks {
 		n += len(c.Values)
 	}
-	p := make(senml.Pack, 0, n+1)
 	bt := float64(e.Time.UnixMilli()) / 1000
 	rel := func(t time.Time) float64 { return float64(t.UnixMilli())/1000 - bt }
-	for _, s := range e.Samples {
-		v := s.Value
-		p = append(p, senml.Record{Name: s.Code, Unit: s.Unit, Value: &v, Time: rel(s.Time)})
+	for i := range e.Samples {
+		s := &e.Samples[i]
+		p = append(p, senml.Record{Name: s.Code, Unit: s.Unit, Value: &s.Value, Time: rel(s.Time)})
 	}
 	for _, c := range e.Chunks {
 		t0 := float64(c.Start.UnixMilli()) / 1000
@@ -239,8 +242,7 @@ func Pack(e sensing.Emission) (senml.Pack, int) {
 		}
 	}
 	if e.Battery != nil {
-		v := *e.Battery
-		p = append(p, senml.Record{Name: sensing.CodeBattery, Unit: "%EL", Value: &v})
+		p = append(p, senml.Record{Name: sensing.CodeBattery, Unit: "%EL", Value: e.Battery})
 	}
 	if len(p) > 0 {
 		p[0].BaseName = "urn:dev:iomt:" + e.Device + ":"
