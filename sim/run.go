@@ -253,9 +253,9 @@ func AppendPack(p senml.Pack, e *sensing.Emission) (senml.Pack, int) {
 
 type device struct {
 	Device
-	o    Options
-	st   *Stats
-	log  *slog.Logger
+	o     Options
+	st    *Stats
+	log   *slog.Logger
 	q     chan msg
 	c     *paho.Client
 	gate  <-chan struct{}
