@@ -87,7 +87,6 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 		o.ConnectRate = 1000
 	}
 	scs := sensing.Builtin()
-	wall0 := time.Now()
 	var wg sync.WaitGroup
 	gate := make(chan struct{})
 	go func() {
@@ -130,7 +129,7 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 		wg.Add(1)
 		go func(b Bed) {
 			defer wg.Done()
-			bed(ctx, o, b, b.scenario(sc), wall0, devs)
+			bed(ctx, o, b, b.scenario(sc), devs)
 		}(b)
 	}
 	select {
@@ -144,7 +143,7 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 }
 
 // bed advances one patient every tick and hands each emission to its device.
-func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, wall0 time.Time, devs map[string]*device) {
+func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, devs map[string]*device) {
 	speed := b.Speed
 	if speed < 1 {
 		speed = 1
@@ -158,7 +157,7 @@ func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, wall0 time.
 			return
 		}
 	}
-	wall0 = time.Now()
+	wall0 := time.Now()
 	start := wall0.Add(-b.Lead).UTC()
 	p := sensing.NewPatient(sc, b.Seed, start)
 	clock := func(now time.Time) time.Time {
