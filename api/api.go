@@ -114,6 +114,7 @@ func (s *Server) routes() {
 	admin("GET /api/v1/patients/{id}/vitals", s.audited("vitals.read", s.vitals))
 	admin("GET /api/v1/patients/{id}/waveforms", s.audited("waveform.read", s.waveforms))
 	admin("GET /api/v1/patients/{id}/stream", s.audited("stream.read", s.stream))
+	admin("GET /api/v1/patients/{id}/cgm", s.audited("cgm.read", s.cgmReport))
 	admin("GET /api/v1/ward", s.audited("ward.read", s.ward))
 	admin("GET /api/v1/stream", s.audited("stream.read", s.streamAll))
 	admin("POST /api/v1/devices", s.createDevice)

@@ -2,7 +2,10 @@ package sim_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
+	"strings"
 	"log/slog"
 	"testing"
 	"time"
@@ -57,5 +60,37 @@ func TestSimFeedsServer(t *testing.T) {
 	cgm, err := n.Store().Observations(ctx, iomt.ObservationQuery{Patient: beds[2].Patient, Code: "99504-3", From: now.Add(-3 * time.Hour), To: now.Add(time.Minute)})
 	if err != nil || len(cgm) < 10 {
 		t.Fatalf("cgm readings: %d %v", len(cgm), err)
+	}
+
+	// The API reports them as CGM metrics and as the AGP page.
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+n.HTTPAddr()+path, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/api/v1/patients/" + beds[2].Patient + "/cgm?tz=Europe/London")
+	var rep struct {
+		Summary struct {
+			Readings int
+			Mean     float64
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &rep); code != 200 || err != nil || rep.Summary.Readings != len(cgm) || rep.Summary.Mean < 40 || rep.Summary.Mean > 400 {
+		t.Fatalf("cgm report: %d %v %s", code, err, body)
+	}
+	if code, body := get("/api/v1/patients/" + beds[2].Patient + "/cgm?format=html"); code != 200 || !strings.Contains(body, "<svg") {
+		t.Fatalf("AGP page: %d %.200s", code, body)
+	}
+	if code, body := get("/api/v1/patients/" + beds[0].Patient + "/cgm"); code != 404 || !strings.Contains(body, "no CGM readings") {
+		t.Fatalf("patient without CGM: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/patients/" + beds[2].Patient + "/cgm?tz=Mars/Olympus"); code != 400 || !strings.Contains(body, "IANA time zone") {
+		t.Fatalf("bad time zone: %d %s", code, body)
 	}
 }
