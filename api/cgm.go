@@ -113,4 +113,3 @@ func nanToNull(v glucose.Summary) map[string]any {
 	out["quartiles"] = q
 	return out
 }
-
