@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/ingest"
 )
@@ -44,6 +45,8 @@ type Config struct {
 	MQTTAddr string
 	// Ready reports whether the node can take traffic.
 	Ready func() error
+	// CGMAlerts, if set, returns a patient's recent CGM alerts.
+	CGMAlerts func(patient string) []glucose.Alert
 	// UI, if set, serves the dashboard at /.
 	UI http.Handler
 	// MaxBody bounds request bodies; default 4 MiB.
@@ -115,6 +118,7 @@ func (s *Server) routes() {
 	admin("GET /api/v1/patients/{id}/waveforms", s.audited("waveform.read", s.waveforms))
 	admin("GET /api/v1/patients/{id}/stream", s.audited("stream.read", s.stream))
 	admin("GET /api/v1/patients/{id}/cgm", s.audited("cgm.read", s.cgmReport))
+	admin("GET /api/v1/patients/{id}/cgm/alerts", s.audited("cgm.alerts.read", s.cgmAlerts))
 	admin("GET /api/v1/ward", s.audited("ward.read", s.ward))
 	admin("GET /api/v1/stream", s.audited("stream.read", s.streamAll))
 	admin("POST /api/v1/devices", s.createDevice)

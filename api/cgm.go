@@ -113,3 +113,25 @@ func nanToNull(v glucose.Summary) map[string]any {
 	out["quartiles"] = q
 	return out
 }
+
+// CGMAlert is a CGM alert as the API and live streams show it.
+type CGMAlert struct {
+	Patient string `json:"patient"`
+	glucose.Alert
+}
+
+// cgmAlerts lists a patient's recent CGM alerts, newest last.
+func (s *Server) cgmAlerts(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.Store.Patient(r.Context(), id); err != nil {
+		s.storeError(w, r, "patient "+id, err)
+		return
+	}
+	out := []CGMAlert{}
+	if s.CGMAlerts != nil {
+		for _, a := range s.CGMAlerts(id) {
+			out = append(out, CGMAlert{id, a})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"patient": id, "alerts": out})
+}

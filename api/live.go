@@ -19,8 +19,15 @@ type Live struct {
 }
 
 type watcher struct {
-	ch      chan iomt.Batch
+	ch      chan liveMsg
 	dropped int
+}
+
+// liveMsg is a batch of readings, or another event (an alert) with its data.
+type liveMsg struct {
+	batch *iomt.Batch
+	event string
+	data  any
 }
 
 // NewLive returns a hub; feed it with Deliver (e.g. from a bus subscription).
@@ -32,22 +39,31 @@ const allPatients = ""
 // Deliver hands a batch to the patient's watchers, and to those of every patient, without
 // blocking.
 func (l *Live) Deliver(_ context.Context, b iomt.Batch) error {
+	l.send(b.Patient, liveMsg{batch: &b})
+	return nil
+}
+
+// Notify sends an event about a patient (such as an alert) to the same streams.
+func (l *Live) Notify(patient, event string, data any) {
+	l.send(patient, liveMsg{event: event, data: data})
+}
+
+func (l *Live) send(patient string, m liveMsg) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, key := range [2]string{b.Patient, allPatients} {
+	for _, key := range [2]string{patient, allPatients} {
 		for w := range l.watchers[key] {
 			select {
-			case w.ch <- b:
+			case w.ch <- m:
 			default:
 				w.dropped++
 			}
 		}
 	}
-	return nil
 }
 
 func (l *Live) watch(patient string) *watcher {
-	w := &watcher{ch: make(chan iomt.Batch, 256)}
+	w := &watcher{ch: make(chan liveMsg, 256)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.watchers[patient] == nil {
@@ -75,8 +91,9 @@ func (l *Live) takeDropped(w *watcher) int {
 }
 
 // stream serves a patient's live observations as Server-Sent Events: an "observation" event
-// per reading, a "waveform" event per segment, a "dropped" event if the client fell behind,
-// and a comment every 15 s to keep proxies from closing the connection.
+// per reading, a "waveform" event per segment, a "cgm-alert" event per CGM alert, a "dropped"
+// event if the client fell behind, and a comment every 15 s to keep proxies from closing the
+// connection.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := s.Store.Patient(r.Context(), id); err != nil {
@@ -119,10 +136,16 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id string, 
 			return
 		case <-keep.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
-		case b := <-wt.ch:
+		case m := <-wt.ch:
 			if n := s.Live.takeDropped(wt); n > 0 {
 				fmt.Fprintf(w, "event: dropped\ndata: {\"batches\":%d}\n\n", n)
 			}
+			if m.batch == nil {
+				writeEvent(w, m.event, m.data)
+				fl.Flush()
+				continue
+			}
+			b := m.batch
 			for _, o := range b.Observations {
 				writeEvent(w, "observation", o)
 			}

@@ -18,12 +18,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/api"
 	"github.com/iomt/iomt/bus/memory"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/ingest"
 	"github.com/iomt/iomt/ingest/mqtt"
 	"github.com/iomt/iomt/store/embedded"
+	"github.com/iomt/iomt/watch"
 	"github.com/iomt/iomt/web"
 )
 
@@ -120,6 +122,20 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 
+	// CGM alerts: one monitor per patient, fed by the bus, told to live streams.
+	cgm, err := watch.NewCGM(glucose.DefaultSettings(), func(patient string, a glucose.Alert) {
+		live.Notify(patient, "cgm-alert", api.CGMAlert{Patient: patient, Alert: a})
+	}, log)
+	if err != nil {
+		mqttLn.Close()
+		return nil, err
+	}
+	if err := n.bus.Subscribe(runCtx, "cgm-alerts", cgm.Deliver); err != nil {
+		mqttLn.Close()
+		return nil, err
+	}
+	go cgm.Run(runCtx, time.Minute)
+
 	n.broker, err = mqtt.New(mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg})
 	if err != nil {
 		mqttLn.Close()
@@ -131,7 +147,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	handler, err := api.New(api.Config{
 		Store: n.store, Ingester: ing, Auth: auth, Catalog: cat, Live: live,
 		AdminToken: cfg.AdminToken, Logger: log, Audit: audit, Gatherer: reg,
-		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(),
+		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(), CGMAlerts: cgm.Alerts,
 	})
 	if err != nil {
 		return nil, err
