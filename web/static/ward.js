@@ -62,6 +62,11 @@
     const t = Date.parse(time);
     const cur = s.latest.get(code);
     if (!cur || t >= cur.time) s.latest.set(code, { value, time: t });
+    if (code === "99504-3" && t > (s.alertTime || 0)) {
+      const label = s.tile.querySelector('[data-code="99504-3"] .label');
+      label.textContent = "CGM";
+      label.className = "label";
+    }
     return true;
   }
 
@@ -88,12 +93,24 @@
     if (!started) start();
   }
 
+  // A CGM alert (low, predicted low, ...) shows on the patient's CGM cell until the next reading.
+  function showAlert(a) {
+    const s = state.get(a.patient);
+    if (!s) return;
+    s.alertTime = Date.parse(a.time);
+    const label = s.tile.querySelector('[data-code="99504-3"] .label');
+    label.textContent = "CGM " + a.kind.replace("_", " ");
+    label.className = "label alert";
+    s.tile.classList.add(a.kind.startsWith("urgent") ? "w3" : "w1");
+  }
+
   let count = 0, started = false, reloading = false;
   const dirty = new Set();
 
   function start() {
     started = true;
     iomt.stream("/api/v1/stream", (ev, o) => {
+      if (ev === "cgm-alert") return showAlert(o);
       if (ev !== "observation") return;
       if (!remember(o.patient, o.code, o.value, o.time)) {
         // A patient admitted after the page loaded: reload the ward once.
