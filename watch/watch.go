@@ -29,7 +29,12 @@ type CGM struct {
 	mu       sync.Mutex
 	monitors map[string]*glucose.Monitor
 	recent   map[string][]glucose.Alert
+	last     map[string]arrival
+	now      func() time.Time
 }
+
+// arrival is when the newest reading of a patient was taken and when it reached us.
+type arrival struct{ taken, received time.Time }
 
 // NewCGM returns a watcher with the given thresholds for every patient; notify, if not nil,
 // hears each alert as it is raised.
@@ -40,7 +45,8 @@ func NewCGM(s glucose.Settings, notify func(patient string, a glucose.Alert), lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &CGM{settings: s, notify: notify, log: log, monitors: map[string]*glucose.Monitor{}, recent: map[string][]glucose.Alert{}}, nil
+	return &CGM{settings: s, notify: notify, log: log, monitors: map[string]*glucose.Monitor{},
+		recent: map[string][]glucose.Alert{}, last: map[string]arrival{}, now: time.Now}, nil
 }
 
 // Deliver is the bus handler: it feeds the batch's CGM readings to the patient's monitor.
@@ -60,6 +66,9 @@ func (w *CGM) Deliver(_ context.Context, b iomt.Batch) error {
 			}
 			w.monitors[o.Patient] = m
 		}
+		if l := w.last[o.Patient]; o.Time.After(l.taken) {
+			w.last[o.Patient] = arrival{o.Time, w.now()}
+		}
 		for _, a := range m.Observe(glucose.Reading{Time: o.Time, MgdL: o.Value}) {
 			w.remember(o.Patient, a)
 			raised = append(raised, a)
@@ -71,6 +80,9 @@ func (w *CGM) Deliver(_ context.Context, b iomt.Batch) error {
 }
 
 // Tick evaluates the no-data alerts of every patient with a CGM; call it every minute or so.
+// "No data" is judged by arrival: a patient's clock is taken to be the time of their newest
+// reading plus the time since it arrived, so a device (or gateway) catching up with stored
+// readings is not "stale" while its data keeps coming.
 func (w *CGM) Tick(now time.Time) {
 	type pa struct {
 		patient string
@@ -79,7 +91,8 @@ func (w *CGM) Tick(now time.Time) {
 	var all []pa
 	w.mu.Lock()
 	for p, m := range w.monitors {
-		as := m.Tick(now)
+		l := w.last[p]
+		as := m.Tick(l.taken.Add(now.Sub(l.received)))
 		for _, a := range as {
 			w.remember(p, a)
 		}

@@ -25,7 +25,8 @@ func TestCGMWatchPerPatientAndStale(t *testing.T) {
 	if len(w.Alerts("b")) != 0 || len(w.Alerts("a")) == 0 || w.Alerts("a")[0].Kind != glucose.UrgentLow {
 		t.Fatalf("alerts a=%v b=%v", w.Alerts("a"), w.Alerts("b"))
 	}
-	w.Tick(t0.Add(40 * time.Minute)) // no data for 40 minutes: both patients
+	// Readings dated t0 arrived "now"; 40 minutes later nothing more has arrived.
+	w.Tick(time.Now().Add(40 * time.Minute))
 	var stale int
 	for _, s := range told {
 		if s == "a:"+string(glucose.SignalLoss) || s == "b:"+string(glucose.SignalLoss) {
@@ -34,5 +35,22 @@ func TestCGMWatchPerPatientAndStale(t *testing.T) {
 	}
 	if stale != 2 {
 		t.Fatalf("told %v", told)
+	}
+}
+
+// A device catching up with stored readings (dated hours ago, arriving now) is not stale.
+func TestCGMWatchBackfillIsNotStale(t *testing.T) {
+	var told []glucose.Alert
+	w, _ := watch.NewCGM(glucose.DefaultSettings(), func(_ string, a glucose.Alert) { told = append(told, a) }, nil)
+	old := time.Now().Add(-8 * time.Hour)
+	for i := 0; i < 12; i++ {
+		at := old.Add(time.Duration(i) * 5 * time.Minute)
+		_ = w.Deliver(context.Background(), iomt.Batch{Patient: "p", Observations: []iomt.Observation{{Patient: "p", Code: watch.CGMCode, Time: at, Value: 120}}})
+	}
+	w.Tick(time.Now().Add(time.Minute))
+	for _, a := range told {
+		if a.Kind == glucose.Stale || a.Kind == glucose.SignalLoss {
+			t.Fatalf("backfilled readings judged stale: %+v", told)
+		}
 	}
 }
