@@ -82,10 +82,12 @@ const iomt = (() => {
     { code: "8867-4", label: "HR", unit: "/min", also: ["8889-8"], score: (v) => v <= 40 ? 3 : v <= 50 ? 1 : v <= 90 ? 0 : v <= 110 ? 1 : v <= 130 ? 2 : 3 },
     { code: "59408-5", label: "SpO₂", unit: "%", also: ["2708-6"], score: (v) => v <= 91 ? 3 : v <= 93 ? 2 : v <= 95 ? 1 : 0 },
     { code: "9279-1", label: "RR", unit: "/min", score: (v) => v <= 8 ? 3 : v <= 11 ? 1 : v <= 20 ? 0 : v <= 24 ? 2 : 3 },
-    { code: "8480-6", label: "BP mmHg", unit: "mmHg", pair: "8462-4", score: (v) => v <= 90 ? 3 : v <= 100 ? 2 : v <= 110 ? 1 : v <= 219 ? 0 : 3 },
+    { code: "8480-6", label: "BP mmHg", unit: "mmHg", pair: "8462-4", staleMs: 20 * 60 * 1000, score: (v) => v <= 90 ? 3 : v <= 100 ? 2 : v <= 110 ? 1 : v <= 219 ? 0 : 3 },
     { code: "8310-5", label: "Temp", unit: "°C", score: (v) => v <= 35.0 ? 3 : v <= 36.0 ? 1 : v <= 38.0 ? 0 : v <= 39.0 ? 1 : 2 },
-    { code: "99504-3", label: "CGM", unit: "mg/dL", score: (v) => v < 54 ? 3 : v < 70 ? 2 : v <= 180 ? 0 : v <= 250 ? 1 : 2 },
+    { code: "99504-3", label: "CGM", unit: "mg/dL", staleMs: 15 * 60 * 1000, score: (v) => v < 54 ? 3 : v < 70 ? 2 : v <= 180 ? 0 : v <= 250 ? 1 : 2 },
   ];
+  // A value is stale after 5 minutes, or after a little more than its device's interval
+  // (a cuff measures every 15 minutes, a CGM every 5).
   const staleMs = 5 * 60 * 1000;
 
   function cls(score) { return score >= 3 ? "v3" : score >= 1 ? "v1" : "v0"; }

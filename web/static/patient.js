@@ -32,7 +32,7 @@
         let text = iomt.fmt(v.code, o.value);
         if (v.pair && latest.get(v.pair)) text += "/" + iomt.fmt(v.pair, latest.get(v.pair).value);
         el.textContent = text;
-        el.className = "value " + iomt.cls(v.score(o.value)) + (Date.now() - o.time > iomt.staleMs ? " stale" : "");
+        el.className = "value " + iomt.cls(v.score(o.value)) + (Date.now() - o.time > (v.staleMs || iomt.staleMs) ? " stale" : "");
       }
       box.appendChild(cell);
     }

@@ -48,7 +48,7 @@
       let text = iomt.fmt(v.code, o.value);
       if (v.pair && s.latest.get(v.pair)) text += "/" + iomt.fmt(v.pair, s.latest.get(v.pair).value);
       el.textContent = text;
-      const stale = now - o.time > iomt.staleMs;
+      const stale = now - o.time > (v.staleMs || iomt.staleMs);
       el.className = "value " + iomt.cls(score) + (stale ? " stale" : "");
       if (!stale) worst = Math.max(worst, score);
     }
