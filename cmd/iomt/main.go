@@ -55,6 +55,7 @@ Commands:
   bench     load tests: 'iomt bench ingest' drives simulated devices over MQTT and measures
   ecg       ECG analytics: 'iomt ecg eval --db DIR' scores the QRS and AF detectors on MIT-BIH
   cgm       CGM: 'iomt cgm report' (metrics, AGP report) and 'iomt cgm eval-predict'
+  gatt      'iomt gatt decode UUID HEX': decode a Bluetooth GATT health characteristic to JSON
   hl7       'iomt hl7 parse FILE': decode an HL7 v2 ORU^R01 (bare or MLLP-framed) to JSON
   news2     score NEWS2 (Royal College of Physicians 2017) from vital signs
   demo      a node and a simulated ward of 20 patients in one process, with the dashboard
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return cgmCommand(ctx, args[1:], stdout, stderr)
 	case "hl7":
 		return hl7Command(ctx, args[1:], stdout, stderr)
+	case "gatt":
+		return gattCommand(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "sim":
