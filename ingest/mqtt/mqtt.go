@@ -226,13 +226,22 @@ func (h *hook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 // OnPublish stores the pack before mochi writes the PUBACK. It always returns
 // CodeSuccessIgnore (or an error) so mochi acknowledges without relaying device data to
 // other subscribers; the reason code and string of the PUBACK are set in OnPacketEncode.
-func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (pkx packets.Packet, err error) {
 	s := h.session(cl)
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
 	h.inflight.Add(1)
 	defer h.inflight.Done()
+	defer func() {
+		// A bug reached by one device's pack must not take the broker down for every device:
+		// the pack is not acknowledged and the device is disconnected, so it resends later.
+		if v := recover(); v != nil {
+			h.log.Error("mqtt publish panic", "device", s.dev.ID, "panic", fmt.Sprint(v))
+			cl.Stop(packets.ErrUnspecifiedError)
+			pkx, err = pk, packets.ErrRejectPacket
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := h.ingest.Ingest(ctx, s.dev, pk.Payload, "mqtt")
