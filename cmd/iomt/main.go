@@ -52,19 +52,19 @@ const usage = `iomt — an Internet of Medical Things platform
 Usage: iomt <command> [flags]
 
 Commands:
-  bench     load tests: 'iomt bench ingest' drives simulated devices over MQTT and measures
-  ecg       ECG analytics: 'iomt ecg eval --db DIR' scores the QRS and AF detectors on MIT-BIH
+  bench     load test: 'iomt bench ingest' drives simulated devices over MQTT against a server
   cgm       CGM: 'iomt cgm report' (metrics, AGP report) and 'iomt cgm eval-predict'
+  demo      a node and a simulated ward of 20 patients in one process, with the dashboard
+  ecg       ECG analytics: 'iomt ecg eval --db DIR' scores the QRS and AF detectors on MIT-BIH
   gatt      'iomt gatt decode UUID HEX': decode a Bluetooth GATT health characteristic to JSON
   hl7       'iomt hl7 parse FILE': decode an HL7 v2 ORU^R01 (bare or MLLP-framed) to JSON
   news2     score NEWS2 (Royal College of Physicians 2017) from vital signs
-  demo      a node and a simulated ward of 20 patients in one process, with the dashboard
   serve     run a node: MQTT and HTTP ingest, storage, REST API, dashboard
   sim       simulated patients and devices sending to a running server over MQTT
   version   print the version
 
-Run 'iomt <command> -h' for a command's flags. Every flag can also be set by an IOMT_*
-environment variable (--data-dir: IOMT_DATA_DIR) or a YAML file given by --config.
+Run 'iomt <command> -h' for a command's flags. The flags of serve, sim and demo can also be
+set by IOMT_* environment variables (--data-dir: IOMT_DATA_DIR) or a YAML file given by --config.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
