@@ -25,6 +25,7 @@ import (
 	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/ingest"
+	"github.com/iomt/iomt/ingest/mqtt"
 )
 
 //go:embed openapi.json
@@ -336,8 +337,8 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	out := deviceOut{Device: d, Token: creds.Token, MQTT: &mqttCreds{
 		Host: s.MQTTAddr, Username: d.ID, Password: creds.MQTTPassword,
-		Topic:        "iomt/v1/" + d.Tenant + "/devices/" + d.ID + "/senml",
-		CommandTopic: "iomt/v1/" + d.Tenant + "/devices/" + d.ID + "/cmd",
+		Topic:        mqtt.DataTopic(d.Tenant, d.ID),
+		CommandTopic: mqtt.CommandTopic(d.Tenant, d.ID),
 	}}
 	w.Header().Set("Location", "/api/v1/devices/"+d.ID)
 	writeJSON(w, http.StatusCreated, out)

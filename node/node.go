@@ -52,6 +52,7 @@ type Node struct {
 	broker   *mqtt.Broker
 	http     *http.Server
 	httpLn   net.Listener
+	mqttLn   net.Listener
 	auditLog *os.File
 	cancel   context.CancelFunc
 	httpDone chan error
@@ -87,22 +88,18 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.httpLn, err = listen("http", cfg.HTTPAddr); err != nil {
 		return nil, err
 	}
-	mqttLn, err := listen("mqtt", cfg.MQTTAddr)
-	if err != nil {
+	if n.mqttLn, err = listen("mqtt", cfg.MQTTAddr); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		mqttLn.Close()
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	n.store, err = embedded.Open(filepath.Join(cfg.DataDir, "store"), embedded.Options{Logger: log, NoSync: cfg.NoSync})
 	if err != nil {
-		mqttLn.Close()
 		return nil, err
 	}
 	n.auditLog, err = os.OpenFile(filepath.Join(cfg.DataDir, "audit.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		mqttLn.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	audit := slog.New(slog.NewJSONHandler(n.auditLog, nil))
@@ -118,7 +115,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.cancel = cancel
 	live := api.NewLive()
 	if err := n.bus.Subscribe(runCtx, "live", live.Deliver); err != nil {
-		mqttLn.Close()
 		return nil, err
 	}
 
@@ -127,18 +123,15 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		live.Notify(patient, "cgm-alert", api.CGMAlert{Patient: patient, Alert: a})
 	}, log)
 	if err != nil {
-		mqttLn.Close()
 		return nil, err
 	}
 	if err := n.bus.Subscribe(runCtx, "cgm-alerts", cgm.Deliver); err != nil {
-		mqttLn.Close()
 		return nil, err
 	}
 	go cgm.Run(runCtx, time.Minute)
 
-	n.broker, err = mqtt.New(mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg})
+	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg})
 	if err != nil {
-		mqttLn.Close()
 		return nil, err
 	}
 	if err := n.broker.Serve(); err != nil {
@@ -206,8 +199,12 @@ func (n *Node) closeAll() error {
 	if n.auditLog != nil {
 		errs = append(errs, n.auditLog.Close())
 	}
+	// Listeners not yet handed to their servers (a failed Start) are closed here.
 	if n.httpLn != nil && n.http == nil {
 		n.httpLn.Close()
+	}
+	if n.mqttLn != nil && n.broker == nil {
+		n.mqttLn.Close()
 	}
 	return errors.Join(errs...)
 }

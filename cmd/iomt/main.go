@@ -158,9 +158,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	token := *adminToken
 	if token == "" {
-		b := make([]byte, 24)
-		_, _ = rand.Read(b)
-		token = base64.RawURLEncoding.EncodeToString(b)
+		token = newToken()
 		// Printed once to the terminal for the operator, never to the log.
 		fmt.Fprintf(stdout, "admin token (generated; set --admin-token or IOMT_ADMIN_TOKEN to keep one): %s\n", token)
 	}
@@ -202,4 +200,11 @@ func displayAddr(a string) string {
 		}
 	}
 	return a
+}
+
+// newToken returns a random bearer token for the administrator.
+func newToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -235,9 +233,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	}
 	tok := *token
 	if tok == "" {
-		b := make([]byte, 18)
-		_, _ = rand.Read(b)
-		tok = base64.RawURLEncoding.EncodeToString(b)
+		tok = newToken()
 	}
 	var notes []string
 	addrs := []*string{httpAddr, mqttAddr}

@@ -113,9 +113,6 @@ func (b *Broker) Close() error {
 	return err
 }
 
-// Connected is the number of devices connected now.
-func (b *Broker) Connected() int { return b.srv.Clients.Len() }
-
 // SendCommand publishes payload to a device's command topic (QoS 1).
 func (b *Broker) SendCommand(tenant, device string, payload []byte) error {
 	return b.srv.Publish(CommandTopic(tenant, device), payload, false, 1)
