@@ -10,10 +10,8 @@ import (
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/analytics/glucose/agpreport"
+	"github.com/iomt/iomt/watch"
 )
-
-// cgmCode is interstitial glucose as CGMs report it (codes catalog).
-const cgmCode = "99504-3"
 
 // cgmReport serves a patient's CGM metrics for a window (default: the last 14 days, the
 // consensus minimum), as JSON or, with format=html, as the printable AGP report page.
@@ -51,13 +49,13 @@ func (s *Server) cgmReport(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient "+id, err)
 		return
 	}
-	obs, err := s.Store.Observations(r.Context(), iomt.ObservationQuery{Patient: id, Code: cgmCode, From: from, To: to})
+	obs, err := s.Store.Observations(r.Context(), iomt.ObservationQuery{Patient: id, Code: watch.CGMCode, From: from, To: to})
 	if err != nil {
 		s.storeError(w, r, "observations", err)
 		return
 	}
 	if len(obs) == 0 {
-		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("no CGM readings (%s) for patient %s between %s and %s", cgmCode, id, from.Format(time.RFC3339), to.Format(time.RFC3339)))
+		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("no CGM readings (%s) for patient %s between %s and %s", watch.CGMCode, id, from.Format(time.RFC3339), to.Format(time.RFC3339)))
 		return
 	}
 	rs := make([]glucose.Reading, len(obs))
@@ -81,7 +79,7 @@ func (s *Server) cgmReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"patient": id, "code": cgmCode, "unit": "mg/dL", "from": from, "to": to, "timeZone": loc.String(),
+		"patient": id, "code": watch.CGMCode, "unit": "mg/dL", "from": from, "to": to, "timeZone": loc.String(),
 		"summary": nanToNull(sum),
 	})
 }
