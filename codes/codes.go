@@ -18,9 +18,10 @@ const (
 	Event                        // something that happened (a fall); value 1 = detected
 	DeviceStatus                 // about the device, not the patient (battery)
 	Panel                        // groups other codes and has no value of its own (BP panel)
+	Score                        // an assessment scale: charted by a clinician or computed (ACVPU, NEWS2)
 )
 
-var kindNames = [...]string{Vital: "vital", Waveform: "waveform", Event: "event", DeviceStatus: "device-status", Panel: "panel"}
+var kindNames = [...]string{Vital: "vital", Waveform: "waveform", Event: "event", DeviceStatus: "device-status", Panel: "panel", Score: "score"}
 
 func (k Kind) String() string {
 	if k > 0 && int(k) < len(kindNames) {
@@ -55,6 +56,7 @@ type Code struct {
 	ID      string   `json:"id"`      // what iomt stores: the LOINC code where one exists, else the MDC reference id
 	Display string   `json:"display"` // human name, LOINC's where there is a LOINC code
 	LOINC   string   `json:"loinc,omitempty"`
+	SNOMED  string   `json:"snomed,omitempty"`   // SNOMED CT concept, for codes LOINC lacks (NEWS2)
 	MDC     string   `json:"mdc,omitempty"`      // MDC reference id, e.g. "MDC_ECG_HEART_RATE"
 	MDCCode uint32   `json:"mdc_code,omitempty"` // partition<<16 | term code, e.g. 147842
 	Aliases []string `json:"aliases,omitempty"`  // short names devices may use, lower case

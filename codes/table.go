@@ -224,6 +224,29 @@ func table() []entry {
 			MDC: "MDC_AI_TYPE_SENSOR_FALL", MDCCode: mdc(partPHDAI, 1), Aliases: []string{"fall"},
 			Unit: "1", Kind: Event, Min: 0, Max: 1,
 		}, eventUnits},
+		// NEWS2's charted inputs and its result (RCP 2017). Sources, public: SNOMED CT UK
+		// concepts as used by the NHS Wales emergency-department FHIR guide
+		// (SynaneticsLtd/emergency-department-ig, NEWS2 and ACVPU examples) and the open
+		// nursing core guide's ACVPU value set; LOINC 3151-8 as the "air or supplemental
+		// oxygen?" item of the same guides' NEWS2 questionnaires.
+		// Oxygen delivery as a flow: 0 L/min is room air, any flow is supplemental oxygen.
+		{Code{
+			ID: "3151-8", Display: "Inhaled oxygen flow rate", LOINC: "3151-8", Aliases: []string{"o2-flow", "oxygen-flow"},
+			Unit: "L/min", Kind: Vital, Min: 0, Max: 70,
+		}, flowUnits},
+		// Consciousness, charted: 1 Alert, 2 new Confusion, 3 Voice, 4 Pain, 5 Unresponsive
+		// (SNOMED findings 248234008, 130987000, 300202002, 450847001, 422768004).
+		{Code{
+			ID: "1104441000000107", Display: "ACVPU (Alert Confusion Voice Pain Unresponsive) scale score",
+			SNOMED: "1104441000000107", Aliases: []string{"acvpu"},
+			Unit: "{score}", Kind: Score, Min: 1, Max: 5,
+		}, scoreUnits},
+		// The aggregate score iomt computes (0 to 20).
+		{Code{
+			ID: "1104051000000101", Display: "Royal College of Physicians NEWS2 (National Early Warning Score 2) total score",
+			SNOMED: "1104051000000101", Aliases: []string{"news2"},
+			Unit: "{score}", Kind: Score, Min: 0, Max: 20,
+		}, scoreUnits},
 		// MDC public: attribute 2460 of the object partition = 67996 (also in the Danish PHD
 		// FHIR guide's battery-level example).
 		{Code{

@@ -47,6 +47,8 @@ const (
 	voltageUnits
 	arbitraryUnits // pleth: dimensionless, device-relative amplitude
 	eventUnits
+	flowUnits
+	scoreUnits
 )
 
 // table returns a fresh map of the units this family accepts besides the canonical one, which
@@ -136,6 +138,10 @@ func (s unitSet) table() map[string]linear {
 	case eventUnits:
 		// SenML's switch ratio: 1 = detected.
 		return map[string]linear{"1": same, "/": same}
+	case flowUnits:
+		return map[string]linear{"L/min": same, "l/min": same, "MDC_DIM_X_L_PER_MIN": same}
+	case scoreUnits:
+		return map[string]linear{"{score}": same}
 	}
 	return map[string]linear{}
 }

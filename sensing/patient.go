@@ -107,9 +107,6 @@ func (p *Patient) device(kind string) *device {
 	return nil
 }
 
-// Scenario returns the scenario the patient follows.
-func (p *Patient) Scenario() Scenario { return p.sc.Clone() }
-
 // Start returns the simulated time the patient started at.
 func (p *Patient) Start() time.Time { return p.start }
 
@@ -136,9 +133,7 @@ func (p *Patient) Online(device string, at time.Time) bool {
 // Measure asks a device for an on-demand measurement started at at (or now, if at is
 // already past); the result is emitted when it completes, 40 s later for a cuff.
 func (p *Patient) Measure(device string, at time.Time) error {
-	switch device {
-	case BPMonitor, Glucometer, Scale, Thermometer:
-	default:
+	if !onDemand(device) {
 		return fmt.Errorf("sensing: measure: a %s takes no on-demand measurement", device)
 	}
 	d := p.device(device)
@@ -246,7 +241,8 @@ func (p *Patient) measure(d *device, at, level float64) Emission {
 	e := Emission{Device: d.spec.Kind, Seq: d.seq, Time: p.start.Add(time.Duration(at * 1e9)).UTC()}
 	ph := p.ph
 	now := d.devTime(p.start, at)
-	fault := d.faultAt(at)
+	raw := d.faultAt(at) // "lead-off-rail" reports as lead-off but draws the rail
+	fault := raw
 	if fault != "" {
 		if fault == "lead-off-rail" {
 			fault = FaultLeadOff
@@ -268,7 +264,7 @@ func (p *Patient) measure(d *device, at, level float64) Emission {
 	switch d.spec.Kind {
 	case ECGPatch:
 		if d.ecg != nil {
-			e.Chunks = append(e.Chunks, p.wave(d, at, CodeECGII, d.faultAt(at)))
+			e.Chunks = append(e.Chunks, p.wave(d, at, CodeECGII, raw))
 		}
 		if fault == "" {
 			if hr := p.bs.rateAt(at, 0); hr > 0 {
@@ -326,26 +322,26 @@ func (p *Patient) wave(d *device, at float64, code, fault string) Chunk {
 		count++
 	}
 	c.Values = make([]float64, count)
-	for i := range count {
+	d.n += int64(count)
+	if fault != "" {
+		// Lead off or probe off: a flat line, at the rail for a floating input.
+		if fault == "lead-off-rail" {
+			for i := range c.Values {
+				c.Values[i] = ECGRailMV
+			}
+		}
+		d.skipWave(at, p.bs, p.ph)
+		return c
+	}
+	for i := range c.Values {
 		t := d.sampleTime(n0 + int64(i))
 		var v float64
-		switch {
-		case fault == "lead-off":
-			v = 0
-		case fault == "lead-off-rail":
-			v = ECGRailMV
-		case fault == "probe-off":
-			v = 0
-		case d.ecg != nil:
+		if d.ecg != nil {
 			v = d.ecg.sample(t, p.ph, p.bs)
-		default:
+		} else {
 			v = d.ppg.sample(t, p.ph, p.bs)
 		}
 		c.Values[i] = math.Round(v*1000) / 1000
-	}
-	d.n += int64(count)
-	if fault != "" {
-		d.skipWave(at, p.bs, p.ph)
 	}
 	return c
 }
@@ -372,24 +368,4 @@ func unitOf(code string) string {
 		return "1"
 	}
 	return ""
-}
-
-// Glucose returns the patient's current plasma glucose in mg/dL, and false when the scenario
-// has no glucose device (and so no glucose model). It is the truth behind CGM readings, for
-// tests and demonstrations.
-func (p *Patient) Glucose() (float64, bool) {
-	if p.ph.gl == nil {
-		return 0, false
-	}
-	return p.ph.gl.G, true
-}
-
-// Vitals returns the patient's true current values of hr, rr, spo2, temp, sbp, dbp, weight,
-// behind what the devices measure, for tests and demonstrations.
-func (p *Patient) Vitals() map[string]float64 {
-	m, index := map[string]float64{}, quantIndex()
-	for _, name := range []string{"hr", "rr", "spo2", "temp", "sbp", "dbp", "weight"} {
-		m[name] = p.ph.cur[index[name]]
-	}
-	return m
 }

@@ -1,14 +1,12 @@
 package sensing
 
 import (
-	"bufio"
 	"math"
-	"os"
 	"reflect"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/iomt/iomt/analytics/news2"
 )
 
 func TestBuiltinScenarios(t *testing.T) {
@@ -122,102 +120,36 @@ func TestNIBPOnDemand(t *testing.T) {
 	}
 }
 
-// news2 scores a set of observations by RCP Chart 1 (SpO2 scale 1, air, alert), from
-// ../shared/data/news2/rcp_chart1_bands.tsv when present, else from the same bands written out.
-type band struct {
-	param          string
-	score          int
-	lo, hi         float64
-	hasLo, hasHigh bool
-}
-
-func news2Bands(t *testing.T) []band {
-	f, err := os.Open("../../shared/data/news2/rcp_chart1_bands.tsv")
+// news2Score scores the latest observations with iomt's NEWS2 (RCP Chart 1, SpO2 scale 1, on
+// air, alert).
+func news2Score(t *testing.T, latest map[string]float64) int {
+	t.Helper()
+	r, err := news2.Score(news2.Vitals{RespRate: latest[CodeRespRate], SpO2: latest[CodeSpO2],
+		SBP: latest[CodeSystolic], Pulse: latest[CodeHeartRate], Temp: latest[CodeBodyTemp], ACVPU: news2.Alert})
 	if err != nil {
-		t.Logf("NEWS2 reference data absent (%v): using bands written here", err)
-		return []band{
-			{"respiration_rate_per_min", 3, 0, 8, false, true}, {"respiration_rate_per_min", 1, 9, 11, true, true},
-			{"respiration_rate_per_min", 0, 12, 20, true, true}, {"respiration_rate_per_min", 2, 21, 24, true, true},
-			{"respiration_rate_per_min", 3, 25, 0, true, false},
-			{"spo2_scale1_pct", 3, 0, 91, false, true}, {"spo2_scale1_pct", 2, 92, 93, true, true},
-			{"spo2_scale1_pct", 1, 94, 95, true, true}, {"spo2_scale1_pct", 0, 96, 0, true, false},
-			{"systolic_bp_mmHg", 3, 0, 90, false, true}, {"systolic_bp_mmHg", 2, 91, 100, true, true},
-			{"systolic_bp_mmHg", 1, 101, 110, true, true}, {"systolic_bp_mmHg", 0, 111, 219, true, true},
-			{"systolic_bp_mmHg", 3, 220, 0, true, false},
-			{"pulse_per_min", 3, 0, 40, false, true}, {"pulse_per_min", 1, 41, 50, true, true},
-			{"pulse_per_min", 0, 51, 90, true, true}, {"pulse_per_min", 1, 91, 110, true, true},
-			{"pulse_per_min", 2, 111, 130, true, true}, {"pulse_per_min", 3, 131, 0, true, false},
-			{"temperature_C", 3, 0, 35.0, false, true}, {"temperature_C", 1, 35.1, 36.0, true, true},
-			{"temperature_C", 0, 36.1, 38.0, true, true}, {"temperature_C", 1, 38.1, 39.0, true, true},
-			{"temperature_C", 2, 39.1, 0, true, false},
-		}
+		t.Fatal(err)
 	}
-	defer f.Close()
-	var bs []band
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		c := strings.Split(sc.Text(), "\t")
-		if len(c) < 4 || c[2] == "" && c[3] == "" {
-			continue // air/oxygen and consciousness rows: air and alert assumed
-		}
-		b := band{param: c[0]}
-		b.score, _ = strconv.Atoi(c[1])
-		if c[2] != "" {
-			b.lo, _ = strconv.ParseFloat(c[2], 64)
-			b.hasLo = true
-		}
-		if c[3] != "" {
-			b.hi, _ = strconv.ParseFloat(c[3], 64)
-			b.hasHigh = true
-		}
-		bs = append(bs, b)
-	}
-	return bs
-}
-
-func news2(bs []band, obs map[string]float64) int {
-	total := 0
-	for param, v := range obs {
-		// Chart 1 bands are whole numbers (tenths for temperature): round as a chart reader does.
-		if param == "temperature_C" {
-			v = math.Round(v*10) / 10
-		} else {
-			v = math.Round(v)
-		}
-		for _, b := range bs {
-			if b.param == param && (!b.hasLo || v >= b.lo) && (!b.hasHigh || v <= b.hi) {
-				total += b.score
-				break
-			}
-		}
-	}
-	return total
+	return r.Total
 }
 
 func TestSepsisNEWS2Climbs(t *testing.T) {
-	bs := news2Bands(t)
 	p := NewPatient(builtin(t, "sepsis"), 3, t0)
-	latest := map[string]float64{}
-	params := map[string]string{CodeRespRate: "respiration_rate_per_min", CodeSpO2: "spo2_scale1_pct",
-		CodeSystolic: "systolic_bp_mmHg", CodeHeartRate: "pulse_per_min", CodeBodyTemp: "temperature_C"}
+	latest := map[string]float64{} // by code: the five parameters the devices measure
+	scored := map[string]bool{CodeRespRate: true, CodeSpO2: true, CodeSystolic: true, CodeHeartRate: true, CodeBodyTemp: true}
 	firstMedium, firstHigh := -1.0, -1.0
 	maxEarly, minLate := 0, 100
 	for m := 1; m <= 80; m++ {
 		for _, e := range p.Advance(t0.Add(time.Duration(m) * time.Minute)) {
-			if e.Device == BPMonitor && len(e.Samples) > 0 && e.Samples[0].Code == CodeSystolic {
-				latest["systolic_bp_mmHg"] = e.Samples[0].Value
-			}
 			for _, s := range e.Samples {
-				if name, ok := params[s.Code]; ok && !(s.Code == CodeHeartRate && e.Device != ECGPatch) {
-					latest[name] = s.Value
+				if scored[s.Code] && !(s.Code == CodeHeartRate && e.Device != ECGPatch) {
+					latest[s.Code] = s.Value
 				}
 			}
 		}
 		if len(latest) < 5 {
 			continue
 		}
-		score := news2(bs, latest)
+		score := news2Score(t, latest)
 		switch {
 		case m <= 10:
 			maxEarly = max(maxEarly, score)

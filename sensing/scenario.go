@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -71,8 +73,6 @@ type Event struct {
 	Measure  string        // asks a device for an on-demand measurement (bp-monitor, glucometer, scale, thermometer)
 	Fall     bool          // the patient falls (an activity tracker reports it)
 	Note     string        // what happens, for people reading the scenario or watching a demo
-
-	line int
 }
 
 // Quantity is a physiological or behavioural quantity a scenario sets.
@@ -129,6 +129,15 @@ func Kinds() []string {
 	return []string{ECGPatch, PulseOximeter, BPMonitor, Thermometer, CGM, Glucometer, Scale, ActivityTracker}
 }
 
+// onDemand reports whether a device of this kind takes measurements on demand (Measure).
+func onDemand(kind string) bool {
+	switch kind {
+	case BPMonitor, Glucometer, Scale, Thermometer:
+		return true
+	}
+	return false
+}
+
 // defaultInterval is each kind's message (or measurement) interval.
 func defaultInterval(kind string) time.Duration {
 	switch kind {
@@ -173,22 +182,11 @@ func (sc *Scenario) Device(kind string) *DeviceSpec {
 // Clone returns a deep copy, so that changing it leaves sc alone.
 func (sc Scenario) Clone() Scenario {
 	c := sc
-	c.Baseline = cloneMap(sc.Baseline)
+	c.Baseline = maps.Clone(sc.Baseline)
 	c.Devices = slices.Clone(sc.Devices)
 	c.Timeline = slices.Clone(sc.Timeline)
 	for i := range c.Timeline {
-		c.Timeline[i].Set = cloneMap(c.Timeline[i].Set)
-	}
-	return c
-}
-
-func cloneMap(m map[string]float64) map[string]float64 {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]float64, len(m))
-	for k, v := range m {
-		c[k] = v
+		c.Timeline[i].Set = maps.Clone(c.Timeline[i].Set)
 	}
 	return c
 }
@@ -260,14 +258,16 @@ func strictMapping(n *yaml.Node, what string, v any) error {
 	return nil
 }
 
+// yamlKeys lists the yaml tags of the struct v points to, in field order.
 func yamlKeys(v any) []string {
-	switch v.(type) {
-	case *fileDevice:
-		return []string{"kind", "rate", "interval", "first", "battery", "drain", "drift_ppm", "offset", "jitter", "store_forward"}
-	case *fileEvent:
-		return []string{"at", "over", "set", "rhythm", "meal", "bolus", "exercise", "device", "fault", "for", "battery", "drain", "measure", "fall", "note"}
+	t := reflect.TypeOf(v).Elem()
+	var keys []string
+	for i := range t.NumField() {
+		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); k != "" {
+			keys = append(keys, k)
+		}
 	}
-	return nil
+	return keys
 }
 
 func (d *fileDevice) UnmarshalYAML(n *yaml.Node) error {
@@ -296,12 +296,10 @@ func (e *fileEvent) UnmarshalYAML(n *yaml.Node) error {
 
 // duration reads Go durations ("90s", "1h30m") and a plain 0.
 type duration struct {
-	d    time.Duration
-	line int
+	d time.Duration
 }
 
 func (d *duration) UnmarshalYAML(n *yaml.Node) error {
-	d.line = n.Line
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: want a duration such as 90s or 1h30m", n.Line)
 	}
@@ -486,7 +484,7 @@ func (d fileDevice) spec() (DeviceSpec, error) {
 	if d.Interval != nil {
 		s.Interval = d.Interval.d
 	}
-	if s.Interval < 0 || (s.Interval == 0 && d.Kind != Glucometer && d.Kind != BPMonitor && d.Kind != Scale && d.Kind != Thermometer) {
+	if s.Interval < 0 || (s.Interval == 0 && !onDemand(d.Kind)) {
 		return s, fmt.Errorf("interval: %v must be positive for a %s", s.Interval, d.Kind)
 	}
 	if s.Interval > 0 && s.Interval < 100*time.Millisecond {
@@ -527,7 +525,7 @@ func (fe fileEvent) event(sc *Scenario) (Event, error) {
 	}
 	ev := Event{At: fe.At.d, Over: fe.Over.d, Set: fe.Set.m, Rhythm: fe.Rhythm, Meal: fe.Meal, Bolus: fe.Bolus,
 		Exercise: fe.Exercise, Device: fe.Device, Fault: fe.Fault, For: fe.For.d, Battery: fe.Battery, Drain: fe.Drain,
-		Measure: fe.Measure, Fall: fe.Fall, Note: fe.Note, line: fe.line}
+		Measure: fe.Measure, Fall: fe.Fall, Note: fe.Note}
 	if ev.At < 0 {
 		return ev, fmt.Errorf("at: %v is negative", ev.At)
 	}
@@ -590,9 +588,7 @@ func (fe fileEvent) event(sc *Scenario) (Event, error) {
 		return ev, fmt.Errorf("drain: %g %%/h outside 0..1000", *ev.Drain)
 	}
 	if ev.Measure != "" {
-		switch ev.Measure {
-		case BPMonitor, Glucometer, Scale, Thermometer:
-		default:
+		if !onDemand(ev.Measure) {
 			return ev, fmt.Errorf("measure: %q takes no on-demand measurement (bp-monitor, glucometer, scale, thermometer do)", ev.Measure)
 		}
 		if sc.Device(ev.Measure) == nil {

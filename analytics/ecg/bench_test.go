@@ -55,3 +55,26 @@ func BenchmarkMonitor(b *testing.B) {
 	}
 	reportRealTime(b, len(x), fs)
 }
+
+// BenchmarkRhythmAF is the rhythm analysis alone, per beat, in AF: every window is irregular,
+// so the RR pattern test runs on every beat (its worst case).
+func BenchmarkRhythmAF(b *testing.B) {
+	const fs = 360
+	rng := rand.New(rand.NewPCG(3, 3))
+	beats := make([]int64, 4000)
+	t := 0.5
+	for i := range beats {
+		beats[i] = int64(t * fs)
+		t += 0.45 + 0.5*rng.Float64()
+	}
+	var o Output
+	b.ResetTimer()
+	for b.Loop() {
+		r := rhythm{cfg: DefaultConfig(fs), fs: fs}
+		for _, s := range beats {
+			o.reset()
+			r.onBeat(s, 0, true, &o)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(beats)), "ns/beat")
+}

@@ -79,7 +79,7 @@ type Config struct {
 	AFHalfWindow int     // beats each side of the beat being labelled
 	AFOn, AFOff  float64 // irregularity thresholds with hysteresis
 	AFMinBeats   int     // an AF episode is reported once it has lasted this many beats
-	AFPWave      float64 // no AF while the lower quartile of P-wave consistency exceeds this
+	AFPWave      float64 // no AF while the 40th percentile of P-wave consistency exceeds this
 
 	VFLeakage    float64 // VF when the filter leakage of 4 s of signal falls below this
 	VFLeakageOff float64 // and VF lasts while it stays below this
@@ -95,7 +95,7 @@ func DefaultConfig(fs float64) Config {
 		SampleRate: fs,
 		BradyBPM:   50, TachyBPM: 120, RateHysteresisBPM: 5,
 		PauseSeconds: 2.0, AsystoleSeconds: 4.0,
-		AFHalfWindow: 16, AFOn: 0.05, AFOff: 0.04, AFMinBeats: 8, AFPWave: 0.5,
+		AFHalfWindow: 20, AFOn: 0.07, AFOff: 0.05, AFMinBeats: 16, AFPWave: 0.5,
 		VFLeakage: 0.5, VFLeakageOff: 0.65,
 		FlatMV: 0.05, ClipShare: 0.1, NoiseRatio: 0.5,
 	}

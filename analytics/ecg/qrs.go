@@ -276,12 +276,12 @@ func (d *Detector) searchBack() {
 	if bi < 0 {
 		return
 	}
-	c := d.cands[bi]
-	rest := append([]peak(nil), d.cands[bi+1:]...)
+	c, rest := d.cands[bi], d.cands[bi+1:]
 	d.accept(c, true)
 	d.spk = 0.25*c.val + 0.75*d.spk
 	d.setThr()
-	d.cands = rest
+	// accept emptied the list; the peaks after c stay candidates.
+	d.cands = append(d.cands[:0], rest...)
 }
 
 func (d *Detector) accept(p peak, searchBack bool) {

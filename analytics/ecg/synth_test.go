@@ -189,7 +189,7 @@ func TestPauseAndAsystole(t *testing.T) {
 func TestAF(t *testing.T) {
 	const fs = 250
 	rng := rand.New(rand.NewPCG(7, 8))
-	// 120 s sinus with P waves, 180 s AF (irregular RR, no P waves), 120 s sinus.
+	// 120 s sinus with P waves, 180 s AF (irregular RR, f waves, no P waves), 120 s sinus.
 	sinus := regular(0.5, 0.85, 120)
 	var af []float64
 	for tt := 120.5; tt < 300; tt += 0.45 + 0.5*rng.Float64() {
@@ -197,6 +197,13 @@ func TestAF(t *testing.T) {
 	}
 	x1 := synth(fs, sinus, 120, false, rng)
 	x2 := synth(fs, af, 300, true, rng)[120*fs:]
+	// Fibrillatory waves: 0.05 mV, 5–7 Hz with a wandering phase, as in real AF (without them
+	// the flat pre-QRS baseline and T-wave tails repeat from beat to beat like a P wave).
+	ph := 0.0
+	for i := range x2 {
+		ph += 2 * math.Pi * (6 + rng.Float64()*2 - 1) / fs
+		x2[i] += 0.05 * math.Sin(ph)
+	}
 	x3 := synth(fs, regular(300.5, 0.85, 420), 420, false, rng)[300*fs:]
 	x := append(append(x1, x2...), x3...)
 	r := feed(t, fs, x, fs)
@@ -212,6 +219,34 @@ func TestAF(t *testing.T) {
 	}
 	if count(r.started, AF) != len(got) {
 		t.Errorf("started %+v", r.started)
+	}
+}
+
+func TestAFFromTheFirstBeat(t *testing.T) {
+	const fs = 360
+	rng := rand.New(rand.NewPCG(13, 14))
+	// A recording that starts in AF: the first beats have no window centred on them, and
+	// take the first window's label instead of being left out.
+	var af []float64
+	for tt := 0.5; tt < 120; tt += 0.45 + 0.5*rng.Float64() {
+		af = append(af, tt)
+	}
+	x := synth(fs, af, 180, true, rng)
+	ph := 0.0
+	for i := range x[:120*fs] {
+		ph += 2 * math.Pi * (6 + rng.Float64()*2 - 1) / fs
+		x[i] += 0.05 * math.Sin(ph)
+	}
+	copy(x[120*fs:], synth(fs, regular(120.5, 0.85, 180), 180, false, rng)[120*fs:])
+	r := feed(t, fs, x, fs)
+	var got []Interval
+	for _, e := range r.episodes {
+		if e.Kind == AF {
+			got = append(got, Interval{e.Onset, e.Offset})
+		}
+	}
+	if len(got) != 1 || got[0].Start > fs || math.Abs(float64(got[0].End-120*fs)) > 10*fs {
+		t.Fatalf("AF episodes %+v, want one from the first second to about 120 s", got)
 	}
 }
 
@@ -234,6 +269,30 @@ func TestIrregularSinusIsNotAF(t *testing.T) {
 	r := feed(t, fs, synth(fs, beats, 300, false, rand.New(rand.NewPCG(9, 10))), fs)
 	if n := count(r.episodes, AF); n != 0 {
 		t.Fatalf("AF on sinus with ectopics: %+v", r.episodes)
+	}
+}
+
+func TestRandomPrematureBeatsAreNotAF(t *testing.T) {
+	const fs = 360
+	rng := rand.New(rand.NewPCG(11, 12))
+	// Sinus arrhythmia (rate drifting ±8 %) with one beat in four on average premature (65–75 %
+	// of the cycle, same QRS shape) and followed by a pause: irregular RR, but not AF. No P
+	// waves, so that only the RR analysis can tell.
+	var beats []float64
+	for tt := 0.5; tt < 600; {
+		rr := 0.8 * (1 + 0.08*math.Sin(2*math.Pi*tt/20))
+		beats = append(beats, tt)
+		if rng.Float64() < 0.25 {
+			c := (0.65 + 0.1*rng.Float64()) * rr
+			beats = append(beats, tt+c)
+			tt += c + (1.15+0.2*rng.Float64())*rr
+			continue
+		}
+		tt += rr
+	}
+	r := feed(t, fs, synth(fs, beats, 600, true, rng), fs)
+	if n := count(r.episodes, AF); n != 0 {
+		t.Fatalf("AF on sinus with random premature beats: %+v", r.episodes)
 	}
 }
 

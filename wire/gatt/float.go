@@ -48,40 +48,32 @@ type Float struct {
 
 // SFloat decodes a 16-bit SFLOAT: a 4-bit signed exponent above a 12-bit signed mantissa.
 func SFloat(raw uint16) Float {
-	switch raw {
-	case 0x07FF:
-		return Float{Mantissa: 0x07FF, Special: NaN}
-	case 0x0800:
-		return Float{Mantissa: -0x0800, Special: NRes}
-	case 0x07FE:
-		return Float{Mantissa: 0x07FE, Special: PosInf}
-	case 0x0802:
-		return Float{Mantissa: -0x07FE, Special: NegInf}
-	case 0x0801:
-		return Float{Mantissa: -0x07FF, Special: Reserved}
-	}
 	// Shifting left then arithmetically right sign-extends each part.
-	m := int32(int16(raw<<4)) >> 4
-	e := int8(raw>>8) >> 4
-	return Float{Mantissa: m, Exponent: e}
+	return newFloat(int32(int16(raw<<4))>>4, int8(raw>>8)>>4, 0x07FF)
 }
 
 // Float32 decodes a 32-bit FLOAT: an 8-bit signed exponent above a 24-bit signed mantissa.
 func Float32(raw uint32) Float {
-	switch raw {
-	case 0x007FFFFF:
-		return Float{Mantissa: 0x7FFFFF, Special: NaN}
-	case 0x00800000:
-		return Float{Mantissa: -0x800000, Special: NRes}
-	case 0x007FFFFE:
-		return Float{Mantissa: 0x7FFFFE, Special: PosInf}
-	case 0x00800002:
-		return Float{Mantissa: -0x7FFFFE, Special: NegInf}
-	case 0x00800001:
-		return Float{Mantissa: -0x7FFFFF, Special: Reserved}
+	return newFloat(int32(raw<<8)>>8, int8(raw>>24), 0x7FFFFF)
+}
+
+// newFloat classifies mantissa m and exponent e; top is the largest mantissa of the format.
+// The special values are the five mantissas at the ends of the range with exponent 0.
+func newFloat(m int32, e int8, top int32) Float {
+	if e == 0 {
+		switch m {
+		case top:
+			return Float{Mantissa: m, Special: NaN}
+		case -top - 1:
+			return Float{Mantissa: m, Special: NRes}
+		case top - 1:
+			return Float{Mantissa: m, Special: PosInf}
+		case -(top - 1):
+			return Float{Mantissa: m, Special: NegInf}
+		case -top:
+			return Float{Mantissa: m, Special: Reserved}
+		}
 	}
-	m := int32(raw<<8) >> 8
-	e := int8(raw >> 24)
 	return Float{Mantissa: m, Exponent: e}
 }
 

@@ -52,12 +52,3 @@ func Decode(data []byte, format, nsig int) ([][]int32, error) {
 	}
 	return out, nil
 }
-
-// InvalidSample is the digital value WFDB uses for a missing sample: -2048 in format 212 and
-// -32768 in format 16.
-func InvalidSample(format int) int32 {
-	if format == 16 {
-		return -32768
-	}
-	return -2048
-}
