@@ -31,3 +31,23 @@ type DeviceStatus struct {
 	LastSeen time.Time
 	Battery  *float64
 }
+
+// Merge folds a later report into s: the later last-seen time wins, and a reported battery
+// level replaces the one known (copied, not shared with o). Stores keep status this way
+// until they persist it.
+func (s *DeviceStatus) Merge(o DeviceStatus) {
+	if o.LastSeen.After(s.LastSeen) {
+		s.LastSeen = o.LastSeen.UTC()
+	}
+	if o.Battery != nil {
+		b := *o.Battery
+		s.Battery = &b
+	}
+}
+
+// ApplyStatus folds a status report into the device, as DeviceStatus.Merge does.
+func (d *Device) ApplyStatus(st DeviceStatus) {
+	cur := DeviceStatus{LastSeen: d.LastSeen, Battery: d.Battery}
+	cur.Merge(st)
+	d.LastSeen, d.Battery = cur.LastSeen, cur.Battery
+}

@@ -1,6 +1,9 @@
 package iomt
 
-import "context"
+import (
+	"context"
+	"hash/fnv"
+)
 
 // SeriesStore keeps observations and waveforms.
 type SeriesStore interface {
@@ -23,9 +26,16 @@ type Registry interface {
 	CreatePatient(ctx context.Context, p Patient) error // ErrDuplicate if ID or (Tenant, MRN) exists
 	Patient(ctx context.Context, id string) (Patient, error)
 	Patients(ctx context.Context, f PatientFilter) ([]Patient, error)
+	// UpdatePatient replaces the name, birth date and MRN of an existing patient (ErrNotFound
+	// if there is none; ErrDuplicate if the MRN belongs to another patient of the tenant).
+	// ID, Tenant and CreatedAt are kept.
+	UpdatePatient(ctx context.Context, p Patient) error
 	CreateDevice(ctx context.Context, d Device) error
 	Device(ctx context.Context, id string) (Device, error)
 	Devices(ctx context.Context, f DeviceFilter) ([]Device, error)
+	// UpdateDevice replaces the kind and patient binding of an existing device (ErrNotFound if
+	// there is none). Credentials, Tenant, CreatedAt and status are kept.
+	UpdateDevice(ctx context.Context, d Device) error
 	// UpdateDeviceStatus records last-seen times and battery levels; it need not be durable
 	// before it returns.
 	UpdateDeviceStatus(ctx context.Context, s []DeviceStatus) error
@@ -35,6 +45,7 @@ type Registry interface {
 type Store interface {
 	SeriesStore
 	Registry
+	AlarmStore
 	Close() error
 }
 
@@ -43,8 +54,18 @@ type Store interface {
 type Bus interface {
 	Publish(ctx context.Context, b Batch) error
 	// Subscribe delivers every batch published after it returns to h until ctx ends. A group
-	// name shares the load between subscribers with the same name; different groups each see
-	// every batch.
+	// name shares the load between subscribers with the same name (by partition, so one
+	// patient's batches reach one member in order, at least once: handlers are idempotent);
+	// different groups each see every batch. The empty group is a broadcast: this subscriber
+	// alone sees every batch, with no durability (live dashboards on every node).
 	Subscribe(ctx context.Context, group string, h func(context.Context, Batch) error) error
 	Close() error
+}
+
+// Partition is the bus partition of a patient: fnv32a(patient) % partitions. Every bus uses
+// it, so a patient lands on the same partition whichever bus carries it.
+func Partition(patient string, partitions int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(patient))
+	return int(h.Sum32() % uint32(partitions))
 }

@@ -7,7 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"slices"
 	"sync"
 
 	"github.com/iomt/iomt"
@@ -24,10 +24,12 @@ type Bus struct {
 	partitions int
 	buffer     int
 
-	mu     sync.RWMutex
-	groups map[string]*group
-	closed bool
-	wg     sync.WaitGroup
+	mu         sync.RWMutex
+	groups     map[string]*group
+	broadcasts int // names the broadcast subscriptions
+	eventSubs  []*eventSub
+	closed     bool
+	wg         sync.WaitGroup
 }
 
 type group struct {
@@ -51,12 +53,8 @@ func New(o Options) *Bus {
 	return &Bus{partitions: o.Partitions, buffer: o.Buffer, groups: map[string]*group{}}
 }
 
-// Partition returns the partition a patient's batches travel on.
-func Partition(patient string, partitions int) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(patient))
-	return int(h.Sum32() % uint32(partitions))
-}
+// Partition returns the partition a patient's batches travel on (iomt.Partition).
+func Partition(patient string, partitions int) int { return iomt.Partition(patient, partitions) }
 
 // Publish queues b for every subscribed group, waiting while a group's partition queue is full
 // (back-pressure rather than loss) until ctx ends.
@@ -80,11 +78,16 @@ func (b *Bus) Publish(ctx context.Context, batch iomt.Batch) error {
 
 // Subscribe registers h for group until ctx ends. A second Subscribe with the same group name
 // while the first is active is refused: the in-process bus has a single member per group.
+// The empty group is a broadcast subscription: any number of them, each its own.
 func (b *Bus) Subscribe(ctx context.Context, name string, h func(context.Context, iomt.Batch) error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return ErrClosed
+	}
+	if name == "" {
+		b.broadcasts++
+		name = fmt.Sprintf("\x00broadcast-%d", b.broadcasts)
 	}
 	if _, ok := b.groups[name]; ok {
 		return fmt.Errorf("bus: group %q already has a subscriber", name)
@@ -146,3 +149,61 @@ func (b *Bus) Close() error {
 	b.wg.Wait()
 	return nil
 }
+
+// Owned lists the partitions of group this bus serves: all of them while the group has its
+// (single) subscriber.
+func (b *Bus) Owned(group string) []int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if _, ok := b.groups[group]; !ok {
+		return nil
+	}
+	out := make([]int, b.partitions)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// PublishEvent implements iomt.Events: every event subscriber hears e before it returns.
+func (b *Bus) PublishEvent(ctx context.Context, e iomt.Event) error {
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return ErrClosed
+	}
+	subs := slices.Clone(b.eventSubs)
+	b.mu.RUnlock()
+	for _, s := range subs {
+		if s.ctx.Err() == nil {
+			s.h(ctx, e)
+		}
+	}
+	return nil
+}
+
+// SubscribeEvents implements iomt.Events.
+func (b *Bus) SubscribeEvents(ctx context.Context, h func(context.Context, iomt.Event)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	s := &eventSub{ctx: ctx, h: h}
+	b.eventSubs = append(b.eventSubs, s)
+	go func() {
+		<-ctx.Done()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.eventSubs = slices.DeleteFunc(b.eventSubs, func(x *eventSub) bool { return x == s })
+	}()
+	return nil
+}
+
+type eventSub struct {
+	ctx context.Context
+	h   func(context.Context, iomt.Event)
+}
+
+// Partition returns the partition a patient's batches travel on.
+func (b *Bus) Partition(patient string) int { return Partition(patient, b.partitions) }

@@ -25,10 +25,15 @@ func TestOrderPerPatientAndFanOut(t *testing.T) {
 		done chan struct{}
 	}
 	newRec := func() *rec { return &rec{seen: map[string][]int{}, done: make(chan struct{})} }
-	groups := map[string]*rec{"store": newRec(), "live": newRec()}
-	for name, r := range groups {
-		r := r
-		err := b.Subscribe(ctx, name, func(_ context.Context, bt iomt.Batch) error {
+	// Two named groups and two broadcast subscribers: each sees everything.
+	type sub struct {
+		name string
+		r    *rec
+	}
+	groups := []sub{{"store", newRec()}, {"live", newRec()}, {"", newRec()}, {"", newRec()}}
+	for _, g := range groups {
+		r := g.r
+		err := b.Subscribe(ctx, g.name, func(_ context.Context, bt iomt.Batch) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.seen[bt.Patient] = append(r.seen[bt.Patient], len(bt.Observations))
@@ -60,7 +65,8 @@ func TestOrderPerPatientAndFanOut(t *testing.T) {
 		}(p)
 	}
 	wg.Wait()
-	for name, r := range groups {
+	for _, g := range groups {
+		name, r := g.name, g.r
 		select {
 		case <-r.done:
 		case <-time.After(10 * time.Second):
@@ -116,5 +122,52 @@ func BenchmarkPublish(b *testing.B) {
 		if err := bus.Publish(ctx, bt); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestEventsReachEverySubscriber(t *testing.T) {
+	b := memory.New(memory.Options{})
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	got := map[int][]string{}
+	for i := range 2 {
+		if err := b.SubscribeEvents(ctx, func(_ context.Context, e iomt.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			got[i] = append(got[i], e.Patient+"/"+e.Kind)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.PublishEvent(context.Background(), iomt.Event{Patient: "p1", Kind: "cgm-alert"}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(got[0]) != 1 || len(got[1]) != 1 || got[0][0] != "p1/cgm-alert" {
+		t.Fatalf("got %v", got)
+	}
+	mu.Unlock()
+	cancel()
+	// A subscription whose context ended hears nothing more.
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		_ = b.PublishEvent(context.Background(), iomt.Event{Patient: "p2", Kind: "x"})
+		mu.Lock()
+		n := len(got[0])
+		mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("events still delivered after cancel: %v", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+		mu.Lock()
+		m := len(got[0])
+		mu.Unlock()
+		if m == n {
+			break
+		}
+	}
+	b.Close()
+	if err := b.PublishEvent(context.Background(), iomt.Event{}); err == nil {
+		t.Fatal("publish after close accepted")
 	}
 }

@@ -260,19 +260,9 @@ func (s *Store) CreateDevice(ctx context.Context, d iomt.Device) error {
 // withStatus overlays status not yet persisted. s.statMu is held.
 func (s *Store) withStatus(d iomt.Device) iomt.Device {
 	if st, ok := s.status[d.ID]; ok {
-		mergeStatus(&d, st)
+		d.ApplyStatus(st)
 	}
 	return d
-}
-
-func mergeStatus(d *iomt.Device, st iomt.DeviceStatus) {
-	if st.LastSeen.After(d.LastSeen) {
-		d.LastSeen = st.LastSeen.UTC()
-	}
-	if st.Battery != nil {
-		b := *st.Battery
-		d.Battery = &b
-	}
 }
 
 // Device implements iomt.Registry.
@@ -351,13 +341,7 @@ func (s *Store) UpdateDeviceStatus(ctx context.Context, sts []iomt.DeviceStatus)
 				continue
 			}
 		}
-		if st.LastSeen.After(cur.LastSeen) {
-			cur.LastSeen = st.LastSeen.UTC()
-		}
-		if st.Battery != nil {
-			b := *st.Battery
-			cur.Battery = &b
-		}
+		cur.Merge(st)
 		cur.Device = st.Device
 		s.status[st.Device] = cur
 	}
@@ -385,7 +369,7 @@ func (s *Store) persistStatus() error {
 			return err
 		}
 		d := r.device()
-		mergeStatus(&d, st)
+		d.ApplyStatus(st)
 		v, err := json.Marshal(deviceRecord(d))
 		if err != nil {
 			return err
@@ -396,5 +380,102 @@ func (s *Store) persistStatus() error {
 		return err
 	}
 	clear(s.status)
+	return nil
+}
+
+// UpdatePatient implements iomt.Registry.
+func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
+	if err := ctxErr(ctx, "update patient"); err != nil {
+		return err
+	}
+	for _, c := range []struct{ what, v string }{{"id", p.ID}, {"mrn", p.MRN}} {
+		if err := checkID(c.what, c.v, c.what == "id"); err != nil {
+			return fmt.Errorf("embedded: update patient: %w", err)
+		}
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if !s.enter() {
+		return fmt.Errorf("embedded: update patient: %w", errClosed)
+	}
+	defer s.leave()
+	var old iomt.Patient
+	if err := s.getJSON(strKey('p', p.ID), &old); err != nil {
+		return fmt.Errorf("embedded: update patient %q: %w", p.ID, err)
+	}
+	if p.MRN != "" && p.MRN != old.MRN {
+		if ok, err := s.exists(strKey('M', old.Tenant, p.MRN)); err != nil || ok {
+			if err == nil {
+				err = fmt.Errorf("%w: tenant %q already has a patient with MRN %q", iomt.ErrDuplicate, old.Tenant, p.MRN)
+			}
+			return fmt.Errorf("embedded: update patient: %w", err)
+		}
+	}
+	nw := old
+	nw.Name, nw.BirthDate, nw.MRN = p.Name, p.BirthDate, p.MRN
+	v, err := json.Marshal(nw)
+	if err != nil {
+		return fmt.Errorf("embedded: update patient: %w", err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(strKey('p', p.ID), v, nil)
+	if old.MRN != nw.MRN {
+		if old.MRN != "" {
+			_ = b.Delete(strKey('M', old.Tenant, old.MRN), nil)
+		}
+		if nw.MRN != "" {
+			_ = b.Set(strKey('M', old.Tenant, nw.MRN), []byte(p.ID), nil)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("embedded: update patient: %w", err)
+	}
+	return nil
+}
+
+// UpdateDevice implements iomt.Registry.
+func (s *Store) UpdateDevice(ctx context.Context, d iomt.Device) error {
+	if err := ctxErr(ctx, "update device"); err != nil {
+		return err
+	}
+	for _, c := range []struct{ what, v string }{{"id", d.ID}, {"patient", d.Patient}} {
+		if err := checkID(c.what, c.v, c.what == "id"); err != nil {
+			return fmt.Errorf("embedded: update device: %w", err)
+		}
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if !s.enter() {
+		return fmt.Errorf("embedded: update device: %w", errClosed)
+	}
+	defer s.leave()
+	// persistStatus rewrites device records under statMu; hold it so neither loses the other.
+	s.statMu.Lock()
+	defer s.statMu.Unlock()
+	var old deviceRecord
+	if err := s.getJSON(strKey('d', d.ID), &old); err != nil {
+		return fmt.Errorf("embedded: update device %q: %w", d.ID, err)
+	}
+	nw := old
+	nw.Kind, nw.Patient = d.Kind, d.Patient
+	v, err := json.Marshal(nw)
+	if err != nil {
+		return fmt.Errorf("embedded: update device: %w", err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(strKey('d', d.ID), v, nil)
+	if old.Patient != nw.Patient {
+		if old.Patient != "" {
+			_ = b.Delete(strKey('B', old.Patient, d.ID), nil)
+		}
+		if nw.Patient != "" {
+			_ = b.Set(strKey('B', nw.Patient, d.ID), nil, nil)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("embedded: update device: %w", err)
+	}
 	return nil
 }

@@ -110,9 +110,12 @@ type Store struct {
 	walBytes   int64        // written since the last checkpoint
 	wal        *walWriter
 
-	regMu  sync.Mutex // serialises registry writes (uniqueness checks)
-	statMu sync.Mutex
-	status map[string]iomt.DeviceStatus // not yet persisted device status
+	regMu sync.Mutex // serialises registry writes (uniqueness checks)
+	// alarmMu serialises saves of one alarm (each compares with the stored snapshot), by
+	// stripe of alarm IDs.
+	alarmMu [alarmStripes]sync.Mutex
+	statMu  sync.Mutex
+	status  map[string]iomt.DeviceStatus // not yet persisted device status
 
 	ckptMu   sync.Mutex
 	ckptKick chan struct{}

@@ -54,7 +54,11 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"Patients", testPatients},
 		{"Devices", testDevices},
 		{"DeviceStatus", testDeviceStatus},
+		{"UpdatePatient", testUpdatePatient},
+		{"UpdateDevice", testUpdateDevice},
 		{"ContextCanceled", testContextCanceled},
+		{"Alarms", testAlarms},
+		{"AlarmConfigs", testAlarmConfigs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -709,5 +713,108 @@ func testContextCanceled(t *testing.T, s iomt.Store) {
 	}
 	if _, err := s.Patients(ctx, iomt.PatientFilter{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Patients with canceled context: %v", err)
+	}
+}
+
+func testUpdatePatient(t *testing.T, s iomt.Store) {
+	ctx := context.Background()
+	for _, p := range []iomt.Patient{
+		{ID: "p1", Tenant: "t1", Name: "Ada", MRN: "m1", CreatedAt: T0},
+		{ID: "p2", Tenant: "t1", Name: "Bea", MRN: "m2", CreatedAt: T0},
+		{ID: "p3", Tenant: "t2", Name: "Cy", MRN: "m3", CreatedAt: T0},
+	} {
+		if err := s.CreatePatient(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tenant and CreatedAt are kept whatever the caller sends.
+	if err := s.UpdatePatient(ctx, iomt.Patient{ID: "p1", Tenant: "other", Name: "Ada L.", BirthDate: "1815-12-10", MRN: "m9", CreatedAt: T0.Add(time.Hour)}); err != nil {
+		t.Fatalf("UpdatePatient: %v", err)
+	}
+	p, err := s.Patient(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "Ada L." || p.BirthDate != "1815-12-10" || p.MRN != "m9" || p.Tenant != "t1" || !p.CreatedAt.Equal(T0) {
+		t.Fatalf("after update: %+v", p)
+	}
+	byMRN := func(tenant, mrn string) []iomt.Patient {
+		ps, err := s.Patients(ctx, iomt.PatientFilter{Tenant: tenant, MRN: mrn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	if ps := byMRN("t1", "m9"); len(ps) != 1 || ps[0].ID != "p1" {
+		t.Fatalf("new MRN finds %+v", ps)
+	}
+	if ps := byMRN("t1", "m1"); len(ps) != 0 {
+		t.Fatalf("old MRN still finds %+v", ps)
+	}
+	// The old MRN is free again; another patient's MRN is not.
+	if err := s.UpdatePatient(ctx, iomt.Patient{ID: "p2", Name: "Bea", MRN: "m1"}); err != nil {
+		t.Fatalf("taking a freed MRN: %v", err)
+	}
+	if err := s.UpdatePatient(ctx, iomt.Patient{ID: "p2", Name: "Bea", MRN: "m9"}); !errors.Is(err, iomt.ErrDuplicate) {
+		t.Fatalf("taking p1's MRN: %v, want ErrDuplicate", err)
+	}
+	if p, _ := s.Patient(ctx, "p2"); p.MRN != "m1" {
+		t.Fatalf("a refused update changed p2: %+v", p)
+	}
+	// MRNs are per tenant.
+	if err := s.UpdatePatient(ctx, iomt.Patient{ID: "p3", Name: "Cy", MRN: "m9"}); err != nil {
+		t.Fatalf("same MRN in another tenant: %v", err)
+	}
+	if err := s.UpdatePatient(ctx, iomt.Patient{ID: "nope", Name: "X"}); !errors.Is(err, iomt.ErrNotFound) {
+		t.Fatalf("unknown patient: %v, want ErrNotFound", err)
+	}
+	if err := s.UpdatePatient(ctx, iomt.Patient{Name: "X"}); !errors.Is(err, iomt.ErrInvalid) {
+		t.Fatalf("no id: %v, want ErrInvalid", err)
+	}
+}
+
+func testUpdateDevice(t *testing.T, s iomt.Store) {
+	ctx := context.Background()
+	d := iomt.Device{ID: "d1", Tenant: "t1", Kind: "pulse-oximeter", Patient: "p1", MQTTPasswordHash: []byte{1}, TokenHash: []byte{2}, CreatedAt: T0}
+	if err := s.CreateDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	batt := 42.0
+	if err := s.UpdateDeviceStatus(ctx, []iomt.DeviceStatus{{Device: "d1", LastSeen: T0.Add(time.Minute), Battery: &batt}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateDevice(ctx, iomt.Device{ID: "d1", Tenant: "t9", Kind: "ecg-patch", Patient: "p2"}); err != nil {
+		t.Fatalf("UpdateDevice: %v", err)
+	}
+	got, err := s.Device(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != "ecg-patch" || got.Patient != "p2" || got.Tenant != "t1" || !got.CreatedAt.Equal(T0) ||
+		!slices.Equal(got.MQTTPasswordHash, []byte{1}) || !slices.Equal(got.TokenHash, []byte{2}) ||
+		!got.LastSeen.Equal(T0.Add(time.Minute)) || got.Battery == nil || *got.Battery != 42 {
+		t.Fatalf("after update: %+v", got)
+	}
+	for _, c := range []struct {
+		patient string
+		want    int
+	}{{"p1", 0}, {"p2", 1}} {
+		ds, err := s.Devices(ctx, iomt.DeviceFilter{Patient: c.patient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != c.want {
+			t.Errorf("devices of %s after rebinding: %d, want %d", c.patient, len(ds), c.want)
+		}
+	}
+	// Unbinding.
+	if err := s.UpdateDevice(ctx, iomt.Device{ID: "d1", Kind: "ecg-patch"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Device(ctx, "d1"); got.Patient != "" {
+		t.Fatalf("unbound device still has patient %q", got.Patient)
+	}
+	if err := s.UpdateDevice(ctx, iomt.Device{ID: "nope", Kind: "x"}); !errors.Is(err, iomt.ErrNotFound) {
+		t.Fatalf("unknown device: %v, want ErrNotFound", err)
 	}
 }

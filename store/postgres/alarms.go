@@ -1,0 +1,204 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/iomt/iomt"
+)
+
+// SaveAlarms implements iomt.AlarmStore: an upsert per alarm, in one transaction.
+func (s *Store) SaveAlarms(ctx context.Context, alarms []iomt.Alarm) error {
+	if err := ctxErr(ctx, "save alarms"); err != nil {
+		return err
+	}
+	if len(alarms) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, a := range alarms {
+		if a.ID == "" {
+			return fmt.Errorf("postgres: save alarms: %w: alarm id is empty", iomt.ErrInvalid)
+		}
+		if err := checkFields("alarm id", a.ID, "tenant", a.Tenant, "patient", a.Patient, "rule", a.Rule); err != nil {
+			return fmt.Errorf("postgres: save alarms: %w", err)
+		}
+		doc, err := json.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("postgres: save alarm %s: %w", a.ID, err)
+		}
+		b.Queue(`INSERT INTO alarms (id, tenant, patient, state, priority, rule, raised_at, updated_at, doc)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, priority = EXCLUDED.priority,
+				updated_at = EXCLUDED.updated_at, doc = EXCLUDED.doc
+			-- an older snapshot arriving late (fewer transitions) does not replace a newer one
+			WHERE jsonb_array_length(alarms.doc->'transitions') <= jsonb_array_length(EXCLUDED.doc->'transitions')`,
+			a.ID, a.Tenant, a.Patient, string(a.State), a.Priority.String(), a.Rule, a.Raised, a.Updated(), doc)
+	}
+	if !s.enter() {
+		return fmt.Errorf("postgres: save alarms: %w", errClosed)
+	}
+	defer s.leave()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
+	if err != nil {
+		return wrap(ctx, "save alarms", err)
+	}
+	return nil
+}
+
+// Alarm implements iomt.AlarmStore.
+func (s *Store) Alarm(ctx context.Context, id string) (iomt.Alarm, error) {
+	var a iomt.Alarm
+	if err := ctxErr(ctx, "alarm"); err != nil {
+		return a, err
+	}
+	if err := checkFields("alarm id", id); err != nil {
+		return a, fmt.Errorf("postgres: alarm: %w", err)
+	}
+	if !s.enter() {
+		return a, fmt.Errorf("postgres: alarm: %w", errClosed)
+	}
+	defer s.leave()
+	var doc []byte
+	err := s.pool.QueryRow(ctx, `SELECT doc FROM alarms WHERE id = $1`, id).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, fmt.Errorf("postgres: alarm %q: %w", id, iomt.ErrNotFound)
+	}
+	if err != nil {
+		return a, wrap(ctx, "alarm", err)
+	}
+	if err := json.Unmarshal(doc, &a); err != nil {
+		return a, fmt.Errorf("postgres: alarm %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// Alarms implements iomt.AlarmStore.
+func (s *Store) Alarms(ctx context.Context, f iomt.AlarmFilter) ([]iomt.Alarm, error) {
+	if err := ctxErr(ctx, "alarms"); err != nil {
+		return nil, err
+	}
+	if err := checkFields("tenant", f.Tenant, "patient", f.Patient); err != nil {
+		return nil, fmt.Errorf("postgres: alarms: %w", err)
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Tenant != "" {
+		where = append(where, "tenant = "+arg(f.Tenant))
+	}
+	if f.Patient != "" {
+		where = append(where, "patient = "+arg(f.Patient))
+	}
+	if f.Patients != nil {
+		where = append(where, "patient = ANY("+arg(f.Patients)+"::text[])")
+	}
+	if len(f.States) > 0 {
+		states := make([]string, len(f.States))
+		for i, st := range f.States {
+			states[i] = string(st)
+		}
+		where = append(where, "state = ANY("+arg(states)+"::text[])")
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "raised_at >= "+arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "raised_at < "+arg(f.Until))
+	}
+	q := "SELECT doc FROM alarms"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY raised_at DESC, id"
+	if f.Limit > 0 {
+		q += " LIMIT " + arg(f.Limit)
+	}
+	if !s.enter() {
+		return nil, fmt.Errorf("postgres: alarms: %w", errClosed)
+	}
+	defer s.leave()
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, wrap(ctx, "alarms", err)
+	}
+	out := []iomt.Alarm{}
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			rows.Close()
+			return nil, wrap(ctx, "alarms", err)
+		}
+		var a iomt.Alarm
+		if err := json.Unmarshal(doc, &a); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("postgres: alarms: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(ctx, "alarms", err)
+	}
+	return out, nil
+}
+
+// SaveAlarmConfig implements iomt.AlarmStore.
+func (s *Store) SaveAlarmConfig(ctx context.Context, c iomt.AlarmConfig) error {
+	if err := ctxErr(ctx, "save alarm config"); err != nil {
+		return err
+	}
+	if err := checkFields("tenant", c.Tenant, "kind", c.Kind, "who", c.Who); err != nil {
+		return fmt.Errorf("postgres: save alarm config: %w", err)
+	}
+	if c.Kind != "rules" && c.Kind != "routing" {
+		return fmt.Errorf("postgres: save alarm config: %w: kind %q (want rules or routing)", iomt.ErrInvalid, c.Kind)
+	}
+	if c.Version < 1 {
+		return fmt.Errorf("postgres: save alarm config: %w: version %d (must be ≥ 1)", iomt.ErrInvalid, c.Version)
+	}
+	if !s.enter() {
+		return fmt.Errorf("postgres: save alarm config: %w", errClosed)
+	}
+	defer s.leave()
+	_, err := s.pool.Exec(ctx, `INSERT INTO alarm_configs (tenant, kind, version, doc, who, saved_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, c.Tenant, c.Kind, c.Version, c.Doc, c.Who, c.Saved)
+	if err != nil {
+		return wrap(ctx, "save alarm config", duplicate(err,
+			fmt.Sprintf("%s version %d of tenant %q exists", c.Kind, c.Version, c.Tenant)))
+	}
+	return nil
+}
+
+// AlarmConfigs implements iomt.AlarmStore.
+func (s *Store) AlarmConfigs(ctx context.Context) ([]iomt.AlarmConfig, error) {
+	if err := ctxErr(ctx, "alarm configs"); err != nil {
+		return nil, err
+	}
+	if !s.enter() {
+		return nil, fmt.Errorf("postgres: alarm configs: %w", errClosed)
+	}
+	defer s.leave()
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (tenant, kind) tenant, kind, version, doc, who, saved_at
+		FROM alarm_configs ORDER BY tenant, kind, version DESC`)
+	if err != nil {
+		return nil, wrap(ctx, "alarm configs", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (iomt.AlarmConfig, error) {
+		var c iomt.AlarmConfig
+		err := r.Scan(&c.Tenant, &c.Kind, &c.Version, &c.Doc, &c.Who, &c.Saved)
+		return c, err
+	})
+	if err != nil {
+		return nil, wrap(ctx, "alarm configs", err)
+	}
+	return out, nil
+}
