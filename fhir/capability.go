@@ -1,0 +1,124 @@
+package fhir
+
+import (
+	"net/http"
+	"strconv"
+)
+
+type csSearchParam struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition,omitempty"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+type csInteraction struct {
+	Code          string `json:"code"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+type csOperation struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+type csResource struct {
+	Type              string          `json:"type"`
+	Profile           string          `json:"profile,omitempty"`
+	SupportedProfile  []string        `json:"supportedProfile,omitempty"`
+	Documentation     string          `json:"documentation,omitempty"`
+	Interaction       []csInteraction `json:"interaction"`
+	Versioning        string          `json:"versioning"`
+	ReadHistory       bool            `json:"readHistory"`
+	UpdateCreate      bool            `json:"updateCreate"`
+	ConditionalCreate bool            `json:"conditionalCreate"`
+	ConditionalRead   string          `json:"conditionalRead"`
+	ConditionalUpdate bool            `json:"conditionalUpdate"`
+	ConditionalDelete string          `json:"conditionalDelete"`
+	SearchParam       []csSearchParam `json:"searchParam,omitempty"`
+	Operation         []csOperation   `json:"operation,omitempty"`
+}
+
+type csRest struct {
+	Mode          string          `json:"mode"`
+	Documentation string          `json:"documentation,omitempty"`
+	Security      map[string]any  `json:"security,omitempty"`
+	Resource      []csResource    `json:"resource"`
+	Interaction   []csInteraction `json:"interaction,omitempty"`
+	SearchParam   []csSearchParam `json:"searchParam,omitempty"`
+}
+
+type capabilityStatement struct {
+	ResourceType   string            `json:"resourceType"`
+	Status         string            `json:"status"`
+	Date           string            `json:"date"`
+	Publisher      string            `json:"publisher,omitempty"`
+	Kind           string            `json:"kind"`
+	Software       map[string]string `json:"software,omitempty"`
+	Implementation map[string]string `json:"implementation,omitempty"`
+	FHIRVersion    string            `json:"fhirVersion"`
+	Format         []string          `json:"format"`
+	Rest           []csRest          `json:"rest"`
+}
+
+const spBase = "http://hl7.org/fhir/SearchParameter/"
+
+// capability describes exactly what this handler does; the tests check it against the routes.
+func (s *server) capability(r *http.Request) capabilityStatement {
+	read := csInteraction{Code: "read"}
+	search := csInteraction{Code: "search-type"}
+	common := []csSearchParam{
+		{Name: "_id", Definition: spBase + "Resource-id", Type: "token"},
+		{Name: "_count", Type: "number", Documentation: "page size; default " + itoa(s.DefaultCount) + ", at most " + itoa(s.MaxCount)},
+	}
+	res := func(typ, doc string, inter []csInteraction, params ...csSearchParam) csResource {
+		return csResource{Type: typ, Profile: "http://hl7.org/fhir/StructureDefinition/" + typ, Documentation: doc,
+			Interaction: inter, Versioning: "no-version", ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
+			SearchParam: append(append([]csSearchParam{}, common...), params...)}
+	}
+	patient := res("Patient", "The registry's patients: identifier (the MRN, system "+s.m.mrnSystem()+"), one name, birthDate. Writes holding other elements are refused with 422, as iomt could not store them. PUT to an unknown id creates the patient (client-chosen id).",
+		[]csInteraction{read, search, {Code: "create"}, {Code: "update"}},
+		csSearchParam{Name: "identifier", Definition: spBase + "Patient-identifier", Type: "token"},
+		csSearchParam{Name: "name", Definition: spBase + "Patient-name", Type: "string"},
+		csSearchParam{Name: "birthdate", Definition: spBase + "individual-birthdate", Type: "date"})
+	patient.UpdateCreate, patient.ConditionalCreate = true, true
+	device := res("Device", "The registry's devices: type (system "+SystemDeviceKind+") is the device kind, patient the binding, property the battery level. Devices created here get no credentials and cannot send data: create devices that send data through the REST API (POST /api/v1/devices), which shows their credentials once.",
+		[]csInteraction{read, search, {Code: "create"}, {Code: "update"}},
+		csSearchParam{Name: "patient", Definition: spBase + "Device-patient", Type: "reference"},
+		csSearchParam{Name: "type", Definition: spBase + "Device-type", Type: "token"})
+	device.UpdateCreate = true
+	metric := res("DeviceMetric", "What each device measures, derived from its kind; read-only.",
+		[]csInteraction{read, search},
+		csSearchParam{Name: "source", Definition: spBase + "DeviceMetric-source", Type: "reference"},
+		csSearchParam{Name: "type", Definition: spBase + "DeviceMetric-type", Type: "token"})
+	obs := res("Observation", "Readings from devices (read-only: they arrive through ingest). Vital signs follow the R4 vital-signs profile; blood pressure is the 85354-9 panel of the systolic and diastolic readings of one device at one time; waveforms are valueSampledData per "+s.WaveformWindow.String()+" window. Ids encode patient, code, time and device. Searches need patient (or subject).",
+		[]csInteraction{read, search},
+		csSearchParam{Name: "patient", Definition: spBase + "clinical-patient", Type: "reference", Documentation: "required (or subject); one patient"},
+		csSearchParam{Name: "subject", Definition: spBase + "Observation-subject", Type: "reference"},
+		csSearchParam{Name: "code", Definition: spBase + "clinical-code", Type: "token", Documentation: "matches any coding of Observation.code (LOINC, the vital-signs LOINC, MDC); comma = OR"},
+		csSearchParam{Name: "combo-code", Definition: spBase + "Observation-combo-code", Type: "token", Documentation: "code or component code (finds blood-pressure panels by 8480-6)"},
+		csSearchParam{Name: "category", Definition: spBase + "Observation-category", Type: "token"},
+		csSearchParam{Name: "date", Definition: spBase + "clinical-date", Type: "date", Documentation: "prefixes eq, ne, ge, gt, le, lt, sa, eb; repeatable (AND); partial dates"},
+		csSearchParam{Name: "device", Definition: spBase + "Observation-device", Type: "reference"},
+		csSearchParam{Name: "_lastUpdated", Definition: spBase + "Resource-lastUpdated", Type: "date", Documentation: "iomt records no storage time per reading and readings never change, so this filters on the effective time, like date; a reading replayed late by a gateway is not found by a _lastUpdated window covering its arrival"},
+		csSearchParam{Name: "_sort", Type: "string", Documentation: "date or -date (default date ascending)"})
+	obs.SupportedProfile = []string{ProfileVitalSigns, "http://hl7.org/fhir/StructureDefinition/bp"}
+	obs.Operation = []csOperation{{Name: "lastn", Definition: "http://hl7.org/fhir/OperationDefinition/Observation-lastn",
+		Documentation: "parameters patient (required), category, code, max; waveforms excluded"}}
+	now := dateTime(s.Now())
+	return capabilityStatement{
+		ResourceType: "CapabilityStatement", Status: "active", Date: now, Publisher: "iomt", Kind: "instance",
+		Software:       map[string]string{"name": "iomt"},
+		Implementation: map[string]string{"description": "iomt FHIR R4 API", "url": s.base(r)},
+		FHIRVersion:    "4.0.1", Format: []string{"json"},
+		Rest: []csRest{{
+			Mode:          "server",
+			Documentation: "JSON only. Unsupported search parameters are refused with 400 unless the request says Prefer: handling=lenient. Paging with _count and _offset; total is always given. No history, no versions, no batch/transaction, no delete.",
+			Security:      map[string]any{"cors": false, "description": "Authorization: Bearer <admin token> (the REST API's); every request touching patient data is audited. GET metadata needs no token."},
+			Resource:      []csResource{patient, device, metric, obs},
+		}},
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

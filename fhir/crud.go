@@ -1,0 +1,402 @@
+package fhir
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/iomt/iomt"
+)
+
+func notFound(typ, id string) *apiError {
+	return errorf(http.StatusNotFound, "not-found", "%s/%s not found", typ, id)
+}
+
+func (s *server) read(w http.ResponseWriter, r *http.Request, typ, id string) error {
+	setAudit(r.Context(), "fhir."+strings.ToLower(typ)+".read", "")
+	if !ValidID(id) {
+		return errorf(http.StatusBadRequest, "invalid", "%q is not a valid FHIR id", id)
+	}
+	var res any
+	switch typ {
+	case "Patient":
+		setAudit(r.Context(), "", id)
+		p, err := s.patient(r, id)
+		if err != nil {
+			return err
+		}
+		res = s.m.Patient(p)
+	case "Device":
+		d, err := s.device(r, id)
+		if err != nil {
+			return err
+		}
+		setAudit(r.Context(), "", d.Patient)
+		res = s.m.Device(d)
+	case "DeviceMetric":
+		dm, err := s.deviceMetric(r, id)
+		if err != nil {
+			return err
+		}
+		res = dm
+	case "Observation":
+		o, err := s.observation(r, id)
+		if err != nil {
+			return err
+		}
+		res = o
+	}
+	s.write(w, r, http.StatusOK, res)
+	return nil
+}
+
+func (s *server) patient(r *http.Request, id string) (iomt.Patient, error) {
+	p, err := s.Store.Patient(r.Context(), id)
+	if errors.Is(err, iomt.ErrNotFound) || err == nil && p.Tenant != s.Tenant {
+		return p, notFound("Patient", id)
+	}
+	if err != nil {
+		return p, fmt.Errorf("fhir: read patient %s: %w", id, err)
+	}
+	return p, nil
+}
+
+func (s *server) device(r *http.Request, id string) (iomt.Device, error) {
+	d, err := s.Store.Device(r.Context(), id)
+	if errors.Is(err, iomt.ErrNotFound) || err == nil && d.Tenant != s.Tenant {
+		return d, notFound("Device", id)
+	}
+	if err != nil {
+		return d, fmt.Errorf("fhir: read device %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// deviceMetric resolves "{device}-{code}" ids; device ids may contain '-', so every split is
+// tried from the right.
+func (s *server) deviceMetric(r *http.Request, id string) (DeviceMetric, error) {
+	for i := strings.LastIndexByte(id, '-'); i > 0; i = strings.LastIndexByte(id[:i], '-') {
+		c, ok := s.Catalog.Lookup(id[i+1:])
+		if !ok {
+			continue
+		}
+		d, err := s.device(r, id[:i])
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return DeviceMetric{}, err
+		}
+		if dm, ok := s.m.DeviceMetric(d, c.ID); ok && dm.ID == id {
+			return dm, nil
+		}
+	}
+	return DeviceMetric{}, notFound("DeviceMetric", id)
+}
+
+// observation finds the data behind an Observation id.
+func (s *server) observation(r *http.Request, id string) (Observation, error) {
+	k, err := ParseObservationID(s.Catalog, id)
+	if err != nil {
+		return Observation{}, notFound("Observation", id)
+	}
+	setAudit(r.Context(), "", k.Patient)
+	ctx := r.Context()
+	point := func(code string) (iomt.Observation, bool, error) {
+		obs, err := s.Store.Observations(ctx, iomt.ObservationQuery{Patient: k.Patient, Code: code, From: k.Time, To: k.Time.Add(iomt.TimePrecision)})
+		if err != nil {
+			return iomt.Observation{}, false, fmt.Errorf("fhir: read observation: %w", err)
+		}
+		for _, o := range obs {
+			if o.Device == k.Device && o.Time.Equal(k.Time) {
+				return o, true, nil
+			}
+		}
+		return iomt.Observation{}, false, nil
+	}
+	switch k.Kind {
+	case KindReading:
+		o, ok, err := point(k.Code)
+		if err != nil || !ok {
+			return Observation{}, cmpErr(err, notFound("Observation", id))
+		}
+		return s.m.Reading(o)
+	case KindBPPanel:
+		sys, ok1, err := point(CodeSystolic)
+		if err != nil {
+			return Observation{}, err
+		}
+		dia, ok2, err := point(CodeDiastolic)
+		if err != nil || !ok1 || !ok2 {
+			return Observation{}, cmpErr(err, notFound("Observation", id))
+		}
+		return s.m.BloodPressure(sys, dia)
+	case KindWaveform:
+		segs, err := s.Store.Waveforms(ctx, iomt.WaveformQuery{Patient: k.Patient, Code: k.Code, From: k.Time, To: k.Time.Add(s.WaveformWindow)})
+		if err != nil {
+			return Observation{}, fmt.Errorf("fhir: read waveform: %w", err)
+		}
+		if WindowStart(k.Time, s.WaveformWindow) != k.Time {
+			return Observation{}, notFound("Observation", id)
+		}
+		o, err := s.m.WaveformWindow(segs, k.Patient, k.Device, k.Code, k.Time, s.WaveformWindow)
+		if errors.Is(err, iomt.ErrNotFound) {
+			return Observation{}, notFound("Observation", id)
+		}
+		return o, err
+	}
+	// Scores are not stored yet.
+	return Observation{}, notFound("Observation", id)
+}
+
+func cmpErr(err error, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// ---- create and update ----
+
+func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) error {
+	setAudit(r.Context(), "fhir."+strings.ToLower(typ)+".create", "")
+	switch typ {
+	case "Observation":
+		return methodNotAllowedMsg(w, "GET", "Observations are not created through FHIR: readings come from devices through ingest (MQTT, CoAP, POST /api/v1/ingest), which authenticates the device and validates units and ranges")
+	case "DeviceMetric":
+		return methodNotAllowedMsg(w, "GET", "DeviceMetrics follow from a Device's kind and cannot be written")
+	}
+	if r.Header.Get("If-Match") != "" {
+		return errorf(http.StatusPreconditionFailed, "not-supported", "iomt keeps no resource versions; If-Match cannot be honoured")
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	id, err := newID()
+	if err != nil {
+		return err
+	}
+	now := s.Now().UTC().Truncate(iomt.TimePrecision)
+	switch typ {
+	case "Patient":
+		p, _, err := s.m.PatientFrom(body)
+		if err != nil {
+			return err
+		}
+		// Conditional create (If-None-Exist: identifier=system|mrn) makes a client's retry safe.
+		if cond := r.Header.Get("If-None-Exist"); cond != "" {
+			existing, err := s.conditionalPatient(r, cond)
+			if err != nil {
+				return err
+			}
+			if existing != nil {
+				setAudit(r.Context(), "", existing.ID)
+				w.Header().Set("Location", s.base(r)+"/Patient/"+existing.ID)
+				s.respond(w, r, http.StatusOK, s.m.Patient(*existing))
+				return nil
+			}
+		}
+		p.ID, p.Tenant, p.CreatedAt = id, s.Tenant, now
+		setAudit(r.Context(), "", p.ID)
+		if err := s.Store.CreatePatient(r.Context(), p); err != nil {
+			return patientWriteErr(p, err)
+		}
+		w.Header().Set("Location", s.base(r)+"/Patient/"+p.ID)
+		s.respond(w, r, http.StatusCreated, s.m.Patient(p))
+	case "Device":
+		if r.Header.Get("If-None-Exist") != "" {
+			return errorf(http.StatusBadRequest, "not-supported", "conditional create of Device is not supported: iomt keeps no device identifiers to match on")
+		}
+		kind, patient, _, err := s.m.DeviceFrom(body)
+		if err != nil {
+			return err
+		}
+		if err := s.checkPatient(r, patient); err != nil {
+			return err
+		}
+		// No credentials are made: a device that sends data is created through the REST API
+		// (POST /api/v1/devices), which shows its secrets once.
+		d := iomt.Device{ID: id, Tenant: s.Tenant, Kind: kind, Patient: patient, CreatedAt: now}
+		setAudit(r.Context(), "", patient)
+		if err := s.Store.CreateDevice(r.Context(), d); err != nil {
+			return fmt.Errorf("fhir: create device: %w", err)
+		}
+		w.Header().Set("Location", s.base(r)+"/Device/"+d.ID)
+		s.respond(w, r, http.StatusCreated, s.m.Device(d))
+	}
+	return nil
+}
+
+func methodNotAllowedMsg(w http.ResponseWriter, allow, msg string) *apiError {
+	w.Header().Set("Allow", allow)
+	return errorf(http.StatusMethodNotAllowed, "not-supported", "%s", msg)
+}
+
+func patientWriteErr(p iomt.Patient, err error) error {
+	if errors.Is(err, iomt.ErrDuplicate) {
+		return errorf(http.StatusConflict, "duplicate", "a patient with MRN %q (or id %s) already exists", p.MRN, p.ID)
+	}
+	return fmt.Errorf("fhir: write patient: %w", err)
+}
+
+// conditionalPatient finds the patient an If-None-Exist search names (identifier only).
+func (s *server) conditionalPatient(r *http.Request, cond string) (*iomt.Patient, error) {
+	q, err := url.ParseQuery(strings.TrimPrefix(cond, "Patient?"))
+	if err != nil || len(q) != 1 || len(q["identifier"]) != 1 {
+		return nil, errorf(http.StatusBadRequest, "not-supported", "If-None-Exist supports identifier=[system|]value only, got %q", cond)
+	}
+	mrn, err := s.mrnToken(q.Get("identifier"))
+	if err != nil {
+		return nil, err
+	}
+	ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: s.Tenant, MRN: mrn, Limit: 2})
+	if err != nil {
+		return nil, fmt.Errorf("fhir: conditional create: %w", err)
+	}
+	switch len(ps) {
+	case 0:
+		return nil, nil
+	case 1:
+		return &ps[0], nil
+	}
+	return nil, errorf(http.StatusPreconditionFailed, "multiple-matches", "If-None-Exist %q matches more than one patient", cond)
+}
+
+// mrnToken reads an identifier token; a system other than the MRN system matches nothing, which
+// is answered by the empty string never stored as an MRN.
+func (s *server) mrnToken(tok string) (string, error) {
+	sys, val, hasSys := strings.Cut(tok, "|")
+	if !hasSys {
+		return tok, nil
+	}
+	if sys != "" && sys != s.m.mrnSystem() {
+		return "\x00no-such-system", nil
+	}
+	if val == "" {
+		return "", errorf(http.StatusBadRequest, "value", "identifier %q has no value", tok)
+	}
+	return val, nil
+}
+
+func (s *server) checkPatient(r *http.Request, id string) error {
+	if id == "" {
+		return nil
+	}
+	if _, err := s.patient(r, id); err != nil {
+		if isNotFound(err) {
+			return &apiError{status: http.StatusUnprocessableEntity, code: "invalid", expr: "Device.patient", msg: fmt.Sprintf("Device.patient: Patient/%s does not exist", id)}
+		}
+		return err
+	}
+	return nil
+}
+
+// respond honours Prefer: return=minimal | representation | OperationOutcome.
+func (s *server) respond(w http.ResponseWriter, r *http.Request, status int, res any) {
+	switch pref := r.Header.Get("Prefer"); {
+	case strings.Contains(pref, "return=minimal"):
+		w.WriteHeader(status)
+	case strings.Contains(pref, "return=OperationOutcome"):
+		s.write(w, r, status, Outcome("information", "informational", http.StatusText(status)))
+	default:
+		s.write(w, r, status, res)
+	}
+}
+
+func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) error {
+	setAudit(r.Context(), "fhir."+strings.ToLower(typ)+".update", "")
+	switch typ {
+	case "Observation", "DeviceMetric":
+		return methodNotAllowedMsg(w, "GET", typ+" is read-only here: readings come from devices through ingest")
+	}
+	if !ValidID(id) {
+		return errorf(http.StatusBadRequest, "invalid", "%q is not a valid FHIR id", id)
+	}
+	if r.Header.Get("If-Match") != "" {
+		return errorf(http.StatusPreconditionFailed, "not-supported", "iomt keeps no resource versions; If-Match cannot be honoured")
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	checkID := func(bodyID string) error {
+		if bodyID != id {
+			return &apiError{status: http.StatusBadRequest, code: "invalid", expr: typ + ".id", msg: fmt.Sprintf("%s.id %q must equal the id in the URL %q", typ, bodyID, id)}
+		}
+		return nil
+	}
+	now := s.Now().UTC().Truncate(iomt.TimePrecision)
+	switch typ {
+	case "Patient":
+		p, bodyID, err := s.m.PatientFrom(body)
+		if err == nil {
+			err = checkID(bodyID)
+		}
+		if err != nil {
+			return err
+		}
+		setAudit(r.Context(), "", id)
+		p.ID, p.Tenant = id, s.Tenant
+		status := http.StatusOK
+		if cur, gerr := s.Store.Patient(r.Context(), id); gerr == nil && cur.Tenant != s.Tenant {
+			return notFound("Patient", id)
+		}
+		err = s.Store.UpdatePatient(r.Context(), p)
+		if errors.Is(err, iomt.ErrNotFound) {
+			// Update as create: the client chose the id.
+			p.CreatedAt, status = now, http.StatusCreated
+			err = s.Store.CreatePatient(r.Context(), p)
+		}
+		if err != nil {
+			return patientWriteErr(p, err)
+		}
+		got, err := s.patient(r, id)
+		if err != nil {
+			return err
+		}
+		if status == http.StatusCreated {
+			w.Header().Set("Location", s.base(r)+"/Patient/"+id)
+		}
+		s.respond(w, r, status, s.m.Patient(got))
+	case "Device":
+		kind, patient, bodyID, err := s.m.DeviceFrom(body)
+		if err == nil {
+			err = checkID(bodyID)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.checkPatient(r, patient); err != nil {
+			return err
+		}
+		setAudit(r.Context(), "", patient)
+		if cur, gerr := s.Store.Device(r.Context(), id); gerr == nil && cur.Tenant != s.Tenant {
+			return notFound("Device", id)
+		}
+		d := iomt.Device{ID: id, Tenant: s.Tenant, Kind: kind, Patient: patient}
+		status := http.StatusOK
+		err = s.Store.UpdateDevice(r.Context(), d)
+		if errors.Is(err, iomt.ErrNotFound) {
+			d.CreatedAt, status = now, http.StatusCreated
+			err = s.Store.CreateDevice(r.Context(), d)
+		}
+		if err != nil {
+			if errors.Is(err, iomt.ErrDuplicate) {
+				return errorf(http.StatusConflict, "duplicate", "device %s already exists", id)
+			}
+			return fmt.Errorf("fhir: write device: %w", err)
+		}
+		got, err := s.device(r, id)
+		if err != nil {
+			return err
+		}
+		if status == http.StatusCreated {
+			w.Header().Set("Location", s.base(r)+"/Device/"+id)
+		}
+		s.respond(w, r, status, s.m.Device(got))
+	}
+	return nil
+}

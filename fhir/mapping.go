@@ -1,0 +1,606 @@
+package fhir
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/codes"
+)
+
+// Mapper turns iomt's domain values into FHIR R4 resources and back. It is pure: no I/O, so
+// the API and the EHR exporter build identical resources (and ids) from the same data.
+type Mapper struct {
+	Catalog *codes.Catalog
+	// MRNSystem is the identifier system of Patient.identifier (the MRN); DefaultMRNSystem if "".
+	MRNSystem string
+}
+
+func (m *Mapper) mrnSystem() string {
+	if m.MRNSystem != "" {
+		return m.MRNSystem
+	}
+	return DefaultMRNSystem
+}
+
+// dateTime formats t as a FHIR dateTime/instant in UTC with milliseconds.
+func dateTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// Categories of Observation (http://terminology.hl7.org/CodeSystem/observation-category).
+const (
+	CatVitalSigns = "vital-signs"
+	CatLaboratory = "laboratory"
+	CatActivity   = "activity"
+	CatProcedure  = "procedure"
+	CatSurvey     = "survey"
+	CatTherapy    = "therapy"
+)
+
+var categoryDisplay = map[string]string{
+	CatVitalSigns: "Vital Signs", CatLaboratory: "Laboratory", CatActivity: "Activity",
+	CatProcedure: "Procedure", CatSurvey: "Survey", CatTherapy: "Therapy",
+}
+
+// Category is the Observation category of a code, "" for codes that are not served as
+// Observations (device status: battery is a Device property). Vital signs follow the R4
+// profile; glucose is "laboratory" as in HL7's CGM guide; waveforms are "procedure" as in the
+// official ECG example; steps and falls are "activity"; assessment scales (ACVPU, NEWS2) are
+// "survey", as in the NHS guides' NEWS2 examples; supplemental oxygen flow is "therapy".
+func Category(c codes.Code) string {
+	switch {
+	case c.Kind == codes.DeviceStatus || c.Kind == 0:
+		return ""
+	case c.Kind == codes.Score:
+		return CatSurvey
+	case c.Unit == "L/min":
+		return CatTherapy
+	case c.Kind == codes.Waveform:
+		return CatProcedure
+	case c.FHIRVitalSigns:
+		return CatVitalSigns
+	case c.Unit == "mg/dL":
+		return CatLaboratory
+	default:
+		return CatActivity
+	}
+}
+
+func categoryConcept(cat string) []CodeableConcept {
+	return []CodeableConcept{{Coding: []Coding{{System: SystemObsCategory, Code: cat, Display: categoryDisplay[cat]}}, Text: categoryDisplay[cat]}}
+}
+
+// codeConcept codes c by LOINC (the vital-signs profile's fixed code first where it differs,
+// as 59408-5 needs 2708-6) and adds the MDC term as a further coding where there is one.
+func (m *Mapper) codeConcept(c codes.Code) CodeableConcept {
+	var cc CodeableConcept
+	if c.VitalSignsLOINC != "" && c.VitalSignsLOINC != c.LOINC {
+		d := ""
+		if vc, ok := m.Catalog.ByID(c.VitalSignsLOINC); ok {
+			d = vc.Display
+		}
+		cc.Coding = append(cc.Coding, Coding{System: SystemLOINC, Code: c.VitalSignsLOINC, Display: d})
+	}
+	if c.LOINC != "" {
+		cc.Coding = append(cc.Coding, Coding{System: SystemLOINC, Code: c.LOINC, Display: c.Display})
+	}
+	if c.SNOMED != "" {
+		cc.Coding = append(cc.Coding, Coding{System: SystemSNOMED, Code: c.SNOMED, Display: c.Display})
+	}
+	if c.MDCCode != 0 {
+		cc.Coding = append(cc.Coding, mdcCoding(c))
+	}
+	cc.Text = c.Display
+	return cc
+}
+
+// mdcCoding is c's IEEE 11073 MDC term as a coding by its number; c must have one.
+func mdcCoding(c codes.Code) Coding {
+	return Coding{System: SystemMDC, Code: strconv.FormatUint(uint64(c.MDCCode), 10), Display: c.MDC}
+}
+
+func ucum(v float64, unit string) *Quantity {
+	return &Quantity{Value: v, Unit: unit, System: SystemUCUM, Code: unit}
+}
+
+func patientRef(id string) *Reference { return &Reference{Reference: "Patient/" + id} }
+func deviceRef(id string) *Reference {
+	// "iomt-…" devices are iomt itself (computed scores) or a clinician (charted values).
+	if id == "" || strings.HasPrefix(id, "iomt-") {
+		return nil
+	}
+	return &Reference{Reference: "Device/" + id}
+}
+
+// Reading maps one stored reading to an Observation. Panels have no reading of their own
+// (see BloodPressure) and device-status codes are not Observations: both are refused.
+func (m *Mapper) Reading(o iomt.Observation) (Observation, error) {
+	c, ok := m.Catalog.ByID(o.Code)
+	if !ok {
+		return Observation{}, fmt.Errorf("fhir: reading of unknown code %q: %w", o.Code, iomt.ErrInvalid)
+	}
+	cat := Category(c)
+	if cat == "" || c.Kind == codes.Panel || c.Kind == codes.Waveform {
+		return Observation{}, fmt.Errorf("fhir: code %s (%s) is not served as a numeric Observation: %w", c.ID, c.Kind, iomt.ErrInvalid)
+	}
+	id, err := ObservationID(m.Catalog, ObsKey{Kind: KindReading, Patient: o.Patient, Device: o.Device, Code: c.ID, Time: o.Time})
+	if err != nil {
+		return Observation{}, err
+	}
+	unit := cmp.Or(o.Unit, c.Unit)
+	obs := Observation{
+		ResourceType: "Observation", ID: id, Status: "final",
+		Category: categoryConcept(cat), Code: m.codeConcept(c),
+		Subject: patientRef(o.Patient), EffectiveDateTime: dateTime(o.Time),
+		ValueQuantity: ucum(o.Value, unit), Device: deviceRef(o.Device),
+	}
+	if cat == CatVitalSigns {
+		obs.Meta = &Meta{Profile: []string{ProfileVitalSigns}}
+	}
+	return obs, nil
+}
+
+// Codes of the blood-pressure panel and its components.
+const (
+	CodeBPPanel   = "85354-9"
+	CodeSystolic  = "8480-6"
+	CodeDiastolic = "8462-4"
+)
+
+// BloodPressure builds the 85354-9 panel from the systolic and diastolic readings of one
+// device at one time: components only, no top-level value, as the bp profile requires.
+func (m *Mapper) BloodPressure(sys, dia iomt.Observation) (Observation, error) {
+	if sys.Code != CodeSystolic || dia.Code != CodeDiastolic || sys.Device != dia.Device || !sys.Time.Equal(dia.Time) || sys.Patient != dia.Patient {
+		return Observation{}, fmt.Errorf("fhir: blood pressure needs the systolic and diastolic readings of one device at one time: %w", iomt.ErrInvalid)
+	}
+	panel, ok := m.Catalog.ByID(CodeBPPanel)
+	if !ok {
+		return Observation{}, fmt.Errorf("fhir: catalog lacks %s: %w", CodeBPPanel, iomt.ErrInvalid)
+	}
+	id, err := ObservationID(m.Catalog, ObsKey{Kind: KindBPPanel, Patient: sys.Patient, Device: sys.Device, Code: CodeBPPanel, Time: sys.Time})
+	if err != nil {
+		return Observation{}, err
+	}
+	obs := Observation{
+		ResourceType: "Observation", ID: id, Meta: &Meta{Profile: []string{ProfileVitalSigns, "http://hl7.org/fhir/StructureDefinition/bp"}},
+		Status: "final", Category: categoryConcept(CatVitalSigns), Code: m.codeConcept(panel),
+		Subject: patientRef(sys.Patient), EffectiveDateTime: dateTime(sys.Time), Device: deviceRef(sys.Device),
+	}
+	for _, r := range []iomt.Observation{sys, dia} {
+		c, _ := m.Catalog.ByID(r.Code)
+		obs.Component = append(obs.Component, ObservationComponent{Code: m.codeConcept(c), ValueQuantity: ucum(r.Value, cmp.Or(r.Unit, c.Unit))})
+	}
+	return obs, nil
+}
+
+// PairBloodPressure splits readings into systolic/diastolic pairs of one device at one time
+// (which become panels) and the rest. Input order is kept for the rest.
+func PairBloodPressure(obs []iomt.Observation) (pairs [][2]iomt.Observation, rest []iomt.Observation) {
+	type key struct {
+		patient, device string
+		ms              int64
+	}
+	dia := make(map[key]int)
+	for i, o := range obs {
+		if o.Code == CodeDiastolic {
+			dia[key{o.Patient, o.Device, iomt.Millis(o.Time)}] = i
+		}
+	}
+	used := make(map[int]bool)
+	for i, o := range obs {
+		if o.Code != CodeSystolic {
+			continue
+		}
+		if j, ok := dia[key{o.Patient, o.Device, iomt.Millis(o.Time)}]; ok && !used[j] {
+			used[i], used[j] = true, true
+			pairs = append(pairs, [2]iomt.Observation{o, obs[j]})
+		}
+	}
+	for i, o := range obs {
+		if !used[i] {
+			rest = append(rest, o)
+		}
+	}
+	return pairs, rest
+}
+
+// Observations maps readings to Observations, blood pressure as panels; codes that are not
+// served as Observations (device status) are skipped.
+func (m *Mapper) Observations(obs []iomt.Observation) ([]Observation, error) {
+	pairs, rest := PairBloodPressure(obs)
+	out := make([]Observation, 0, len(pairs)+len(rest))
+	for _, p := range pairs {
+		o, err := m.BloodPressure(p[0], p[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	for _, r := range rest {
+		c, ok := m.Catalog.ByID(r.Code)
+		if !ok || Category(c) == "" || c.Kind == codes.Waveform || c.Kind == codes.Panel {
+			continue
+		}
+		o, err := m.Reading(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// DefaultWaveformWindow is how much of a waveform one Observation carries.
+const DefaultWaveformWindow = 10 * time.Second
+
+// WindowStart aligns t to the waveform window it falls in (windows are aligned to the epoch, so
+// the same samples always land in the same Observation).
+func WindowStart(t time.Time, window time.Duration) time.Time {
+	ms := iomt.Millis(t)
+	w := window.Milliseconds()
+	start := ms - ((ms%w)+w)%w
+	return iomt.FromMillis(start)
+}
+
+// WaveformWindow builds the Observation of one window [start, start+window) of one device's
+// waveform segments of one code, as valueSampledData modelled on the official ECG example:
+// origin 0 in the code's unit, period in ms, factor the stored scale, and "E" (no value) where
+// the device sent nothing. Segments of other devices or codes are ignored.
+func (m *Mapper) WaveformWindow(segs []iomt.Waveform, patient, device, code string, start time.Time, window time.Duration) (Observation, error) {
+	c, ok := m.Catalog.ByID(code)
+	if !ok || c.Kind != codes.Waveform {
+		return Observation{}, fmt.Errorf("fhir: %q is not a waveform code: %w", code, iomt.ErrInvalid)
+	}
+	id, err := ObservationID(m.Catalog, ObsKey{Kind: KindWaveform, Patient: patient, Device: device, Code: c.ID, Time: start})
+	if err != nil {
+		return Observation{}, err
+	}
+	end := start.Add(window)
+	var period time.Duration
+	factor := 0.0
+	for _, w := range segs {
+		if w.Device == device && w.Code == code && w.Period > 0 && w.Start.Before(end) && w.End().After(start) {
+			period, factor = w.Period, w.Scale
+			break
+		}
+	}
+	if period == 0 {
+		return Observation{}, fmt.Errorf("fhir: no samples of %s from device %s in window %s: %w", code, device, dateTime(start), iomt.ErrNotFound)
+	}
+	if factor == 0 {
+		factor = 1
+	}
+	n := int(window / period)
+	vals := make([]float64, n)
+	have := make([]bool, n)
+	for _, w := range segs {
+		if w.Device != device || w.Code != code || w.Period <= 0 {
+			continue
+		}
+		scale := w.Scale
+		if scale == 0 {
+			scale = 1
+		}
+		for i, s := range w.Samples {
+			t := w.Start.Add(time.Duration(i) * w.Period)
+			if t.Before(start) || !t.Before(end) {
+				continue
+			}
+			j := int(math.Round(float64(t.Sub(start)) / float64(period)))
+			if j >= n {
+				continue
+			}
+			vals[j], have[j] = float64(s)*scale/factor, true
+		}
+	}
+	var data bytes.Buffer
+	for j := range vals {
+		if j > 0 {
+			data.WriteByte(' ')
+		}
+		if !have[j] {
+			data.WriteByte('E')
+			continue
+		}
+		data.WriteString(strconv.FormatFloat(vals[j], 'f', -1, 64))
+	}
+	unit := c.Unit
+	return Observation{
+		ResourceType: "Observation", ID: id, Status: "final",
+		Category: categoryConcept(CatProcedure), Code: m.codeConcept(c),
+		Subject: patientRef(patient), EffectiveDateTime: dateTime(start), Device: deviceRef(device),
+		ValueSampledData: &SampledData{
+			Origin:     Quantity{Value: 0, Unit: unit, System: SystemUCUM, Code: unit},
+			Period:     float64(period) / float64(time.Millisecond),
+			Factor:     factor,
+			Dimensions: 1,
+			Data:       data.String(),
+		},
+	}, nil
+}
+
+// WindowKey names one waveform window: which Observation it becomes.
+type WindowKey struct {
+	Device string
+	Code   string
+	Start  time.Time
+}
+
+// WaveformWindows lists the windows that segments cover, sorted by start, code and device.
+func WaveformWindows(segs []iomt.Waveform, window time.Duration) []WindowKey {
+	seen := make(map[WindowKey]bool)
+	var out []WindowKey
+	for _, w := range segs {
+		if len(w.Samples) == 0 {
+			continue
+		}
+		last := w.Start.Add(time.Duration(len(w.Samples)-1) * w.Period)
+		for s := WindowStart(w.Start, window); !s.After(last); s = s.Add(window) {
+			k := WindowKey{Device: w.Device, Code: w.Code, Start: s}
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b WindowKey) int {
+		return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.Code, b.Code), cmp.Compare(a.Device, b.Device))
+	})
+	return out
+}
+
+// ---- Patient ----
+
+var mrType = &CodeableConcept{Coding: []Coding{{System: SystemV2Identifer, Code: "MR", Display: "Medical record number"}}}
+
+// Patient maps a registry patient. The name is given as text only: iomt keeps one string and
+// does not guess which part is the family name.
+func (m *Mapper) Patient(p iomt.Patient) Patient {
+	active := true
+	out := Patient{ResourceType: "Patient", ID: p.ID, Active: &active, BirthDate: p.BirthDate}
+	if p.MRN != "" {
+		out.Identifier = []Identifier{{Use: "usual", Type: mrType, System: m.mrnSystem(), Value: p.MRN}}
+	}
+	if p.Name != "" {
+		out.Name = []HumanName{{Text: p.Name}}
+	}
+	return out
+}
+
+// InputError is a refusal of a resource a client sent, with the HTTP status and FHIR issue
+// code to answer it with.
+type InputError struct {
+	Status     int
+	Code       string // issue type: invalid, required, not-supported, value, ...
+	Msg        string
+	Expression string // FHIRPath of the offending element
+}
+
+func (e *InputError) Error() string { return e.Msg }
+
+// Unwrap lets callers treat every refusal as iomt.ErrInvalid.
+func (e *InputError) Unwrap() error { return iomt.ErrInvalid }
+
+func unprocessable(code, expr, format string, a ...any) *InputError {
+	return &InputError{Status: http.StatusUnprocessableEntity, Code: code, Expression: expr, Msg: fmt.Sprintf(format, a...)}
+}
+
+// decodeResource parses a resource strictly: JSON syntax errors are 400; elements outside
+// allowed are 422, because iomt could not store them and dropping them silently would lose
+// data the client meant to keep. text and meta are accepted and ignored (narrative and
+// metadata are regenerated).
+func decodeResource(body []byte, typ string, allowed []string, v any) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return &InputError{Status: http.StatusBadRequest, Code: "structure", Msg: "body is not a JSON object: " + err.Error()}
+	}
+	var rt string
+	if err := json.Unmarshal(top["resourceType"], &rt); err != nil || rt != typ {
+		return &InputError{Status: http.StatusBadRequest, Code: "invalid", Expression: "resourceType", Msg: fmt.Sprintf("resourceType must be %q, got %s", typ, cmp.Or(string(top["resourceType"]), "nothing"))}
+	}
+	var extra []string
+	for k := range top {
+		if k != "resourceType" && k != "id" && k != "meta" && k != "text" && !slices.Contains(allowed, k) {
+			extra = append(extra, typ+"."+k)
+		}
+	}
+	if len(extra) > 0 {
+		slices.Sort(extra)
+		return unprocessable("not-supported", extra[0], "iomt cannot store %s; a %s here holds only %s", strings.Join(extra, ", "), typ, strings.Join(allowed, ", "))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return &InputError{Status: http.StatusBadRequest, Code: "structure", Msg: "invalid " + typ + ": " + err.Error()}
+	}
+	return nil
+}
+
+// PatientFrom reads a Patient a client sent into a registry patient (ID, Tenant and CreatedAt
+// are the caller's to set). It accepts the MRN identifier, one name and the birth date.
+func (m *Mapper) PatientFrom(body []byte) (iomt.Patient, string, error) {
+	var in Patient
+	if err := decodeResource(body, "Patient", []string{"identifier", "name", "birthDate", "active"}, &in); err != nil {
+		return iomt.Patient{}, "", err
+	}
+	var p iomt.Patient
+	if in.Active != nil && !*in.Active {
+		return p, in.ID, unprocessable("not-supported", "Patient.active", "iomt keeps no inactive patients")
+	}
+	for i, id := range in.Identifier {
+		isMRN := id.System == m.mrnSystem()
+		if id.Type != nil {
+			for _, c := range id.Type.Coding {
+				isMRN = isMRN || (c.System == SystemV2Identifer && c.Code == "MR")
+			}
+		}
+		expr := fmt.Sprintf("Patient.identifier[%d]", i)
+		if !isMRN {
+			return p, in.ID, unprocessable("not-supported", expr, "iomt stores only the medical record number (system %q or type MR), not identifier system %q", m.mrnSystem(), id.System)
+		}
+		if p.MRN != "" {
+			return p, in.ID, unprocessable("not-supported", expr, "iomt stores one medical record number per patient")
+		}
+		if strings.TrimSpace(id.Value) == "" {
+			return p, in.ID, unprocessable("required", expr+".value", "the medical record number has no value")
+		}
+		p.MRN = strings.TrimSpace(id.Value)
+	}
+	switch len(in.Name) {
+	case 0:
+		return p, in.ID, unprocessable("required", "Patient.name", "a name is required")
+	case 1:
+	default:
+		return p, in.ID, unprocessable("not-supported", "Patient.name[1]", "iomt keeps one name per patient")
+	}
+	n := in.Name[0]
+	name := strings.TrimSpace(n.Text)
+	if name == "" {
+		name = strings.TrimSpace(strings.Join(append(slices.Clone(n.Given), n.Family), " "))
+	}
+	if name == "" {
+		return p, in.ID, unprocessable("required", "Patient.name[0]", "the name has neither text nor given/family parts")
+	}
+	p.Name = name
+	if in.BirthDate != "" {
+		d, err := time.Parse(time.DateOnly, in.BirthDate)
+		if err != nil {
+			return p, in.ID, unprocessable("value", "Patient.birthDate", "iomt stores a full birth date (YYYY-MM-DD), got %q", in.BirthDate)
+		}
+		if d.Year() < 1880 || d.After(time.Now()) {
+			return p, in.ID, unprocessable("value", "Patient.birthDate", "birth date %s is not plausible", in.BirthDate)
+		}
+		p.BirthDate = in.BirthDate
+	}
+	return p, in.ID, nil
+}
+
+// ---- Device ----
+
+// DeviceKinds are the device kinds of the registry, as the REST API accepts them.
+func DeviceKinds() []string {
+	return []string{"activity-tracker", "bedside-monitor", "bp-monitor", "cgm", "ecg-patch", "fall-sensor",
+		"gateway", "glucometer", "multi-parameter", "pulse-oximeter", "scale", "thermometer"}
+}
+
+// kindMetrics lists what each kind of device measures: its DeviceMetrics.
+var kindMetrics = map[string][]string{
+	"pulse-oximeter":   {"59408-5", "8889-8", "MDC_PULS_OXIM_PLETH"},
+	"ecg-patch":        {"MDC_ECG_ELEC_POTL_II", "8867-4", "9279-1"},
+	"bp-monitor":       {"8480-6", "8462-4", "8478-0", "8867-4"},
+	"thermometer":      {"8310-5"},
+	"cgm":              {"99504-3"},
+	"glucometer":       {"2339-0", "2345-7"},
+	"scale":            {"29463-7", "8302-2", "39156-5"},
+	"bedside-monitor":  {"8867-4", "9279-1", "59408-5", "8310-5", "8480-6", "8462-4", "8478-0", "MDC_ECG_ELEC_POTL_II", "MDC_PULS_OXIM_PLETH"},
+	"multi-parameter":  {"8867-4", "9279-1", "59408-5", "8310-5", "8480-6", "8462-4", "8478-0"},
+	"activity-tracker": {"55423-8", "8867-4"},
+	"fall-sensor":      {"MDC_AI_TYPE_SENSOR_FALL"},
+}
+
+// Device maps a registry device. Credentials are never part of it.
+func (m *Mapper) Device(d iomt.Device) Device {
+	kind := kindConcept(d.Kind)
+	out := Device{ResourceType: "Device", ID: d.ID, Status: "active", Type: &kind}
+	if d.Patient != "" {
+		out.Patient = patientRef(d.Patient)
+	}
+	if d.Battery != nil {
+		if c, ok := m.Catalog.ByID("MDC_ATTR_VAL_BATT_CHARGE"); ok {
+			out.Property = []DeviceProperty{{
+				Type:          CodeableConcept{Coding: []Coding{mdcCoding(c)}, Text: c.Display},
+				ValueQuantity: []Quantity{*ucum(*d.Battery, "%")},
+			}}
+		}
+	}
+	return out
+}
+
+// kindConcept is Device.type for a device kind.
+func kindConcept(kind string) CodeableConcept {
+	return CodeableConcept{Coding: []Coding{{System: SystemDeviceKind, Code: kind, Display: kind}}, Text: kind}
+}
+
+// DeviceFrom reads a Device a client sent: its kind (Device.type) and patient binding
+// (Device.patient, "Patient/{id}"). Identifiers and other elements are refused (422).
+func (m *Mapper) DeviceFrom(body []byte) (kind, patient, id string, err error) {
+	var in Device
+	if err := decodeResource(body, "Device", []string{"status", "type", "patient"}, &in); err != nil {
+		return "", "", "", err
+	}
+	if in.Status != "" && in.Status != "active" {
+		return "", "", in.ID, unprocessable("not-supported", "Device.status", "iomt keeps active devices only, got status %q", in.Status)
+	}
+	kinds := DeviceKinds()
+	if in.Type == nil {
+		return "", "", in.ID, unprocessable("required", "Device.type", "Device.type is required: a coding of system %s with one of %s", SystemDeviceKind, strings.Join(kinds, ", "))
+	}
+	for _, c := range in.Type.Coding {
+		if (c.System == SystemDeviceKind || c.System == "") && slices.Contains(kinds, c.Code) {
+			kind = c.Code
+		}
+	}
+	if kind == "" && slices.Contains(kinds, in.Type.Text) {
+		kind = in.Type.Text
+	}
+	if kind == "" {
+		return "", "", in.ID, unprocessable("code-invalid", "Device.type", "Device.type names no device kind iomt knows (system %s: %s)", SystemDeviceKind, strings.Join(kinds, ", "))
+	}
+	if in.Patient != nil {
+		ref, ok := strings.CutPrefix(in.Patient.Reference, "Patient/")
+		if !ok || !ValidID(ref) {
+			return "", "", in.ID, unprocessable("invalid", "Device.patient", "Device.patient must be a literal reference Patient/{id}, got %q", in.Patient.Reference)
+		}
+		patient = ref
+	}
+	return kind, patient, in.ID, nil
+}
+
+// DeviceMetrics lists the measurements a device of d's kind makes, one DeviceMetric each.
+func (m *Mapper) DeviceMetrics(d iomt.Device) []DeviceMetric {
+	var out []DeviceMetric
+	for _, id := range kindMetrics[d.Kind] {
+		if dm, ok := m.DeviceMetric(d, id); ok {
+			out = append(out, dm)
+		}
+	}
+	return out
+}
+
+// DeviceMetricID is the id of the DeviceMetric of device for code: the device id and the
+// code's MDC number (or LOINC code).
+func (m *Mapper) DeviceMetricID(device string, c codes.Code) string {
+	if c.MDCCode != 0 {
+		return device + "-" + strconv.FormatUint(uint64(c.MDCCode), 10)
+	}
+	return device + "-" + c.ID
+}
+
+// DeviceMetric builds the metric of d for one catalog code, if d's kind measures it.
+func (m *Mapper) DeviceMetric(d iomt.Device, code string) (DeviceMetric, bool) {
+	c, ok := m.Catalog.ByID(code)
+	if !ok || !slices.Contains(kindMetrics[d.Kind], c.ID) {
+		return DeviceMetric{}, false
+	}
+	var t CodeableConcept
+	if c.MDCCode != 0 {
+		t.Coding = append(t.Coding, mdcCoding(c))
+	}
+	if c.LOINC != "" {
+		t.Coding = append(t.Coding, Coding{System: SystemLOINC, Code: c.LOINC, Display: c.Display})
+	}
+	t.Text = c.Display
+	dm := DeviceMetric{
+		ResourceType: "DeviceMetric", ID: m.DeviceMetricID(d.ID, c), Type: t,
+		Source: deviceRef(d.ID), OperationalStatus: "on", Category: "measurement",
+	}
+	if c.Unit != "" {
+		dm.Unit = &CodeableConcept{Coding: []Coding{{System: SystemUCUM, Code: c.Unit, Display: c.Unit}}}
+	}
+	return dm, true
+}
