@@ -48,8 +48,17 @@ type Config struct {
 	Ready func() error
 	// CGMAlerts, if set, returns a patient's recent CGM alerts.
 	CGMAlerts func(patient string) []glucose.Alert
+	// Cluster, if set, tells which node answers and which bus partitions it owns.
+	Cluster func() ClusterStatus
 	// UI, if set, serves the dashboard at /.
 	UI http.Handler
+	// FHIR, if set, serves the FHIR R4 API at /fhir/r4/ (it authenticates requests itself).
+	FHIR http.Handler
+	// DeadLetters, if set, lists and retries what the EHR export could not deliver, at
+	// /api/v1/export/dead-letters (admin only).
+	DeadLetters http.Handler
+	// Alarms, if set, serves alarm lists, lifecycle steps and alarm configuration.
+	Alarms Alarms
 	// MaxBody bounds request bodies; default 4 MiB.
 	MaxBody int64
 }
@@ -116,6 +125,7 @@ func (s *Server) routes() {
 	admin("GET /api/v1/patients/{id}", s.audited("patient.read", s.getPatient))
 	admin("GET /api/v1/patients/{id}/observations", s.audited("observation.read", s.observations))
 	admin("GET /api/v1/patients/{id}/vitals", s.audited("vitals.read", s.vitals))
+	admin("POST /api/v1/patients/{id}/chart", s.audited("observation.chart", s.chart))
 	admin("GET /api/v1/patients/{id}/waveforms", s.audited("waveform.read", s.waveforms))
 	admin("GET /api/v1/patients/{id}/stream", s.audited("stream.read", s.stream))
 	admin("GET /api/v1/patients/{id}/cgm", s.audited("cgm.read", s.cgmReport))
@@ -126,15 +136,41 @@ func (s *Server) routes() {
 	admin("GET /api/v1/devices", s.listDevices)
 	admin("GET /api/v1/devices/{id}", s.getDevice)
 	admin("GET /api/v1/codes", s.listCodes)
+	admin("GET /api/v1/cluster", s.cluster)
+	s.alarmRoutes(admin)
+	if s.DeadLetters != nil {
+		dl := http.StripPrefix("/api/v1/export/dead-letters", s.DeadLetters)
+		m.Handle("GET /api/v1/export/dead-letters", s.requireAdmin(dl))
+		m.Handle("POST /api/v1/export/dead-letters/{id}/retry", s.requireAdmin(dl))
+	}
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: see /api/v1/openapi.json")
 	}
 	m.HandleFunc("/api/", notFound)
+	if s.FHIR != nil {
+		m.Handle("/fhir/r4/", s.FHIR)
+	}
 	if s.UI != nil {
 		m.Handle("/", s.UI)
 	} else {
 		m.HandleFunc("/", notFound)
 	}
+}
+
+// ClusterStatus is what GET /api/v1/cluster returns.
+type ClusterStatus struct {
+	Node  string           `json:"node"`
+	Store string           `json:"store"` // embedded or postgres
+	Bus   string           `json:"bus"`   // memory or nats
+	Owned map[string][]int `json:"owned"` // bus partitions this node owns, per subscriber group
+}
+
+func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
+	if s.Cluster == nil {
+		writeProblem(w, r, http.StatusNotImplemented, "cluster status is not available on this node")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Cluster())
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -286,6 +322,7 @@ type mqttCreds struct {
 	Password     string `json:"password"`
 	Topic        string `json:"topic"`
 	CommandTopic string `json:"commandTopic"`
+	AckTopic     string `json:"ackTopic"` // where the device acknowledges commands
 }
 
 type deviceOut struct {
@@ -338,7 +375,7 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 	out := deviceOut{Device: d, Token: creds.Token, MQTT: &mqttCreds{
 		Host: s.MQTTAddr, Username: d.ID, Password: creds.MQTTPassword,
 		Topic:        mqtt.DataTopic(d.Tenant, d.ID),
-		CommandTopic: mqtt.CommandTopic(d.Tenant, d.ID),
+		CommandTopic: mqtt.CommandTopic(d.Tenant, d.ID), AckTopic: mqtt.AckTopic(d.Tenant, d.ID),
 	}}
 	w.Header().Set("Location", "/api/v1/devices/"+d.ID)
 	writeJSON(w, http.StatusCreated, out)

@@ -34,45 +34,72 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(tok), true
 }
 
-// requireAdmin is the one place where API callers are authenticated.
-func (s *Server) requireAdmin(next http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(s.adminToken))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// AdminAuthorizer checks a request's bearer token against the admin token in constant time;
+// the FHIR API and other handlers mounted beside this one use it.
+func AdminAuthorizer(token string) func(r *http.Request) (subject string, ok bool) {
+	want := sha256.Sum256([]byte(token))
+	return func(r *http.Request) (string, bool) {
 		tok, ok := bearer(r)
 		if !ok {
+			return "", false
+		}
+		got := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			return "", false
+		}
+		return "admin", true
+	}
+}
+
+// requireAdmin is the one place where API callers are authenticated.
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	authorize := AdminAuthorizer(s.adminToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := bearer(r); !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="iomt"`)
 			writeProblem(w, r, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
 			return
 		}
-		got := sha256.Sum256([]byte(tok))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		subject, ok := authorize(r)
+		if !ok {
 			s.log.Warn("api token refused", "remote", r.RemoteAddr, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="iomt", error="invalid_token"`)
 			writeProblem(w, r, http.StatusUnauthorized, "invalid bearer token")
 			return
 		}
-		ctx := context.WithValue(r.Context(), principalKey{}, Principal{Subject: "admin", Role: "admin"})
+		ctx := context.WithValue(r.Context(), principalKey{}, Principal{Subject: subject, Role: "admin"})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 // audited records every read of patient data: who, what, which patient, and the outcome.
+// The patient is the {id} of the path.
 func (s *Server) audited(action string, next http.HandlerFunc) http.HandlerFunc {
+	return s.auditWith(action, func(r *http.Request) string { return r.PathValue("id") }, next)
+}
+
+// auditWith is audited with the patient taken from the request by patient; requests about an
+// alarm also record its {alarm} path value.
+func (s *Server) auditWith(action string, patient func(*http.Request) string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		next(rec, r)
 		p, _ := PrincipalFrom(r.Context())
-		s.audit.LogAttrs(r.Context(), slog.LevelInfo, "audit",
+		attrs := []slog.Attr{
 			slog.String("actor", p.Subject),
 			slog.String("action", action),
-			slog.String("patient", r.PathValue("id")),
+			slog.String("patient", patient(r)),
 			slog.String("path", r.URL.Path),
 			slog.String("query", r.URL.RawQuery),
 			slog.String("remote", r.RemoteAddr),
 			slog.Int("status", rec.status),
 			slog.Duration("took", time.Since(start)),
-		)
+		}
+		if id := r.PathValue("alarm"); id != "" {
+			attrs = append(attrs, slog.String("alarm", id))
+		}
+		s.audit.LogAttrs(r.Context(), slog.LevelInfo, "audit", attrs...)
 	}
 }
 

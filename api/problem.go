@@ -14,6 +14,15 @@ type Problem struct {
 	Instance string `json:"instance,omitempty"`
 	// Refused lists refused records of an ingest request (an extension member).
 	Refused any `json:"refused,omitempty"`
+	// Errors lists every problem found in a document (alarm rules), one per entry.
+	Errors []ProblemError `json:"errors,omitempty"`
+}
+
+// ProblemError is one problem of a document: where (rule, field) and what.
+type ProblemError struct {
+	Rule   string `json:"rule,omitempty"`
+	Field  string `json:"field,omitempty"`
+	Detail string `json:"detail"`
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {

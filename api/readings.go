@@ -30,6 +30,26 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "device", err)
 		return
 	}
+	s.ingestWith(w, r, dev.ID, "http", func(body []byte) (ingest.Result, error) {
+		return s.Ingester.Ingest(r.Context(), dev, body, "http")
+	})
+}
+
+// chart records observations a clinician charted for a patient (POST a SenML pack, as a
+// device would; records are checked the same way). Who charted is in the audit log.
+func (s *Server) chart(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Store.Patient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, "patient "+r.PathValue("id"), err)
+		return
+	}
+	s.ingestWith(w, r, ingest.ChartDevice, "chart", func(body []byte) (ingest.Result, error) {
+		return s.Ingester.Chart(r.Context(), p, body)
+	})
+}
+
+// ingestWith reads a SenML pack from the request and ingests it with do.
+func (s *Server) ingestWith(w http.ResponseWriter, r *http.Request, device, transport string, do func([]byte) (ingest.Result, error)) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -40,7 +60,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
-	res, err := s.Ingester.Ingest(r.Context(), dev, body, "http")
+	res, err := do(body)
 	switch {
 	case errors.Is(err, ingest.ErrMalformed):
 		writeProblemExt(w, r, Problem{Status: http.StatusBadRequest, Title: "Malformed SenML pack", Detail: err.Error()})
@@ -49,7 +69,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeProblemExt(w, r, Problem{Status: http.StatusConflict, Title: "Device not bound", Detail: err.Error()})
 		return
 	case err != nil:
-		s.log.Error("http ingest not stored", "device", dev.ID, "err", err)
+		s.log.Error(transport+" ingest not stored", "device", device, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "not stored: server error, retry later")
 		return
 	}

@@ -97,6 +97,20 @@ func (r Result) Summary(max int) string {
 // the metrics ("mqtt", "http"). An error means nothing was kept: ErrMalformed or ErrUnbound
 // for the device's fault, anything else for the server's.
 func (in *Ingester) Ingest(ctx context.Context, dev iomt.Device, payload []byte, transport string) (Result, error) {
+	return in.ingest(ctx, dev, payload, transport, true)
+}
+
+// ChartDevice is the device ID under which clinician-charted observations (consciousness,
+// oxygen delivery) are stored: they come from a person through the API, not from a device.
+const ChartDevice = "iomt-chart"
+
+// Chart ingests observations a clinician charted for a patient, checked as a device's are
+// (transport "chart"). There is no device whose status to record.
+func (in *Ingester) Chart(ctx context.Context, p iomt.Patient, payload []byte) (Result, error) {
+	return in.ingest(ctx, iomt.Device{ID: ChartDevice, Tenant: p.Tenant, Kind: "chart", Patient: p.ID}, payload, "chart", false)
+}
+
+func (in *Ingester) ingest(ctx context.Context, dev iomt.Device, payload []byte, transport string, deviceStatus bool) (Result, error) {
 	now := in.opts.Now()
 	if dev.Patient == "" {
 		in.met.pack(transport, "unbound")
@@ -132,8 +146,10 @@ func (in *Ingester) Ingest(ctx context.Context, dev iomt.Device, payload []byte,
 	}
 	status.Device = dev.ID
 	status.LastSeen = now.UTC().Truncate(iomt.TimePrecision)
-	if err := in.reg.UpdateDeviceStatus(ctx, []iomt.DeviceStatus{status}); err != nil {
-		in.log.Warn("update device status", "device", dev.ID, "err", err)
+	if deviceStatus {
+		if err := in.reg.UpdateDeviceStatus(ctx, []iomt.DeviceStatus{status}); err != nil {
+			in.log.Warn("update device status", "device", dev.ID, "err", err)
+		}
 	}
 	in.met.records(transport, res)
 	if len(res.Refused) > 0 {
@@ -142,24 +158,41 @@ func (in *Ingester) Ingest(ctx context.Context, dev iomt.Device, payload []byte,
 	return res, nil
 }
 
-type sampleKey struct {
-	code string
-	ms   int64
-}
-
 type wavePoint struct {
 	rec int
 	t   float64 // seconds
 	v   float64
 }
 
+// year2000 is the earliest time a reading may have: before it, the device clock is not set.
+var year2000 = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // normalise validates every record and shapes the good ones into a batch.
 func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.Time) (iomt.Batch, iomt.DeviceStatus, Result) {
 	var res Result
 	var status iomt.DeviceStatus
 	b := iomt.Batch{Tenant: dev.Tenant, Device: dev.ID, Patient: dev.Patient, Received: now.UTC()}
-	seen := make(map[sampleKey]struct{}, len(recs))
-	var waves map[string][]wavePoint
+	// Resolve returns the records in time order, so the records of one millisecond are
+	// adjacent: the codes kept for the current millisecond are all a duplicate check needs.
+	var (
+		runMS   int64
+		runCode []string
+	)
+	// A waveform pack repeats one name hundreds of times: look it up once.
+	var (
+		lastName string
+		lastKey  string
+		lastCode codes.Code
+		lastOK   bool
+		looked   bool
+	)
+	// One or two waveform codes per pack: a slice searched from its end is cheaper
+	// than a map assignment per sample.
+	type wave struct {
+		id  string
+		pts []wavePoint
+	}
+	var waves []wave
 	refuse := func(i int, name, format string, args ...any) {
 		res.Refused = append(res.Refused, Refusal{Record: i, Name: name, Reason: fmt.Sprintf(format, args...)})
 	}
@@ -167,11 +200,15 @@ func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.T
 	for _, r := range recs {
 		i := r.Index
 		name := r.Name
-		key := name
-		if j := strings.LastIndexAny(name, ":/"); j >= 0 {
-			key = name[j+1:]
+		if !looked || name != lastName {
+			lastKey = name
+			if j := strings.LastIndexAny(name, ":/"); j >= 0 {
+				lastKey = name[j+1:]
+			}
+			lastCode, lastOK = in.cat.Lookup(lastKey)
+			lastName, looked = name, true
 		}
-		code, ok := in.cat.Lookup(key)
+		key, code, ok := lastKey, lastCode, lastOK
 		if !ok {
 			refuse(i, name, "unknown code %q (use a LOINC code, an MDC reference id or an alias from the codes catalog)", key)
 			continue
@@ -192,10 +229,13 @@ func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.T
 			refuse(i, name, "no numeric value (v) for %s", code.Display)
 			continue
 		}
-		v, err := in.cat.Convert(code, v, r.Unit)
-		if err != nil {
-			refuse(i, name, "%v", err)
-			continue
+		// Convert leaves a value in the code's own unit (or none) as it is.
+		if r.Unit != "" && r.Unit != code.Unit {
+			var err error
+			if v, err = in.cat.Convert(code, v, r.Unit); err != nil {
+				refuse(i, name, "%v", err)
+				continue
+			}
 		}
 		if math.IsNaN(v) || v < code.Min || v > code.Max {
 			refuse(i, name, "value %g %s is outside the possible range %g..%g for %s", v, code.Unit, code.Min, code.Max, code.Display)
@@ -206,7 +246,7 @@ func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.T
 			refuse(i, name, "time %s is %s ahead of server time", at.Format(time.RFC3339Nano), at.Sub(now).Round(time.Second))
 			continue
 		}
-		if at.Year() < 2000 {
+		if at.Before(year2000) {
 			refuse(i, name, "time %s is before 2000: the device clock is not set", at.Format(time.RFC3339Nano))
 			continue
 		}
@@ -215,17 +255,23 @@ func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.T
 			status.Battery = &vv
 			continue
 		}
-		k := sampleKey{code.ID, at.UnixMilli()}
-		if _, dup := seen[k]; dup {
+		if ms := at.UnixMilli(); ms != runMS || runCode == nil {
+			runMS, runCode = ms, runCode[:0]
+		} else if slices.Contains(runCode, code.ID) {
 			refuse(i, name, "duplicate: another record of this pack has %s at %s", code.ID, at.Format(time.RFC3339Nano))
 			continue
 		}
-		seen[k] = struct{}{}
+		runCode = append(runCode, code.ID)
 		if code.Kind == codes.Waveform {
-			if waves == nil {
-				waves = map[string][]wavePoint{}
+			w := len(waves) - 1
+			for w >= 0 && waves[w].id != code.ID {
+				w--
 			}
-			waves[code.ID] = append(waves[code.ID], wavePoint{rec: i, t: r.Time, v: v})
+			if w < 0 {
+				waves = append(waves, wave{id: code.ID, pts: make([]wavePoint, 0, len(recs))})
+				w = len(waves) - 1
+			}
+			waves[w].pts = append(waves[w].pts, wavePoint{rec: i, t: r.Time, v: v})
 			continue
 		}
 		b.Observations = append(b.Observations, iomt.Observation{
@@ -234,9 +280,9 @@ func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.T
 	}
 	// Resolve sorts records by time; report refusals in pack order.
 	slices.SortStableFunc(res.Refused, func(x, y Refusal) int { return x.Record - y.Record })
-	for id, pts := range waves {
-		code, _ := in.cat.ByID(id)
-		b.Waveforms = append(b.Waveforms, segments(dev, code, pts)...)
+	for _, w := range waves {
+		code, _ := in.cat.ByID(w.id)
+		b.Waveforms = append(b.Waveforms, segments(dev, code, w.pts)...)
 	}
 	slices.SortFunc(b.Waveforms, func(x, y iomt.Waveform) int {
 		if c := strings.Compare(x.Code, y.Code); c != 0 {

@@ -4,6 +4,8 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,37 +22,76 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/alarm/service"
 	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/api"
-	"github.com/iomt/iomt/bus/memory"
+	"github.com/iomt/iomt/bus/nats"
 	"github.com/iomt/iomt/codes"
+	"github.com/iomt/iomt/fhir"
+	"github.com/iomt/iomt/fhir/export"
 	"github.com/iomt/iomt/ingest"
 	"github.com/iomt/iomt/ingest/mqtt"
-	"github.com/iomt/iomt/store/embedded"
 	"github.com/iomt/iomt/watch"
 	"github.com/iomt/iomt/web"
 )
 
 // Config is what a node needs; cmd/iomt fills it from flags.
 type Config struct {
-	DataDir       string
-	HTTPAddr      string
-	MQTTAddr      string
-	AdminToken    string
-	MaxPacketSize uint32
-	MaxFuture     time.Duration
+	DataDir  string
+	HTTPAddr string
+	MQTTAddr string
+	// MQTTTLSCert and MQTTTLSKey, if set, make the broker speak MQTT over TLS (PEM files).
+	MQTTTLSCert, MQTTTLSKey string
+	AdminToken              string
+	MaxPacketSize           uint32
+	MaxFuture               time.Duration
 	// NoSync skips fsync on append: faster, and still safe against a crash of the process,
 	// but not against a power failure. For benchmarks and throw-away demos.
 	NoSync bool
 	Logger *slog.Logger
+
+	// Scale-out: a PostgreSQL URL for the store and NATS JetStream for the bus. Empty means
+	// the embedded store in DataDir and the in-process bus.
+	Postgres string
+	NATS     NATSConfig
+	// NodeID names this node in bus leases, logs and /api/v1/cluster; default: the host name
+	// and a random suffix.
+	NodeID string
+	// FHIRExport, if its URL is set, pushes observations to an EHR's FHIR server.
+	FHIRExport FHIRExportConfig
+	// Alarms configures rules, routing and notifiers of the alarm service.
+	Alarms AlarmsConfig
+	// Retention, if set, drops readings older than this, a whole day at a time (PostgreSQL
+	// partitions); the embedded store keeps everything.
+	Retention time.Duration
+}
+
+// FHIRExportConfig says where and what to export. Credentials are never logged.
+type FHIRExportConfig struct {
+	URL                string   // the EHR's FHIR R4 base URL
+	Token              string   // bearer token, or
+	Username, Password string   // basic authentication
+	Codes              []string // catalog codes to export; default: the vital signs
+}
+
+// NATSConfig says how to reach NATS JetStream.
+type NATSConfig struct {
+	URL        string // nats://host:4222[,nats://...]; empty: in-process bus
+	CredsFile  string // NATS credentials file (JWT + NKey), if the server wants one
+	TLSCA      string // CA bundle to verify the server with
+	TLSCert    string // client certificate and key, for mutual TLS
+	TLSKey     string
+	Partitions int           // partitions of the observation stream; equal on every node (default 16)
+	Replicas   int           // JetStream replicas of the stream and the lease bucket (default 1; 3 in a NATS cluster)
+	LeaseTTL   time.Duration // how long a dead node keeps its partitions (default a few seconds)
 }
 
 // Node is a running iomt node.
 type Node struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *embedded.Store
-	bus      *memory.Bus
+	store    iomt.Store
+	bus      iomt.Bus
 	broker   *mqtt.Broker
 	http     *http.Server
 	httpLn   net.Listener
@@ -56,6 +99,13 @@ type Node struct {
 	auditLog *os.File
 	cancel   context.CancelFunc
 	httpDone chan error
+	retain   retainer
+	exporter *export.Exporter
+	exported chan struct{} // closed when the exporter's Run returns
+	alarms   *service.Service
+
+	closeOnce sync.Once // Close may be called more than once (tests, signal handlers)
+	closeErr  error
 }
 
 // listen opens addr and, when it is taken, says which setting asked for it.
@@ -79,6 +129,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.AdminToken == "" {
 		return nil, errors.New("node: an admin token is required")
 	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = nats.DefaultMember()
+	}
+	log = log.With("node", cfg.NodeID)
 	n := &Node{cfg: cfg, log: log, httpDone: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -91,12 +145,32 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.mqttLn, err = listen("mqtt", cfg.MQTTAddr); err != nil {
 		return nil, err
 	}
+	if cfg.MQTTTLSCert != "" || cfg.MQTTTLSKey != "" {
+		// Devices and gateways across a network verify the server: MQTT over TLS on the same
+		// address (8883 by convention).
+		cert, err := tls.LoadX509KeyPair(cfg.MQTTTLSCert, cfg.MQTTTLSKey)
+		if err != nil {
+			n.mqttLn.Close()
+			n.mqttLn = nil
+			return nil, fmt.Errorf("mqtt TLS certificate (--mqtt-tls-cert, --mqtt-tls-key): %w", err)
+		}
+		n.mqttLn = tls.NewListener(n.mqttLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	n.store, err = embedded.Open(filepath.Join(cfg.DataDir, "store"), embedded.Options{Logger: log, NoSync: cfg.NoSync})
-	if err != nil {
+	if n.store, err = openStore(ctx, cfg, log); err != nil {
 		return nil, err
+	}
+	if cfg.Retention > 0 {
+		r, ok := n.store.(retainer)
+		if !ok {
+			return nil, errors.New("node: retention needs the PostgreSQL store (--postgres); the embedded store keeps everything")
+		}
+		if cfg.Retention < 48*time.Hour {
+			return nil, fmt.Errorf("node: retention %v is shorter than two days: readings are dropped a day at a time", cfg.Retention)
+		}
+		n.retain = r
 	}
 	n.auditLog, err = os.OpenFile(filepath.Join(cfg.DataDir, "audit.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -107,40 +181,185 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cat := codes.New()
-	n.bus = memory.New(memory.Options{})
-	ing := ingest.New(cat, n.store, n.store, n.bus, log, ingest.NewMetrics(reg), ingest.Options{MaxFuture: cfg.MaxFuture})
+	if n.bus, err = openBus(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if c, ok := n.bus.(prometheus.Collector); ok {
+		reg.MustRegister(c)
+	}
+	// Analytics events reach every node's live streams and alert lists, whichever node owns
+	// the patient's partition and raised them.
+	events, ok := n.bus.(iomt.Events)
+	if !ok {
+		return nil, fmt.Errorf("node: bus %T carries no events", n.bus)
+	}
+	if _, ok := n.bus.(owner); !ok {
+		return nil, fmt.Errorf("node: bus %T does not tell which partitions this node owns", n.bus)
+	}
+	// Battery reports reach the alarm service through the registry ingest records them in.
+	ing := ingest.New(cat, n.store, statusTap{Registry: n.store, events: events, log: log}, n.bus, log,
+		ingest.NewMetrics(reg), ingest.Options{MaxFuture: cfg.MaxFuture})
 	auth := ingest.Authenticator{Registry: n.store}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
 	live := api.NewLive()
-	if err := n.bus.Subscribe(runCtx, "live", live.Deliver); err != nil {
+	if err := n.bus.Subscribe(runCtx, "", live.Deliver); err != nil {
+		return nil, err
+	}
+	// The broker exists (without serving yet) before events arrive: device commands use it.
+	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg,
+		// A device's command ack goes to every node: the one that sent the command waits for it.
+		OnCommandAck: func(device string, payload []byte) {
+			data, err := json.Marshal(deviceCommand{Device: device, Payload: json.RawMessage(payload)})
+			if err == nil {
+				err = events.PublishEvent(runCtx, iomt.Event{Kind: eventDeviceAck, Time: time.Now(), Data: data})
+			}
+			if err != nil {
+				log.Warn("device command ack not passed on", "device", device, "err", err)
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
+	alarms, err := n.startAlarms(runCtx, cfg.Alarms, cat, events, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	n.alarms = alarms.svc
+
+	recent := watch.NewRecent()
+	err = events.SubscribeEvents(runCtx, func(ctx context.Context, e iomt.Event) {
+		switch e.Kind {
+		case eventDeviceCommand, eventDeviceAck:
+			n.onDeviceEvent(alarms, e)
+			return
+		case eventDeviceStatus:
+			var st deviceStatus
+			if json.Unmarshal(e.Data, &st) == nil {
+				alarms.svc.Status(ctx, st.Tenant, st.Patient, st.Status)
+			}
+			return
+		}
+		alarms.svc.OnEvent(ctx, e)
+		if service.Internal(e.Kind) {
+			return
+		}
+		live.Notify(e.Patient, e.Kind, e.Data)
+		if e.Kind == cgmAlertEvent {
+			var a api.CGMAlert
+			if err := json.Unmarshal(e.Data, &a); err == nil {
+				recent.Add(e.Patient, a.Alert)
+			}
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
 
-	// CGM alerts: one monitor per patient, fed by the bus, told to live streams.
+	// publish tells every node what an analysis found about a patient.
+	publish := func(patient, kind string, at time.Time, v any) {
+		data, err := json.Marshal(v)
+		if err == nil {
+			err = events.PublishEvent(runCtx, iomt.Event{Patient: patient, Kind: kind, Time: at, Data: data})
+		}
+		if err != nil {
+			log.Warn("publish "+kind, "patient", patient, "err", err)
+		}
+	}
+
+	// CGM alerts: one monitor per patient on the node owning its partition, fed by the bus.
 	cgm, err := watch.NewCGM(glucose.DefaultSettings(), func(patient string, a glucose.Alert) {
-		live.Notify(patient, "cgm-alert", api.CGMAlert{Patient: patient, Alert: a})
+		publish(patient, cgmAlertEvent, a.Time, api.CGMAlert{Patient: patient, Alert: a})
 	}, log)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.bus.Subscribe(runCtx, "cgm-alerts", cgm.Deliver); err != nil {
+	cgm.Owns = n.owns(cgmGroup)
+	if err := n.bus.Subscribe(runCtx, cgmGroup, cgm.Deliver); err != nil {
 		return nil, err
 	}
+
+	// ECG rhythm: one streaming monitor per patient's lead on the partition's owner; episodes
+	// (AF, brady/tachycardia, pause, asystole, VF, lead-off, noise) go out as events.
+	rhythm := watch.NewECG(func(r watch.Rhythm) {
+		at := r.Onset
+		if !r.Offset.IsZero() {
+			at = r.Offset
+		}
+		publish(r.Patient, ecgRhythmEvent, at, r)
+		switch r.Kind {
+		case "lead-off", "noise", "saturation":
+			// Alarm rules read signal problems as their own event, keyed by device.
+			publish(r.Patient, signalQualityEvent, at, map[string]any{"device": r.Device, "kind": r.Kind, "active": r.Active})
+		}
+	}, log)
+	rhythm.Owns = n.owns(ecgGroup)
+	if err := n.bus.Subscribe(runCtx, ecgGroup, rhythm.Deliver); err != nil {
+		return nil, err
+	}
+	go rhythm.Run(runCtx, time.Minute)
 	go cgm.Run(runCtx, time.Minute)
 
-	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg})
-	if err != nil {
+	// NEWS2: scored from each patient's latest observations on the partition's owner; a
+	// complete score that changed becomes an observation (stored, streamed, exported), and
+	// every assessment worth telling (incomplete ones say what is missing) goes out as an event.
+	scorer := watch.NewNEWS2(nil, func(sc watch.NEWS2Score) {
+		publish(sc.Patient, news2Event, sc.Time, sc)
+		if sc.Store {
+			go n.storeNEWS2(runCtx, sc)
+		}
+	})
+	scorer.Owns = n.owns(news2Group)
+	if err := n.bus.Subscribe(runCtx, news2Group, scorer.Deliver); err != nil {
 		return nil, err
 	}
+	go scorer.Run(runCtx, time.Minute)
+
+	// The exporter subscribes before the broker accepts readings, so it misses none.
+	var deadLetters http.Handler
+	if x := cfg.FHIRExport; x.URL != "" {
+		n.exporter, err = export.New(export.Config{
+			Bus: n.bus, Catalog: cat, Codes: x.Codes, Registry: n.store, URL: x.URL,
+			Token: x.Token, Username: x.Username, Password: x.Password,
+			Dir: filepath.Join(cfg.DataDir, "fhir-export"), Logger: log, Registerer: reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		deadLetters = n.exporter.Handler()
+		if err := n.exporter.Subscribe(runCtx); err != nil {
+			return nil, err
+		}
+		n.exported = make(chan struct{})
+		go func() {
+			defer close(n.exported)
+			if err := n.exporter.Run(runCtx); err != nil {
+				log.Error("fhir export stopped", "err", err)
+			}
+		}()
+	}
+	// Alarms: the engine sees each owned patient's readings as they arrive, ticks every second.
+	if err := n.bus.Subscribe(runCtx, alarmGroup, alarms.svc.Deliver); err != nil {
+		return nil, err
+	}
+	go alarms.svc.Run(runCtx, time.Second)
+
 	if err := n.broker.Serve(); err != nil {
+		return nil, err
+	}
+	if n.retain != nil {
+		go n.enforceRetention(runCtx, time.Hour)
+	}
+	fhirAPI, err := fhir.New(fhir.Config{Store: n.store, Catalog: cat, Authorize: api.AdminAuthorizer(cfg.AdminToken), Audit: audit, Logger: log})
+	if err != nil {
 		return nil, err
 	}
 	handler, err := api.New(api.Config{
 		Store: n.store, Ingester: ing, Auth: auth, Catalog: cat, Live: live,
 		AdminToken: cfg.AdminToken, Logger: log, Audit: audit, Gatherer: reg,
-		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(), CGMAlerts: cgm.Alerts,
+		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(), CGMAlerts: recent.Alerts, Cluster: n.clusterStatus,
+		FHIR: fhirAPI, DeadLetters: deadLetters, Alarms: n.alarms,
 	})
 	if err != nil {
 		return nil, err
@@ -156,17 +375,126 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	return n, nil
 }
 
+// cgmGroup is the bus group of the CGM alert monitors: stateful per patient, so each
+// partition has one owner in a cluster.
+const cgmGroup = "cgm-alerts"
+
+// cgmAlertEvent is the live stream's event name for a CGM alert.
+const cgmAlertEvent = "cgm-alert"
+
+// ecgGroup is the bus group of the ECG rhythm monitors, stateful per patient like cgmGroup;
+// ecgRhythmEvent names their episodes on live streams.
+const (
+	ecgGroup       = "ecg-rhythm"
+	ecgRhythmEvent = "ecg-rhythm"
+)
+
+// news2Group scores NEWS2 per patient (one owner per partition); news2Event names the
+// assessments on live streams.
+const (
+	news2Group = "news2"
+	news2Event = "news2"
+)
+
+// storeNEWS2 stores a complete score as an observation and puts it on the bus. It runs
+// outside the bus handler that produced it: publishing from inside a handler could wait on
+// that same handler.
+func (n *Node) storeNEWS2(ctx context.Context, sc watch.NEWS2Score) {
+	b := iomt.Batch{Tenant: sc.Tenant, Device: watch.NEWS2Device, Patient: sc.Patient, Received: time.Now().UTC(),
+		Observations: []iomt.Observation{{Patient: sc.Patient, Device: watch.NEWS2Device, Code: watch.NEWS2Code,
+			Time: sc.Time.UTC().Truncate(iomt.TimePrecision), Value: float64(sc.Assessment.Result.Total), Unit: "{score}"}}}
+	dups, err := n.store.Append(ctx, []iomt.Batch{b})
+	if err != nil {
+		n.log.Error("news2 score not stored", "patient", sc.Patient, "err", err)
+		return
+	}
+	if len(dups) > 0 && dups[0] > 0 {
+		return // another owner (during a handover) stored it already
+	}
+	if err := n.bus.Publish(ctx, b); err != nil {
+		n.log.Warn("news2 score not published", "patient", sc.Patient, "err", err)
+	}
+}
+
+// owner is a bus that shares groups' partitions between nodes and says which are this node's.
+type owner interface {
+	Owned(group string) []int
+	Partition(patient string) int
+}
+
+// owns says whether this node owns a patient's partition of group; nil (every patient) on a
+// bus that does not share partitions between nodes.
+func (n *Node) owns(group string) func(patient string) bool {
+	o, ok := n.bus.(owner)
+	if !ok {
+		return nil
+	}
+	return func(patient string) bool { return slices.Contains(o.Owned(group), o.Partition(patient)) }
+}
+
+// clusterStatus tells which node this is and which partitions of its stateful groups it owns.
+func (n *Node) clusterStatus() api.ClusterStatus {
+	st := api.ClusterStatus{Node: n.cfg.NodeID, Store: "embedded", Bus: "memory", Owned: map[string][]int{}}
+	if n.cfg.Postgres != "" {
+		st.Store = "postgres"
+	}
+	if n.cfg.NATS.URL != "" {
+		st.Bus = "nats"
+	}
+	if o, ok := n.bus.(owner); ok {
+		st.Owned[cgmGroup] = o.Owned(cgmGroup)
+		st.Owned[ecgGroup] = o.Owned(ecgGroup)
+		st.Owned[alarmGroup] = o.Owned(alarmGroup)
+		st.Owned[news2Group] = o.Owned(news2Group)
+	}
+	return st
+}
+
+// retainer is a store that drops old readings a partition at a time.
+type retainer interface {
+	DropBefore(ctx context.Context, t time.Time) ([]string, error)
+}
+
+// enforceRetention drops what is older than the retention now and then every interval. Any
+// node may do it: dropping a partition another node already dropped is a no-op.
+func (n *Node) enforceRetention(ctx context.Context, interval time.Duration) {
+	for {
+		dropped, err := n.retain.DropBefore(ctx, time.Now().Add(-n.cfg.Retention))
+		if err != nil && ctx.Err() == nil {
+			n.log.Error("retention", "err", err)
+		} else if len(dropped) > 0 {
+			n.log.Info("retention: dropped old partitions", "partitions", dropped)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
 // HTTPAddr is the address the API listens on.
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
 
 // MQTTAddr is the address the broker listens on.
 func (n *Node) MQTTAddr() string { return n.broker.Addr().String() }
 
+// SendCommand publishes a command (QoS 1) on a device's command topic; a device connected to
+// this node and subscribed to it receives it.
+func (n *Node) SendCommand(tenant, device string, payload []byte) error {
+	return n.broker.SendCommand(tenant, device, payload)
+}
+
 // Store is the node's store, for in-process tools.
 func (n *Node) Store() iomt.Store { return n.store }
 
 // Close stops taking traffic, lets what is in flight finish, and closes the store.
 func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
 	var errs []error
 	if n.http != nil {
 		// Live streams run until their context ends; end them so Shutdown does not wait.
@@ -189,6 +517,12 @@ func (n *Node) closeAll() error {
 	}
 	if n.broker != nil {
 		errs = append(errs, n.broker.Close())
+	}
+	if n.exporter != nil {
+		if n.exported != nil {
+			<-n.exported
+		}
+		errs = append(errs, n.exporter.Close())
 	}
 	if n.bus != nil {
 		errs = append(errs, n.bus.Close())

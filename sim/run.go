@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/iomt/iomt/sensing"
 	"github.com/iomt/iomt/wire/senml"
@@ -34,7 +31,7 @@ type Stats struct {
 	Samples  atomic.Int64 // values in those packs
 	Refused  atomic.Int64 // packs the server answered with an error reason code
 	Partial  atomic.Int64 // packs acknowledged with some records refused
-	Failed   atomic.Int64 // packs not acknowledged (connection lost, timeout)
+	Failed   atomic.Int64 // packs in flight when a connection was lost or timed out (sent again)
 	Connects atomic.Int64 // devices connected
 	ConnErrs atomic.Int64 // connection attempts that failed
 	lat      latencies
@@ -113,7 +110,11 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 		}
 		devs := map[string]*device{}
 		for _, d := range b.Devices {
-			dv := &device{Device: d, o: o, st: st, log: log, q: make(chan msg, 64), gate: gate, ready: make(chan struct{})}
+			dv := &device{Device: d, st: st, log: log, gate: gate, ready: make(chan struct{})}
+			dv.c = NewClient(ClientOptions{
+				Addr: o.Broker, ClientID: d.ID, Username: d.ID, Password: d.Password,
+				OnAck: dv.onAck, Logger: log,
+			})
 			devs[d.Kind] = dv
 			wg.Add(1)
 			go func() {
@@ -170,7 +171,8 @@ func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, devs map[st
 	tick := time.NewTicker(o.Tick)
 	defer tick.Stop()
 	var em []sensing.Emission
-	var pk senml.Pack // reused: an ECG pack is 250 records
+	enc := newPackEncoder(o.CBOR)
+	var buf []byte // reused: Publish copies the pack
 	for {
 		select {
 		case <-ctx.Done():
@@ -184,40 +186,26 @@ func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, devs map[st
 					continue
 				}
 				var n int
-				pk, n = AppendPack(pk[:0], e)
-				if len(pk) == 0 {
-					continue
-				}
-				data, err := encode(o.CBOR, pk)
+				var err error
+				buf, n, err = enc.appendPack(buf[:0], e)
 				if err != nil {
 					d.log.Error("encode pack", "device", d.ID, "err", err)
 					continue
 				}
-				select {
-				case d.q <- msg{data, n}:
-				case <-ctx.Done():
-					return
+				if len(buf) == 0 {
+					continue
+				}
+				if err := d.c.Publish(ctx, d.Topic, buf, n); err != nil {
+					return // ctx ended
 				}
 			}
 		}
 	}
 }
 
-// msg is an encoded pack and the number of values in it.
-type msg struct {
-	data    []byte
-	samples int
-}
-
-func encode(cbor bool, p senml.Pack) ([]byte, error) {
-	if cbor {
-		return senml.EncodeCBOR(p)
-	}
-	return senml.EncodeJSON(p)
-}
-
 // AppendPack appends the records of one SenML pack for an emission to p and says how many
-// values they hold. The records point into e, which must outlive their use.
+// values they hold. The records point into e, which must outlive their use. The simulator
+// encodes emissions directly (packEncoder); this is the reference it is tested against.
 func AppendPack(p senml.Pack, e *sensing.Emission) (senml.Pack, int) {
 	n := len(e.Samples)
 	for _, c := range e.Chunks {
@@ -241,24 +229,66 @@ func AppendPack(p senml.Pack, e *sensing.Emission) (senml.Pack, int) {
 		}
 	}
 	if e.Battery != nil {
-		p = append(p, senml.Record{Name: sensing.CodeBattery, Unit: "%EL", Value: e.Battery})
+		p = append(p, senml.Record{Name: sensing.CodeBattery, Unit: batteryUnit, Value: e.Battery})
 	}
 	if len(p) > 0 {
-		p[0].BaseName = "urn:dev:iomt:" + e.Device + ":"
+		p[0].BaseName = baseName(e.Device)
 		p[0].BaseTime = bt
 	}
 	return p, n
 }
 
+// batteryUnit is SenML's unit of remaining battery energy, in percent.
+const batteryUnit = "%EL"
+
+// baseName is the SenML base name of a pack from a device of the given kind.
+func baseName(kind string) string { return "urn:dev:iomt:" + kind + ":" }
+
 type device struct {
 	Device
-	o     Options
 	st    *Stats
 	log   *slog.Logger
-	q     chan msg
-	c     *paho.Client
+	c     *Client
 	gate  <-chan struct{}
 	ready chan struct{} // closed once the device has connected the first time
+}
+
+// run keeps the device connected until ctx ends. Publishes queue in the client while it is
+// disconnected, and those a lost connection left unacknowledged are sent again: the server
+// drops what it already stored.
+func (d *device) run(ctx context.Context) error {
+	defer d.c.Close()
+	for {
+		if err := d.connect(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Wrong credentials will not get better by retrying.
+			if ce := (*ConnectError)(nil); errors.As(err, &ce) {
+				return fmt.Errorf("device %s: %w", d.ID, err)
+			}
+			d.st.ConnErrs.Add(1)
+			d.log.Warn("sim connect", "device", d.ID, "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		select {
+		case err := <-d.c.Lost():
+			if ctx.Err() != nil {
+				return nil
+			}
+			if le := (*LostError)(nil); errors.As(err, &le) {
+				d.st.Failed.Add(int64(le.InFlight))
+			}
+			d.log.Warn("sim connection lost", "device", d.ID, "err", err)
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 func (d *device) connect(ctx context.Context) error {
@@ -267,25 +297,9 @@ func (d *device) connect(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	conn, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", d.o.Broker)
-	if err != nil {
-		return fmt.Errorf("device %s: %w", d.ID, err)
+	if err := d.c.Connect(ctx); err != nil {
+		return err
 	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: d.ID})
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	ca, err := c.Connect(cctx, &paho.Connect{
-		KeepAlive: 60, CleanStart: true, ClientID: d.ID,
-		Username: d.ID, UsernameFlag: true, Password: []byte(d.Password), PasswordFlag: true,
-	})
-	if err != nil {
-		conn.Close()
-		if ca != nil {
-			return &refusedError{fmt.Sprintf("device %s: connect refused: 0x%02x %s", d.ID, ca.ReasonCode, ca.Properties.ReasonString)}
-		}
-		return fmt.Errorf("device %s: connect: %w", d.ID, err)
-	}
-	d.c = c
 	if d.st.Connects.Add(1); d.ready != nil {
 		select {
 		case <-d.ready:
@@ -296,83 +310,20 @@ func (d *device) connect(ctx context.Context) error {
 	return nil
 }
 
-// run publishes the device's packs in order, reconnecting after a lost connection. A pack
-// that was not acknowledged is sent again: the server drops what it already stored.
-func (d *device) run(ctx context.Context) error {
-	defer func() {
-		if d.c != nil {
-			_ = d.c.Disconnect(&paho.Disconnect{})
-		}
-	}()
-	var pending *msg
-	for {
-		if d.c == nil {
-			if err := d.connect(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				// Wrong credentials will not get better by retrying.
-				if re := (*refusedError)(nil); errors.As(err, &re) {
-					return err
-				}
-				d.st.ConnErrs.Add(1)
-				d.log.Warn("sim connect", "err", err)
-				select {
-				case <-time.After(time.Second):
-				case <-ctx.Done():
-					return nil
-				}
-				continue
-			}
-		}
-		if pending == nil {
-			select {
-			case m := <-d.q:
-				pending = &m
-			case <-ctx.Done():
-				return nil
-			}
-		}
-		data, n := pending.data, pending.samples
-		t0 := time.Now()
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		r, err := d.c.Publish(pctx, &paho.Publish{Topic: d.Topic, QoS: 1, Payload: data})
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			d.st.Failed.Add(1)
-			d.log.Warn("sim publish", "device", d.ID, "err", err)
-			_ = d.c.Disconnect(&paho.Disconnect{})
-			d.c = nil
-			continue
-		}
-		pending = nil
-		switch {
-		case r.ReasonCode >= 0x80:
-			d.st.Refused.Add(1)
-			d.log.Warn("sim pack refused", "device", d.ID, "code", r.ReasonCode, "reason", reason(r))
-		case reason(r) != "":
-			d.st.Partial.Add(1)
-			d.st.Messages.Add(1)
-			d.st.Samples.Add(int64(n))
-			d.log.Debug("sim pack partly refused", "device", d.ID, "reason", reason(r))
-		default:
-			d.st.Messages.Add(1)
-			d.st.Samples.Add(int64(n))
-			d.st.lat.add(time.Since(t0))
-		}
+// onAck counts the server's answer to one pack.
+func (d *device) onAck(a Ack) {
+	switch {
+	case a.Code >= 0x80:
+		d.st.Refused.Add(1)
+		d.log.Warn("sim pack refused", "device", d.ID, "code", a.Code, "reason", a.Reason)
+	case a.Reason != "":
+		d.st.Partial.Add(1)
+		d.st.Messages.Add(1)
+		d.st.Samples.Add(int64(a.Meta))
+		d.log.Debug("sim pack partly refused", "device", d.ID, "reason", a.Reason)
+	default:
+		d.st.Messages.Add(1)
+		d.st.Samples.Add(int64(a.Meta))
+		d.st.lat.add(time.Since(a.Queued))
 	}
 }
-
-func reason(r *paho.PublishResponse) string {
-	if r.Properties == nil {
-		return ""
-	}
-	return r.Properties.ReasonString
-}
-
-type refusedError struct{ msg string }
-
-func (e *refusedError) Error() string { return e.msg }

@@ -26,11 +26,41 @@ type CGM struct {
 	notify   func(patient string, a glucose.Alert)
 	log      *slog.Logger
 
+	// Owns, if set, says whether this node still owns the patient's partition; Tick forgets
+	// patients it no longer owns, so a patient handed to another node raises no "no data".
+	Owns func(patient string) bool
+
 	mu       sync.Mutex
 	monitors map[string]*glucose.Monitor
-	recent   map[string][]glucose.Alert
 	last     map[string]arrival
 	now      func() time.Time
+}
+
+// Recent keeps each patient's latest alerts for the API.
+type Recent struct {
+	mu sync.Mutex
+	m  map[string][]glucose.Alert
+}
+
+// NewRecent returns an empty alert list.
+func NewRecent() *Recent { return &Recent{m: map[string][]glucose.Alert{}} }
+
+// Add records an alert, forgetting the oldest beyond the last 100 of the patient.
+func (r *Recent) Add(patient string, a glucose.Alert) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := append(r.m[patient], a)
+	if len(l) > recentAlerts {
+		l = l[len(l)-recentAlerts:]
+	}
+	r.m[patient] = l
+}
+
+// Alerts returns the patient's most recent alerts, oldest first.
+func (r *Recent) Alerts(patient string) []glucose.Alert {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]glucose.Alert(nil), r.m[patient]...)
 }
 
 // arrival is when the newest reading of a patient was taken and when it reached us.
@@ -46,7 +76,7 @@ func NewCGM(s glucose.Settings, notify func(patient string, a glucose.Alert), lo
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &CGM{settings: s, notify: notify, log: log, monitors: map[string]*glucose.Monitor{},
-		recent: map[string][]glucose.Alert{}, last: map[string]arrival{}, now: time.Now}, nil
+		last: map[string]arrival{}, now: time.Now}, nil
 }
 
 // Deliver is the bus handler: it feeds the batch's CGM readings to the patient's monitor.
@@ -69,10 +99,7 @@ func (w *CGM) Deliver(_ context.Context, b iomt.Batch) error {
 		if l := w.last[o.Patient]; o.Time.After(l.taken) {
 			w.last[o.Patient] = arrival{o.Time, w.now()}
 		}
-		for _, a := range m.Observe(glucose.Reading{Time: o.Time, MgdL: o.Value}) {
-			w.remember(o.Patient, a)
-			raised = append(raised, a)
-		}
+		raised = append(raised, m.Observe(glucose.Reading{Time: o.Time, MgdL: o.Value})...)
 	}
 	w.mu.Unlock()
 	w.tell(b.Patient, raised)
@@ -91,12 +118,13 @@ func (w *CGM) Tick(now time.Time) {
 	var all []pa
 	w.mu.Lock()
 	for p, m := range w.monitors {
-		l := w.last[p]
-		as := m.Tick(l.taken.Add(now.Sub(l.received)))
-		for _, a := range as {
-			w.remember(p, a)
+		if w.Owns != nil && !w.Owns(p) {
+			delete(w.monitors, p)
+			delete(w.last, p)
+			continue
 		}
-		if len(as) > 0 {
+		l := w.last[p]
+		if as := m.Tick(l.taken.Add(now.Sub(l.received))); len(as) > 0 {
 			all = append(all, pa{p, as})
 		}
 	}
@@ -107,7 +135,10 @@ func (w *CGM) Tick(now time.Time) {
 }
 
 // Run calls Tick every interval until ctx ends.
-func (w *CGM) Run(ctx context.Context, interval time.Duration) {
+func (w *CGM) Run(ctx context.Context, interval time.Duration) { every(ctx, interval, w.Tick) }
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func(now time.Time)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -115,24 +146,9 @@ func (w *CGM) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			w.Tick(now)
+			f(now)
 		}
 	}
-}
-
-// Alerts returns the patient's most recent alerts, oldest first.
-func (w *CGM) Alerts(patient string) []glucose.Alert {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]glucose.Alert(nil), w.recent[patient]...)
-}
-
-func (w *CGM) remember(patient string, a glucose.Alert) {
-	r := append(w.recent[patient], a)
-	if len(r) > recentAlerts {
-		r = r[len(r)-recentAlerts:]
-	}
-	w.recent[patient] = r
 }
 
 func (w *CGM) tell(patient string, as []glucose.Alert) {

@@ -12,7 +12,11 @@ import (
 
 func TestCGMWatchPerPatientAndStale(t *testing.T) {
 	var told []string
-	w, err := watch.NewCGM(glucose.DefaultSettings(), func(p string, a glucose.Alert) { told = append(told, p+":"+string(a.Kind)) }, nil)
+	recent := watch.NewRecent()
+	w, err := watch.NewCGM(glucose.DefaultSettings(), func(p string, a glucose.Alert) {
+		told = append(told, p+":"+string(a.Kind))
+		recent.Add(p, a)
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,8 +26,8 @@ func TestCGMWatchPerPatientAndStale(t *testing.T) {
 	}
 	_ = w.Deliver(context.Background(), batch("a", t0, 45)) // urgent low for a only
 	_ = w.Deliver(context.Background(), batch("b", t0, 120))
-	if len(w.Alerts("b")) != 0 || len(w.Alerts("a")) == 0 || w.Alerts("a")[0].Kind != glucose.UrgentLow {
-		t.Fatalf("alerts a=%v b=%v", w.Alerts("a"), w.Alerts("b"))
+	if len(recent.Alerts("b")) != 0 || len(recent.Alerts("a")) == 0 || recent.Alerts("a")[0].Kind != glucose.UrgentLow {
+		t.Fatalf("alerts a=%v b=%v", recent.Alerts("a"), recent.Alerts("b"))
 	}
 	// Readings dated t0 arrived "now"; 40 minutes later nothing more has arrived.
 	w.Tick(time.Now().Add(40 * time.Minute))
@@ -52,5 +56,40 @@ func TestCGMWatchBackfillIsNotStale(t *testing.T) {
 		if a.Kind == glucose.Stale || a.Kind == glucose.SignalLoss {
 			t.Fatalf("backfilled readings judged stale: %+v", told)
 		}
+	}
+}
+
+func TestCGMWatchForgetsPatientsItNoLongerOwns(t *testing.T) {
+	var told []string
+	w, err := watch.NewCGM(glucose.DefaultSettings(), func(p string, a glucose.Alert) { told = append(told, p+":"+string(a.Kind)) }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := map[string]bool{"a": true, "b": true}
+	w.Owns = func(p string) bool { return owned[p] }
+	t0 := time.Now().Add(-time.Minute)
+	for _, p := range []string{"a", "b"} {
+		_ = w.Deliver(context.Background(), iomt.Batch{Patient: p, Observations: []iomt.Observation{{Patient: p, Code: watch.CGMCode, Time: t0, Value: 120}}})
+	}
+	// b's partition moved to another node: its silence here is not a signal loss.
+	owned["b"] = false
+	w.Tick(time.Now().Add(40 * time.Minute))
+	if len(told) != 1 || told[0] != "a:"+string(glucose.SignalLoss) {
+		t.Fatalf("told %v, want only a's signal loss", told)
+	}
+}
+
+func TestRecentKeepsTheLatest(t *testing.T) {
+	r := watch.NewRecent()
+	t0 := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	for i := range 150 {
+		r.Add("p", glucose.Alert{Time: t0.Add(time.Duration(i) * time.Minute), Kind: glucose.SignalLoss})
+	}
+	got := r.Alerts("p")
+	if len(got) != 100 || !got[0].Time.Equal(t0.Add(50*time.Minute)) || !got[99].Time.Equal(t0.Add(149*time.Minute)) {
+		t.Fatalf("kept %d alerts from %v to %v", len(got), got[0].Time, got[len(got)-1].Time)
+	}
+	if len(r.Alerts("q")) != 0 {
+		t.Fatal("alerts for an unknown patient")
 	}
 }

@@ -1,15 +1,22 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/iomt/iomt/node"
@@ -32,14 +39,88 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// alarmRules alarm at once (no validation delay), so that one reading the test sends raises an
+// alarm of the priority it chooses.
+const alarmRules = `version: 1
+rules:
+  - id: spo2-low
+    kind: threshold
+    code: 59408-5
+    below: [{limit: 90, priority: medium}, {limit: 85, priority: high}]
+    hysteresis: 1
+    delay: 0s
+    message: "SpO2 {value} % (below {limit} %)"
+  - id: temp-high
+    kind: threshold
+    code: 8310-5
+    above: [{limit: 38.5, priority: low}]
+    delay: 0s
+    message: "Temperature {value} °C (above {limit} °C)"
+`
+
+// call sends a JSON request (body nil: GET) and decodes the JSON answer into out.
+func call(t *testing.T, method, url, token string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, url, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// bedsideDevice registers a device of the test's own on a patient and returns a function that
+// sends it one reading over HTTP ingest. The simulator's devices never clear what it raises:
+// only the device that raised an alarm clears it.
+func bedsideDevice(t *testing.T, base, patient string) func(code, unit string, v float64) {
+	var dev struct{ ID, Token string }
+	if c := call(t, "POST", base+"/api/v1/devices", "tok", map[string]string{"patient": patient, "kind": "multi-parameter"}, &dev); c != http.StatusCreated {
+		t.Fatalf("create device: HTTP %d", c)
+	}
+	return func(code, unit string, v float64) {
+		t.Helper()
+		pack := []map[string]any{{"bn": "urn:dev:id:" + dev.ID + ":", "bt": float64(time.Now().UnixMilli()) / 1000, "n": code, "u": unit, "v": v}}
+		if c := call(t, "POST", base+"/api/v1/ingest", dev.Token, pack, nil); c != http.StatusOK {
+			t.Fatalf("ingest %s %v: HTTP %d", code, v, c)
+		}
+	}
+}
+
 func TestWardAndPatientPages(t *testing.T) {
 	bin := chromium(t)
 	if testing.Short() {
 		t.Skip("browser test skipped with -short")
 	}
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte(alarmRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: "tok",
 		NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Alarms: node.AlarmsConfig{RulesFile: rules},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +168,12 @@ func TestWardAndPatientPages(t *testing.T) {
 	poll := func(what, expr string) {
 		t.Helper()
 		if _, err := chromedp.Run(within(30*time.Second), chromedp.Poll[bool](expr)); err != nil {
+			t.Fatalf("%s: %v (page shows %q)", what, err, eval(`document.body.innerText.slice(0, 600)`))
+		}
+	}
+	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(within(15*time.Second), actions...); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
@@ -102,6 +189,101 @@ func TestWardAndPatientPages(t *testing.T) {
 	sum := `[...document.querySelectorAll('.tile .value')].map(e => e.textContent).join(",")`
 	before := eval(sum)
 	poll("ward updates", sum+` !== `+strconv.Quote(before))
+
+	// Alarms on the ward, live: a reading below a limit colours the patient's tile in the
+	// alarm's priority colour (IEC 60601-1-8: high red, medium yellow, low cyan).
+	tileOf := func(b sim.Bed) string { return `document.querySelector('.tile[data-patient="` + b.Patient + `"]')` }
+	red, yellow := "rgb(255, 43, 43)", "rgb(255, 212, 0)"
+	if cls := eval(tileOf(beds[0]) + `.className`); strings.Contains(cls, "alarm") {
+		t.Fatalf("tile %q has an alarm before any reading raised one", cls)
+	}
+	spo2 := []func(string, string, float64){bedsideDevice(t, base, beds[0].Patient), bedsideDevice(t, base, beds[1].Patient)}
+	sent := time.Now()
+	spo2[0]("59408-5", "%", 84)
+	poll("tile turns red live", tileOf(beds[0])+`.classList.contains("alarm-high") && getComputedStyle(`+tileOf(beds[0])+`).borderTopColor === "`+red+`"`)
+	// Reported, not asserted: how long a nurse waits to see it (including the poll's interval).
+	t.Logf("reading to red tile: %v", time.Since(sent).Round(time.Millisecond))
+	if line := eval(tileOf(beds[0]) + `.querySelector(".alarm-line").textContent`); !strings.Contains(line, "SpO2 84") {
+		t.Fatalf("tile's alarm line %q, want the alarm's message", line)
+	}
+	spo2[1]("59408-5", "%", 88)
+	poll("tile turns yellow live", tileOf(beds[1])+`.classList.contains("alarm-medium") && getComputedStyle(`+tileOf(beds[1])+`).borderTopColor === "`+yellow+`"`)
+	bedsideDevice(t, base, beds[2].Patient)("8310-5", "Cel", 38.8)
+	// The septic patient's own devices may raise worse alarms meanwhile; any colour will do.
+	poll("third tile coloured", `/alarm-(low|medium|high)/.test(`+tileOf(beds[2])+`.className)`)
+	count := func(p string) string {
+		return `parseInt(document.querySelector('#alarm-counts [data-priority="` + p + `"]').textContent)`
+	}
+	poll("ward counts", count("high")+` >= 1 && `+count("medium")+` >= 1`)
+	if anim := eval(`getComputedStyle(` + tileOf(beds[0]) + `).animationName`); anim != "alarm-flash" {
+		t.Fatalf("an active high-priority alarm's tile animates %q, want alarm-flash", anim)
+	}
+	// Those who ask for less motion get the colour without the flashing.
+	reduceMotion := func(v string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: v}}})
+			return err
+		})
+	}
+	do("prefer reduced motion", reduceMotion("reduce"))
+	poll("no flashing with reduced motion", `getComputedStyle(`+tileOf(beds[0])+`).animationName === "none" && getComputedStyle(`+tileOf(beds[0])+`).borderTopColor === "`+red+`"`)
+	do("prefer motion again", reduceMotion("no-preference"))
+	// IOMT_SCREENSHOTS=../docs writes the README's picture of alarms on the ward.
+	if dir := os.Getenv("IOMT_SCREENSHOTS"); dir != "" {
+		poll("temperature on the ward", tileOf(beds[2])+`.querySelector('[data-code="8310-5"] .value').textContent !== "–"`)
+		png, err := chromedp.Run(within(15*time.Second), chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "ward-alarms.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alarmID := eval(tileOf(beds[0]) + `.dataset.alarm`)
+
+	// The patient page lists the alarm; resolving it while SpO2 is still low is refused with
+	// the API's reason, acknowledging it is recorded with who and why, and silencing it shows.
+	if err := chromedp.Do(within(20*time.Second), chromedp.Navigate(base+"/patient.html?id="+beds[0].Patient)); err != nil {
+		t.Fatalf("open patient page: %v", err)
+	}
+	row := `#alarm-list .alarm[data-alarm="` + alarmID + `"]`
+	rowJS := `document.querySelector('` + row + `')`
+	poll("alarm listed on the patient page", rowJS+` !== null && `+rowJS+`.dataset.state === "active" && `+rowJS+`.classList.contains("alarm-high")`)
+	act := func(op, why, by string) {
+		t.Helper()
+		steps := []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(row + ` button[data-op="` + op + `"]`)),
+			chromedp.WaitVisible(chromedp.CSS(row + ` form.reason`)), chromedp.SendKeys(chromedp.CSS(row+` input[name="why"]`), why)}
+		if by != "" {
+			steps = append(steps, chromedp.SendKeys(chromedp.CSS(row+` input[name="by"]`), by))
+		}
+		do(op, append(steps, chromedp.Click(chromedp.CSS(row+` form.reason button[type="submit"]`)))...)
+	}
+	// The name is typed once; the page remembers it for the next action.
+	act("resolve", "probe looks fine", "ann")
+	poll("refusal shown", rowJS+`.querySelector(".problem").textContent.includes("condition still holds")`)
+	act("acknowledge", "at the bedside", "")
+	poll("acknowledged shown", rowJS+`.dataset.state === "acknowledged" && `+rowJS+`.querySelector(".state").textContent === "acknowledged" && `+rowJS+`.querySelector(".problem").textContent === ""`)
+	var got struct{ State string }
+	if c := call(t, "GET", base+"/api/v1/alarms/"+alarmID, "tok", nil, &got); c != http.StatusOK || got.State != "acknowledged" {
+		t.Fatalf("alarm after the button: HTTP %d, state %q", c, got.State)
+	}
+	act("silence", "turning the patient", "")
+	poll("silence shown", rowJS+`.querySelector(".meta").textContent.includes("silenced until")`)
+	hist := `document.querySelector('#alarm-history details[data-alarm="` + alarmID + `"]')`
+	do("open history", chromedp.Click(chromedp.CSS(`#alarms details.history > summary`)),
+		chromedp.Click(chromedp.CSS(`#alarm-history details[data-alarm="`+alarmID+`"] > summary`)))
+	poll("transitions in the history", hist+`.open && [...`+hist+`.querySelectorAll("tr")].some(r => r.textContent.includes("admin/ann") && r.textContent.includes("at the bedside"))`)
+
+	// Back on the ward the acknowledged alarm is muted and still; when SpO2 recovers the alarm
+	// resolves itself and the tile loses its colour live.
+	if err := chromedp.Do(within(20*time.Second), chromedp.Navigate(base+"/")); err != nil {
+		t.Fatalf("open ward page: %v", err)
+	}
+	poll("acknowledged alarm muted", tileOf(beds[0])+` !== null && `+tileOf(beds[0])+`.classList.contains("alarm-acked") && getComputedStyle(`+tileOf(beds[0])+`).animationName === "none" && getComputedStyle(`+tileOf(beds[0])+`).borderTopColor !== "`+red+`"`)
+	spo2[0]("59408-5", "%", 97)
+	poll("resolved alarm removed", `!/alarm-/.test(`+tileOf(beds[0])+`.className) && `+tileOf(beds[0])+`.querySelector(".alarm-line").hidden`)
+	t.Logf("ward alarm counts at the end: %s", eval(`[...document.querySelectorAll("#alarm-counts .count")].map(e => e.textContent).join(", ")`))
 
 	// The patient page: the ECG strip draws a trace on its paper, and trends appear.
 	inked := `(() => { const c = document.querySelector('#ecg canvas'); if (!c) return 0;

@@ -1,5 +1,6 @@
-// Package web is iomt's dashboard: a live ward view and a patient page with a live ECG strip
-// and trends. Everything it needs is embedded in the binary (hospital networks are often
+// Package web is iomt's dashboard: a live ward view with alarms in their IEC 60601-1-8 priority
+// colours, and a patient page with its alarms (acknowledge, silence, resolve, history), a live
+// ECG strip and trends. Everything it needs is embedded in the binary (hospital networks are often
 // offline); it reads the REST API with the token the user gives it.
 package web
 

@@ -23,17 +23,24 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/iomt/iomt"
+	ingestmqtt "github.com/iomt/iomt/ingest/mqtt"
 	"github.com/iomt/iomt/sensing"
 	"github.com/iomt/iomt/sim"
 )
 
 const benchUsage = `Usage: iomt bench ingest [flags]
+       iomt bench alarms [flags]
 
 Simulated devices publish over real MQTT (one connection each, QoS 1) to an iomt server — by
 default one it starts as a child process on a fresh data directory — and the bench reports the
 sustained rate stored, publish→stored latency (the server acknowledges only what it has
 stored durably), and the server's CPU and memory. --target relay runs the same load through
 the bare embedded broker (no authentication, no storage) to one subscriber, for comparison.
+
+bench alarms: pulse oximeters publish SpO2 every second and each, in turn, dips below the alarm
+limit; the bench measures publish → alarm on the live stream and publish → signed webhook
+received, p50/p99, under that load.
 `
 
 func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -44,6 +51,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	switch args[0] {
 	case "ingest":
 		return benchIngest(ctx, args[1:], stdout, stderr)
+	case "alarms":
+		return benchAlarms(ctx, args[1:], stdout, stderr)
 	case "relay": // the bare broker, run as a child of `bench ingest --target relay`
 		return benchRelay(ctx, args[1:], stdout, stderr)
 	}
@@ -70,6 +79,9 @@ type BenchResult struct {
 	ServerRSSMB  float64 `json:"serverRssMB"`
 	ServerPeakMB float64 `json:"serverPeakRssMB"`
 	SimCPU       float64 `json:"simCpuCores"`
+	// CPU time per stored message: steadier than rates on a machine shared with other work.
+	ServerCPUPerMsg float64 `json:"serverCpuUsPerMsg,omitempty"`
+	SimCPUPerMsg    float64 `json:"simCpuUsPerMsg"`
 }
 
 func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -85,6 +97,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	apiURL := fs.String("api", "", "HTTP address of that running server, for provisioning")
 	token := fs.String("admin-token", "", "admin token of that running server")
 	noSync := fs.Bool("no-sync", false, "start the server with --no-sync")
+	serverBin := fs.String("server-bin", "", "iomt binary to start as the server (default: this one), to compare builds under the same load")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -117,24 +130,21 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	for i := 0; i < *vitals; i++ {
 		beds = append(beds, sim.Bed{Scenario: "stable-adult", Seed: uint64(100000 + i), Kinds: []string{sensing.PulseOximeter}})
 	}
-	var child *exec.Cmd
+	var child *benchChild
 	broker := *mqttAddr
 	if broker == "" {
 		var err error
-		broker, *apiURL, *token, child, err = startBenchTarget(*target, *noSync, stderr)
+		broker, *apiURL, *token, child, err = startBenchTarget(*target, *serverBin, *noSync, stderr)
 		if err != nil {
 			return fail(err)
 		}
-		defer func() {
-			_ = child.Process.Signal(os.Interrupt)
-			_ = child.Wait()
-		}()
+		defer child.stop(stderr)
 	}
 	var err error
 	if *target == "relay" {
 		for i := range beds {
 			id := fmt.Sprintf("bench%05d", i)
-			beds[i].Devices = []sim.Device{{Kind: beds[i].Kinds[0], ID: id, Password: "x", Topic: "iomt/v1/default/devices/" + id + "/senml"}}
+			beds[i].Devices = []sim.Device{{Kind: beds[i].Kinds[0], ID: id, Password: "x", Topic: ingestmqtt.DataTopic(iomt.DefaultTenant, id)}}
 		}
 	} else {
 		fmt.Fprintf(stdout, "provisioning %d patients ...\n", len(beds))
@@ -157,7 +167,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 	pid := os.Getpid()
 	if child != nil {
-		pid = child.Process.Pid
+		pid = child.cmd.Process.Pid
 	}
 	select {
 	case <-time.After(*warmup):
@@ -206,6 +216,10 @@ loop:
 	if child == nil {
 		res.ServerCPU, res.ServerRSSMB, res.ServerPeakMB = 0, 0, 0 // not ours to measure
 	}
+	if res.MsgsPerSec > 0 {
+		res.ServerCPUPerMsg = res.ServerCPU / res.MsgsPerSec * 1e6
+		res.SimCPUPerMsg = res.SimCPU / res.MsgsPerSec * 1e6
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -219,22 +233,51 @@ offered                %.0f msgs/s
 stored (acknowledged)  %.0f msgs/s, %.0f samples/s
 publish→stored         p50 %.2f ms, p99 %.2f ms
 refused / failed       %d / %d
-server CPU             %.2f cores
+server CPU             %.2f cores (%.0f µs per message)
 server RSS             %.0f MB (peak %.0f MB)
-simulator CPU          %.2f cores
+simulator CPU          %.2f cores (%.0f µs per message)
 `, res.Target, res.ECGPatches, res.VitalDevices, res.Format, res.OfferedMsgs, res.MsgsPerSec, res.SamplesPerS,
-		res.AckP50ms, res.AckP99ms, res.Refused, res.Failed, res.ServerCPU, res.ServerRSSMB, res.ServerPeakMB, res.SimCPU)
+		res.AckP50ms, res.AckP99ms, res.Refused, res.Failed, res.ServerCPU, res.ServerCPUPerMsg, res.ServerRSSMB, res.ServerPeakMB,
+		res.SimCPU, res.SimCPUPerMsg)
 	if *target == "relay" {
 		fmt.Fprintf(stdout, "delivered              %.0f msgs/s to one subscriber\n", float64(res.Delivered)/el)
 	}
 	return 0
 }
 
+// benchChild is the server (or relay) a bench started, and its data directory.
+type benchChild struct {
+	cmd *exec.Cmd
+	dir string
+}
+
+// stop interrupts the child, waits for it and removes its data directory.
+func (c *benchChild) stop(stderr io.Writer) {
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	// mochi-mqtt v2.7.9 can deadlock in Close while thousands of clients disconnect at once
+	// (a recursive read lock in Clients.GetByListener): do not hang with it.
+	exited := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		fmt.Fprintln(stderr, "iomt bench: the server did not stop within 30 s of SIGINT; killed")
+		_ = c.cmd.Process.Kill()
+		<-exited
+	}
+	if c.dir != "" {
+		if err := os.RemoveAll(c.dir); err != nil {
+			fmt.Fprintf(stderr, "iomt bench: %v\n", err)
+		}
+	}
+}
+
 // startBenchTarget runs `iomt serve` (or the bare relay) as a child on free loopback ports.
-func startBenchTarget(target string, noSync bool, stderr io.Writer) (broker, api, token string, cmd *exec.Cmd, err error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", "", "", nil, err
+func startBenchTarget(target, exe string, noSync bool, stderr io.Writer, extra ...string) (broker, api, token string, child *benchChild, err error) {
+	if exe == "" {
+		if exe, err = os.Executable(); err != nil {
+			return "", "", "", nil, err
+		}
 	}
 	free := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -246,29 +289,30 @@ func startBenchTarget(target string, noSync bool, stderr io.Writer) (broker, api
 	}
 	broker, httpAddr := free(), free()
 	token = "bench-admin-token"
+	child = &benchChild{}
 	if target == "relay" {
-		cmd = exec.Command(exe, "bench", "relay", "--mqtt-addr", broker)
+		child.cmd = exec.Command(exe, "bench", "relay", "--mqtt-addr", broker)
 	} else {
-		dir, err := os.MkdirTemp("", "iomt-bench-")
-		if err != nil {
+		if child.dir, err = os.MkdirTemp("", "iomt-bench-"); err != nil {
 			return "", "", "", nil, err
 		}
-		args := []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", httpAddr, "--mqtt-addr", broker, "--log-level", "warn"}
+		args := []string{"serve", "--data-dir", filepath.Join(child.dir, "data"), "--http-addr", httpAddr, "--mqtt-addr", broker, "--log-level", "warn"}
 		if noSync {
 			args = append(args, "--no-sync")
 		}
-		cmd = exec.Command(exe, args...)
-		cmd.Env = append(os.Environ(), "IOMT_ADMIN_TOKEN="+token)
-		defer func() {
-			go func() { _ = cmd.Wait(); os.RemoveAll(dir) }()
-		}()
+		args = append(args, extra...)
+		child.cmd = exec.Command(exe, args...)
+		child.cmd.Env = append(os.Environ(), "IOMT_ADMIN_TOKEN="+token)
 	}
+	cmd := child.cmd
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
+		os.RemoveAll(child.dir)
 		return "", "", "", nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(child.dir)
 		return "", "", "", nil, fmt.Errorf("start %s: %w", target, err)
 	}
 	ready := make(chan struct{})
@@ -286,9 +330,11 @@ func startBenchTarget(target string, noSync bool, stderr io.Writer) (broker, api
 	case <-ready:
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		os.RemoveAll(child.dir)
 		return "", "", "", nil, fmt.Errorf("%s did not start", target)
 	}
-	return broker, "http://" + httpAddr, token, cmd, nil
+	return broker, "http://" + httpAddr, token, child, nil
 }
 
 // benchRelay is the bare embedded broker: anyone may connect and publish, nothing is stored.

@@ -56,8 +56,10 @@ Commands:
   cgm       CGM: 'iomt cgm report' (metrics, AGP report) and 'iomt cgm eval-predict'
   demo      a node and a simulated ward of 20 patients in one process, with the dashboard
   ecg       ECG analytics: 'iomt ecg eval --db DIR' scores the QRS and AF detectors on MIT-BIH
+  gateway   the edge gateway: HL7/MLLP, BLE and SenML adapters, crash-safe spool, MQTT/TLS uplink
   gatt      'iomt gatt decode UUID HEX': decode a Bluetooth GATT health characteristic to JSON
   hl7       'iomt hl7 parse FILE': decode an HL7 v2 ORU^R01 (bare or MLLP-framed) to JSON
+  migrate   apply the PostgreSQL schema migrations ('iomt serve --postgres' also does on start)
   news2     score NEWS2 (Royal College of Physicians 2017) from vital signs
   serve     run a node: MQTT and HTTP ingest, storage, REST API, dashboard
   sim       simulated patients and devices sending to a running server over MQTT
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, getenv)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
 	case "ecg":
@@ -87,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return hl7Command(ctx, args[1:], stdout, stderr)
 	case "gatt":
 		return gattCommand(ctx, args[1:], stdout, stderr)
+	case "gateway":
+		return gatewayCommand(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "sim":
@@ -133,6 +139,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	dataDir := fs.String("data-dir", "iomt-data", "directory holding all of the node's data")
 	httpAddr := fs.String("http-addr", ":8080", "address of the HTTP API")
 	mqttAddr := fs.String("mqtt-addr", ":1883", "address of the embedded MQTT broker")
+	mqttTLSCert := fs.String("mqtt-tls-cert", "", "PEM certificate (chain) for MQTT over TLS on --mqtt-addr (with --mqtt-tls-key; 8883 by convention)")
+	mqttTLSKey := fs.String("mqtt-tls-key", "", "PEM private key for --mqtt-tls-cert")
 	adminToken := fs.String("admin-token", "", "bearer token of the API's administrator; generated and printed once if empty")
 	maxPacket := fs.Int("mqtt-max-packet", 1<<20, "largest MQTT packet accepted, in bytes")
 	maxFuture := fs.Duration("max-future", 5*time.Minute, "readings timestamped further ahead of server time are refused")
@@ -140,6 +148,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's profiler (/debug/pprof) on this address; keep it on loopback")
+	postgres := fs.String("postgres", "", "PostgreSQL URL (postgres://user:pass@host:5432/db): store everything there instead of the data directory")
+	natsURL := fs.String("nats", "", "NATS JetStream URL(s), comma-separated: the bus between nodes instead of the in-process one")
+	natsCreds := fs.String("nats-creds", "", "NATS credentials file (JWT and NKey seed)")
+	natsCA := fs.String("nats-ca", "", "CA bundle that signs the NATS server's certificate")
+	natsCert := fs.String("nats-cert", "", "client certificate for NATS mutual TLS (with --nats-key)")
+	natsKey := fs.String("nats-key", "", "client key for NATS mutual TLS")
+	replicas := fs.Int("nats-replicas", 1, "JetStream replicas of the stream and lease bucket (3 in a three-server NATS cluster)")
+	retention := fs.Duration("retention", 0, "with --postgres: drop readings older than this (e.g. 8760h), a day at a time; 0 keeps everything")
+	partitions := fs.Int("partitions", 16, "bus partitions (patients are spread over them); the same on every node")
+	leaseTTL := fs.Duration("bus-lease-ttl", 5*time.Second, "how long a node that stops answering keeps its partitions before another takes them")
+	nodeID := fs.String("node-id", "", "this node's name in a cluster (default: host name and a random suffix)")
+	exportURL := fs.String("fhir-export-url", "", "FHIR R4 base URL of an EHR to push observations to (transaction bundles)")
+	exportToken := fs.String("fhir-export-token", "", "bearer token for the EHR (prefer IOMT_FHIR_EXPORT_TOKEN to a flag)")
+	exportUser := fs.String("fhir-export-user", "", "basic-auth user for the EHR")
+	exportPassword := fs.String("fhir-export-password", "", "basic-auth password for the EHR (prefer IOMT_FHIR_EXPORT_PASSWORD)")
+	exportCodes := fs.String("fhir-export-codes", "", "comma-separated codes to export (default: the vital signs)")
+	alarmRules := fs.String("alarm-rules", "", "alarm rule set (YAML) for tenants without rules saved through the API (default: the built-in adult rules)")
+	alarmRouting := fs.String("alarm-routing", "", "alarm routing (YAML: teams, rosters, escalation policies) until routing is saved through the API")
+	webhookSecret := fs.String("alarm-webhook-secret", "", "HMAC secret that signs alarm webhooks (prefer IOMT_ALARM_WEBHOOK_SECRET)")
+	smtpAddr := fs.String("smtp-addr", "", "SMTP relay (host:port) for alarm e-mail")
+	smtpFrom := fs.String("smtp-from", "iomt@localhost", "sender of alarm e-mail")
+	smtpUser := fs.String("smtp-user", "", "SMTP user (PLAIN authentication, over STARTTLS)")
+	smtpPassword := fs.String("smtp-password", "", "SMTP password (prefer IOMT_SMTP_PASSWORD)")
+	commandTimeout := fs.Duration("command-timeout", 30*time.Second, "how long a device has to acknowledge a command")
 	if err := config.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -175,8 +207,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		go func() { _ = http.Serve(ln, mux) }()
 	}
 	n, err := node.Start(ctx, node.Config{
-		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdminToken: token,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey, AdminToken: token,
 		MaxPacketSize: uint32(*maxPacket), MaxFuture: *maxFuture, NoSync: *noSync, Logger: log,
+		Postgres: *postgres, NodeID: *nodeID,
+		NATS: node.NATSConfig{URL: *natsURL, CredsFile: *natsCreds, TLSCA: *natsCA, TLSCert: *natsCert, TLSKey: *natsKey,
+			Partitions: *partitions, Replicas: *replicas, LeaseTTL: *leaseTTL},
+		Retention: *retention,
+		FHIRExport: node.FHIRExportConfig{URL: *exportURL, Token: *exportToken, Username: *exportUser, Password: *exportPassword,
+			Codes: splitList(*exportCodes)},
+		Alarms: node.AlarmsConfig{RulesFile: *alarmRules, RoutingFile: *alarmRouting, WebhookSecret: *webhookSecret,
+			SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom, SMTPUser: *smtpUser, SMTPPassword: *smtpPassword, CommandTimeout: *commandTimeout},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "iomt serve: %v\n", err)
@@ -190,6 +230,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return 1
 	}
 	return 0
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // displayAddr turns a wildcard listen address into one a user can paste.

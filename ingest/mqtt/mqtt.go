@@ -1,8 +1,10 @@
 // Package mqtt is iomt's embedded MQTT broker (3.1.1 and 5), built on mochi-mqtt. Devices log
 // in with the credentials the API issued, publish SenML to their own
-// iomt/v1/{tenant}/devices/{device}/senml and subscribe to their own .../cmd; anything else is
-// refused and logged with the reason. A pack is stored durably inside the broker's publish hook,
-// before the PUBACK is written, so an acknowledged reading survives a crash of the server.
+// iomt/v1/{tenant}/devices/{device}/senml and subscribe to their own .../cmd; an edge gateway
+// (a device of kind "gateway") may also publish to the data topic of any ordinary device of its
+// tenant. Anything else is refused and logged with the reason. A pack is stored durably inside
+// the broker's publish hook, before the PUBACK is written, so an acknowledged reading survives a
+// crash of the server.
 package mqtt
 
 import (
@@ -12,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +36,8 @@ type Options struct {
 	MaxWritesPending int32
 	Logger           *slog.Logger
 	Registerer       prometheus.Registerer
+	// OnCommandAck receives what a device publishes on its AckTopic.
+	OnCommandAck func(device string, payload []byte)
 }
 
 // Broker is the embedded MQTT broker.
@@ -52,6 +58,12 @@ func DataTopic(tenant, device string) string {
 // CommandTopic is where a device receives commands.
 func CommandTopic(tenant, device string) string {
 	return TopicPrefix + tenant + "/devices/" + device + "/cmd"
+}
+
+// AckTopic is where a device acknowledges a command: JSON {"command": id, "status": "ok" or
+// "rejected", "detail": "..."}.
+func AckTopic(tenant, device string) string {
+	return TopicPrefix + tenant + "/devices/" + device + "/ack"
 }
 
 // New returns a broker that serves ln once Serve is called.
@@ -81,7 +93,7 @@ func New(ln net.Listener, in *ingest.Ingester, auth ingest.Authenticator, o Opti
 		Logger:       slog.New(levelFilter{log.Handler(), slog.LevelError}),
 		InlineClient: true, // lets the node publish device commands
 	})
-	h := &hook{ingest: in, auth: auth, log: log, sessions: map[*mochi.Client]*session{}, acks: map[ackKey]ackInfo{}}
+	h := &hook{ingest: in, auth: auth, log: log, onAck: o.OnCommandAck, sessions: map[*mochi.Client]*session{}, acks: map[ackKey]ackInfo{}}
 	if o.Registerer != nil {
 		h.met = newMetrics(o.Registerer)
 	}
@@ -108,6 +120,36 @@ func (b *Broker) Serve() error {
 // Close disconnects every client and waits for publishes being stored to finish, so the
 // store can be closed after it.
 func (b *Broker) Close() error {
+	// mochi v2.7.9's Close lists each listener's clients with GetByListener, which takes the
+	// clients' read lock twice; with thousands of clients disconnecting, a Delete waiting for
+	// the write lock between the two deadlocks it (mochi-mqtt/server#488, unfixed upstream).
+	// Stop accepting first, so that devices reconnecting meanwhile neither keep the wait below
+	// from settling nor add clients under Close, then disconnect everyone through GetAll (one
+	// read lock) and wait until they are gone, so Close finds nobody to list. (mochi's own
+	// close of the listener then fails quietly.)
+	_ = b.ln.Close()
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	// Closed clients leave the map asynchronously (those with a persistent session stay):
+	// wait until all are closed and the map has stopped shrinking.
+	last, still := -1, 0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && still < 5; time.Sleep(10 * time.Millisecond) {
+		all, open := b.srv.Clients.GetAll(), 0
+		for _, cl := range all {
+			if !cl.Net.Inline && !cl.Closed() {
+				open++
+			}
+		}
+		if open == 0 && len(all) == last {
+			still++
+		} else {
+			still = 0
+		}
+		last = len(all)
+	}
 	err := b.srv.Close()
 	b.hook.inflight.Wait()
 	return err
@@ -122,7 +164,22 @@ type session struct {
 	dev       iomt.Device
 	dataTopic string
 	cmdTopic  string
+	ackTopic  string
+	// gateway is set for a device of kind GatewayKind: it publishes on behalf of the devices
+	// of its tenant. targets caches the devices it was allowed to publish for, by data topic,
+	// for this connection (as a device's own record is cached for its connection).
+	gateway bool
+	targets map[string]iomt.Device
 }
+
+// GatewayKind is the registry kind of an edge gateway: it logs in with its own credentials and
+// may publish to the data topic of any non-gateway device of its tenant; the pack is ingested
+// as that device's.
+const GatewayKind = "gateway"
+
+// ServerTimeProperty is the MQTT 5 user property of a CONNACK that carries the server's clock
+// (Unix milliseconds), so a gateway can estimate its clock offset without NTP.
+const ServerTimeProperty = "server-time"
 
 type ackKey struct {
 	cl *mochi.Client
@@ -135,6 +192,7 @@ type hook struct {
 	auth   ingest.Authenticator
 	log    *slog.Logger
 	met    *metrics
+	onAck  func(device string, payload []byte)
 
 	mu       sync.Mutex
 	sessions map[*mochi.Client]*session
@@ -164,7 +222,10 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 		h.met.refused("bad_credentials")
 		return false
 	}
-	s := &session{dev: dev, dataTopic: DataTopic(dev.Tenant, dev.ID), cmdTopic: CommandTopic(dev.Tenant, dev.ID)}
+	s := &session{dev: dev, dataTopic: DataTopic(dev.Tenant, dev.ID), cmdTopic: CommandTopic(dev.Tenant, dev.ID), ackTopic: AckTopic(dev.Tenant, dev.ID)}
+	if dev.Kind == GatewayKind {
+		s.gateway, s.targets = true, map[string]iomt.Device{}
+	}
 	h.mu.Lock()
 	h.sessions[cl] = s
 	h.mu.Unlock()
@@ -183,8 +244,11 @@ func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	if s == nil {
 		return false
 	}
-	if write && topic == s.dataTopic || !write && topic == s.cmdTopic {
+	if write && (topic == s.dataTopic || topic == s.ackTopic) || !write && topic == s.cmdTopic {
 		return true
+	}
+	if write && s.gateway {
+		return h.gatewayACL(s, topic)
 	}
 	verb, own := "publish to", s.dataTopic
 	if !write {
@@ -224,9 +288,34 @@ func (h *hook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 // CodeSuccessIgnore (or an error) so mochi acknowledges without relaying device data to
 // other subscribers; the reason code and string of the PUBACK are set in OnPacketEncode.
 func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (pkx packets.Packet, err error) {
+	if cl.Net.Inline {
+		return pk, nil // the server's own publish (a command to a device), not a device's data
+	}
 	s := h.session(cl)
 	if s == nil {
 		return pk, packets.ErrRejectPacket
+	}
+	dev := s.dev
+	if pk.TopicName == s.ackTopic {
+		// A command acknowledgement is not data: it goes to whoever waits for it.
+		if h.onAck != nil {
+			h.onAck(dev.ID, pk.Payload)
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	if s.gateway && pk.TopicName != s.dataTopic {
+		// OnACLCheck ran first and cached the device the topic names, unless the registry
+		// could not be read then: that is the server's fault, so the gateway hears "retry".
+		t, err := h.gatewayTarget(s, pk.TopicName)
+		if err != nil {
+			if pk.FixedHeader.Qos > 0 && cl.Properties.ProtocolVersion == 5 {
+				h.setAck(cl, pk.PacketID, ingest.Result{}, packets.ErrUnspecifiedError.Code, "not stored: server error, retry later")
+				return pk, packets.CodeSuccessIgnore
+			}
+			cl.Stop(packets.ErrUnspecifiedError)
+			return pk, packets.ErrRejectPacket
+		}
+		dev = t
 	}
 	h.inflight.Add(1)
 	defer h.inflight.Done()
@@ -234,18 +323,18 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (pkx packets.Packe
 		// A bug reached by one device's pack must not take the broker down for every device:
 		// the pack is not acknowledged and the device is disconnected, so it resends later.
 		if v := recover(); v != nil {
-			h.log.Error("mqtt publish panic", "device", s.dev.ID, "panic", fmt.Sprint(v))
+			h.log.Error("mqtt publish panic", "device", dev.ID, "panic", fmt.Sprint(v))
 			cl.Stop(packets.ErrUnspecifiedError)
 			pkx, err = pk, packets.ErrRejectPacket
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := h.ingest.Ingest(ctx, s.dev, pk.Payload, "mqtt")
+	res, err := h.ingest.Ingest(ctx, dev, pk.Payload, "mqtt")
 	if err != nil && !errors.Is(err, ingest.ErrMalformed) && !errors.Is(err, ingest.ErrUnbound) {
 		// Not stored: the device must not get a PUBACK that promises otherwise. MQTT 5
 		// hears 0x80; a 3.1.1 client is disconnected and resends on reconnect.
-		h.log.Error("mqtt publish not stored", "device", s.dev.ID, "err", err)
+		h.log.Error("mqtt publish not stored", "device", dev.ID, "err", err)
 		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
 			h.setAck(cl, pk.PacketID, ingest.Result{}, packets.ErrUnspecifiedError.Code, "not stored: server error, retry later")
 			return pk, packets.CodeSuccessIgnore
@@ -254,7 +343,7 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (pkx packets.Packe
 		return pk, packets.ErrRejectPacket
 	}
 	if err != nil {
-		h.log.Warn("mqtt pack refused", "device", s.dev.ID, "reason", err.Error())
+		h.log.Warn("mqtt pack refused", "device", dev.ID, "reason", err.Error())
 		if pk.FixedHeader.Qos > 0 {
 			h.setAck(cl, pk.PacketID, res, packets.ErrPayloadFormatInvalid.Code, err.Error())
 		}
@@ -294,6 +383,13 @@ func (h *hook) setAck(cl *mochi.Client, id uint16, res ingest.Result, code byte,
 const maxReason = 1024
 
 func (h *hook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack {
+		if cl.Properties.ProtocolVersion == 5 && pk.ReasonCode == packets.CodeSuccess.Code {
+			pk.Properties.User = append(pk.Properties.User, packets.UserProperty{
+				Key: ServerTimeProperty, Val: strconv.FormatInt(time.Now().UnixMilli(), 10)})
+		}
+		return pk
+	}
 	if pk.FixedHeader.Type != packets.Puback {
 		return pk
 	}
@@ -313,4 +409,77 @@ func (h *hook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packe
 		pk.Properties.ReasonString = reason
 	}
 	return pk
+}
+
+// errRefused marks a gateway topic the gateway may not publish to (as opposed to a registry
+// that could not be read).
+var errRefused = errors.New("refused")
+
+// gatewayACL decides whether gateway session s may publish to topic: the data topic of an
+// existing device of its own tenant that is not itself a gateway. Refusals are logged with the
+// reason and counted as foreign topics. When the registry cannot be read, the publish is let
+// through to OnPublish, which answers "server error, retry" rather than "not authorized".
+func (h *hook) gatewayACL(s *session, topic string) bool {
+	_, err := h.gatewayTarget(s, topic)
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, errRefused) {
+		h.log.Error("mqtt gateway target lookup", "device", s.dev.ID, "topic", topic, "err", err)
+		return true
+	}
+	h.log.Warn("mqtt topic refused", "device", s.dev.ID, "gateway", true, "reason", err.Error())
+	h.met.refused("foreign_topic")
+	return false
+}
+
+// gatewayTarget returns the device gateway session s publishes for on topic, from the
+// session's cache or the registry. The error matches errRefused when the gateway may not.
+func (h *hook) gatewayTarget(s *session, topic string) (iomt.Device, error) {
+	h.mu.Lock()
+	dev, ok := s.targets[topic]
+	h.mu.Unlock()
+	if ok {
+		return dev, nil
+	}
+	refuse := func(reason string) (iomt.Device, error) {
+		return iomt.Device{}, fmt.Errorf("%w: gateway %s may not publish to %q: %s", errRefused, s.dev.ID, topic, reason)
+	}
+	tenant, id, ok := parseDataTopic(topic)
+	if !ok {
+		return refuse("not a device data topic (" + DataTopic("{tenant}", "{device}") + ")")
+	}
+	if tenant != s.dev.Tenant {
+		return refuse(fmt.Sprintf("tenant %q is not the gateway's (%q)", tenant, s.dev.Tenant))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dev, err := h.auth.Registry.Device(ctx, id)
+	switch {
+	case errors.Is(err, iomt.ErrNotFound):
+		return refuse(fmt.Sprintf("unknown device %q", id))
+	case err != nil:
+		return iomt.Device{}, fmt.Errorf("looking up device %s: %w", id, err)
+	case dev.Tenant != s.dev.Tenant:
+		return refuse(fmt.Sprintf("device %s belongs to another tenant", id))
+	case dev.Kind == GatewayKind:
+		return refuse(fmt.Sprintf("device %s is a gateway, not a device a gateway speaks for", id))
+	}
+	h.mu.Lock()
+	s.targets[topic] = dev
+	h.mu.Unlock()
+	return dev, nil
+}
+
+// parseDataTopic splits iomt/v1/{tenant}/devices/{device}/senml.
+func parseDataTopic(topic string) (tenant, device string, ok bool) {
+	rest, ok := strings.CutPrefix(topic, TopicPrefix)
+	if !ok {
+		return "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || parts[1] != "devices" || parts[3] != "senml" || parts[0] == "" || parts[2] == "" {
+		return "", "", false
+	}
+	return parts[0], parts[2], true
 }

@@ -1,5 +1,6 @@
 // Shared by the pages: the API token, authenticated requests, a Server-Sent Events reader
-// (EventSource cannot send an Authorization header), and how abnormal a vital sign is.
+// (EventSource cannot send an Authorization header), how abnormal a vital sign is, and the
+// unresolved alarms both pages show.
 "use strict";
 
 const iomt = (() => {
@@ -31,13 +32,21 @@ const iomt = (() => {
     };
   }
 
-  async function api(path) {
-    const r = await fetch(path, { headers: { Authorization: "Bearer " + token() } });
+  // api GETs path, or POSTs body as JSON when one is given. A refusal throws an Error carrying
+  // the problem's detail (problem+json) and the HTTP status, so a page can show the API's reason.
+  async function api(path, body) {
+    const init = { headers: { Authorization: "Bearer " + token() } };
+    if (body !== undefined) {
+      init.method = "POST";
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, init);
     if (r.status === 401) throw Object.assign(new Error("unauthorised"), { status: 401 });
     if (!r.ok) {
       let detail = r.statusText;
       try { detail = (await r.json()).detail || detail; } catch (_) { /* not JSON */ }
-      throw new Error(detail);
+      throw Object.assign(new Error(detail), { status: r.status });
     }
     return r.json();
   }
@@ -97,5 +106,97 @@ const iomt = (() => {
     return Math.round(v).toString();
   }
 
-  return { token, status, askToken, api, stream, vitals, staleMs, cls, fmt };
+  // vitalCell builds the empty cell a page shows one of the vitals in.
+  function vitalCell(v) {
+    const cell = document.createElement("div");
+    cell.className = "vital";
+    cell.dataset.code = v.code;
+    cell.innerHTML = '<div class="label"></div><span class="value">–</span><span class="unit"></span>';
+    cell.querySelector(".label").textContent = v.label;
+    cell.querySelector(".unit").textContent = v.unit;
+    return cell;
+  }
+
+  // showVital writes the newest reading of a vital (its own code or an alternate) from latest,
+  // a Map(code -> {value, time}), into its cell. It returns the reading's score, or -1 when
+  // there is none or it is stale.
+  function showVital(cell, v, latest, now) {
+    let o = latest.get(v.code);
+    for (const alt of v.also || []) {
+      const a = latest.get(alt);
+      if (a && (!o || a.time > o.time)) o = a;
+    }
+    if (!o) return -1;
+    const el = cell.querySelector(".value");
+    const score = v.score(o.value);
+    let text = fmt(v.code, o.value);
+    if (v.pair && latest.get(v.pair)) text += "/" + fmt(v.pair, latest.get(v.pair).value);
+    el.textContent = text;
+    const stale = now - o.time > (v.staleMs || staleMs);
+    el.className = "value " + cls(score) + (stale ? " stale" : "");
+    return stale ? -1 : score;
+  }
+
+  // Alarm priorities in increasing urgency; IEC 60601-1-8 colours them cyan, yellow and red.
+  const priorities = ["low", "medium", "high"];
+  const rank = (p) => priorities.indexOf(p) + 1;
+
+  // alarmOrder puts first the alarm that needs someone most: active before acknowledged, then
+  // the higher priority, then the newest.
+  function alarmOrder(a, b) {
+    return (a.state === "active" ? 0 : 1) - (b.state === "active" ? 0 : 1) ||
+      rank(b.priority) - rank(a.priority) || Date.parse(b.raised) - Date.parse(a.raised);
+  }
+
+  // alarmBook holds the unresolved alarms by ID. A list fetched from the API and the stream's
+  // changes may arrive in either order: an alarm's transitions only grow, so the copy with more
+  // of them is the newer one, and a resolved alarm never comes back.
+  function alarmBook() {
+    const open = new Map(); // id -> { a: alarm, seen: local ms it arrived }
+    const gone = new Set();
+    function apply(a) {
+      if (!a || !a.id || gone.has(a.id)) return false;
+      const cur = open.get(a.id);
+      if (cur && (cur.a.transitions || []).length > (a.transitions || []).length) return false;
+      if (a.state === "resolved") {
+        open.delete(a.id);
+        gone.add(a.id);
+        // Bounded: an alarm's resolution and its stale copies arrive within seconds of each other.
+        if (gone.size > 5000) gone.delete(gone.values().next().value);
+        return true;
+      }
+      open.set(a.id, { a, seen: Date.now() });
+      return true;
+    }
+    return {
+      apply,
+      // reset takes the unresolved list fetched by a request sent at sentAt (local ms). An alarm
+      // missing from it was resolved while the page was not listening, unless the stream
+      // brought it after the request left.
+      reset(list, sentAt) {
+        const fetched = new Set(list.map((a) => a.id));
+        for (const [id, e] of open) if (!fetched.has(id) && e.seen < sentAt) open.delete(id);
+        list.forEach(apply);
+      },
+      // list gives a patient's (or every) unresolved alarm, most pressing first.
+      list(patient) {
+        const out = [];
+        for (const { a } of open.values()) if (!patient || a.patient === patient) out.push(a);
+        return out.sort(alarmOrder);
+      },
+    };
+  }
+
+  function clock(t) { return new Date(t).toLocaleTimeString([], { hour12: false }); }
+
+  // ago says how long since t (ms), coarsely, as a clinician would.
+  function ago(t, now) {
+    const s = Math.max(0, Math.round((now - t) / 1000));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 86400) return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+    return Math.floor(s / 86400) + " d";
+  }
+
+  return { token, status, askToken, api, stream, vitals, vitalCell, showVital, priorities, rank, alarmOrder, alarmBook, clock, ago };
 })();

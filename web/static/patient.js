@@ -1,4 +1,5 @@
-// The patient page: live numbers, a live ECG strip drawn like 25 mm/s paper, and the last hour.
+// The patient page: live numbers, alarms (alarms.js), a live ECG strip drawn like 25 mm/s
+// paper, and the last hour.
 "use strict";
 
 (() => {
@@ -12,30 +13,11 @@
   const ecg = { t: [], v: [], playhead: 0, last: 0, plot: null };
   const trends = new Map();              // code -> { plot, x: [], ys: [[]...] }
 
+  const cells = iomt.vitals.map(iomt.vitalCell);
+
   function renderVitals() {
-    const box = document.getElementById("vitals");
-    box.replaceChildren();
-    for (const v of iomt.vitals) {
-      let o = latest.get(v.code);
-      for (const alt of v.also || []) {
-        const a = latest.get(alt);
-        if (a && (!o || a.time > o.time)) o = a;
-      }
-      const cell = document.createElement("div");
-      cell.className = "vital";
-      cell.dataset.code = v.code;
-      cell.innerHTML = '<div class="label"></div><span class="value">–</span><span class="unit"></span>';
-      cell.querySelector(".label").textContent = v.label;
-      cell.querySelector(".unit").textContent = v.unit;
-      if (o) {
-        const el = cell.querySelector(".value");
-        let text = iomt.fmt(v.code, o.value);
-        if (v.pair && latest.get(v.pair)) text += "/" + iomt.fmt(v.pair, latest.get(v.pair).value);
-        el.textContent = text;
-        el.className = "value " + iomt.cls(v.score(o.value)) + (Date.now() - o.time > (v.staleMs || iomt.staleMs) ? " stale" : "");
-      }
-      box.appendChild(cell);
-    }
+    const now = Date.now();
+    iomt.vitals.forEach((v, i) => iomt.showVital(cells[i], v, latest, now));
   }
 
   // ECG paper: 1 mm squares (0.04 s, 0.1 mV), darker every 5 mm.
@@ -125,9 +107,11 @@
   async function makeTrends() {
     const from = new Date(Date.now() - 3600e3).toISOString();
     const box = document.getElementById("trends");
-    for (const d of trendDefs) {
-      const series = await Promise.all(d.codes.map((c) =>
-        iomt.api(`/api/v1/patients/${encodeURIComponent(id)}/observations?code=${encodeURIComponent(c)}&from=${from}`)));
+    // Fetch every chart's series at once, then draw the charts in order.
+    const all = await Promise.all(trendDefs.map((d) => Promise.all(d.codes.map((c) =>
+      iomt.api(`/api/v1/patients/${encodeURIComponent(id)}/observations?code=${encodeURIComponent(c)}&from=${from}`)))));
+    for (const [n, d] of trendDefs.entries()) {
+      const series = all[n];
       if (series.every((s) => s.points.length === 0)) continue;
       const div = document.createElement("div");
       box.appendChild(div);
@@ -178,7 +162,10 @@
     document.getElementById("pname").textContent = p.name + (p.mrn ? " · MRN " + p.mrn : "") + (p.birthDate ? " · born " + p.birthDate : "");
     document.title = "iomt — " + p.name;
     for (const o of v.vitals) latest.set(o.code, { value: o.value, time: Date.parse(o.time) });
+    document.getElementById("vitals").replaceChildren(...cells);
     renderVitals();
+    // Alarms first, before the slower waveform and trend requests; again when the stream opens.
+    alarmPanel.load(id);
     makeECG();
     document.getElementById("ecg-note").textContent = "waiting for ECG…";
     try {
@@ -189,13 +176,17 @@
     let dirty = false;
     iomt.stream(`/api/v1/patients/${encodeURIComponent(id)}/stream`, (ev, o) => {
       if (ev === "waveform") addSegment(o);
+      if (ev === "alarm") alarmPanel.change(o);
       if (ev === "observation") {
         const cur = latest.get(o.code), t = Date.parse(o.time);
         if (!cur || t >= cur.time) latest.set(o.code, { value: o.value, time: t });
         addTrendPoint(o);
         dirty = true;
       }
-    }, () => iomt.status("live", "live"));
+    }, () => {
+      iomt.status("live", "live");
+      alarmPanel.load(id);
+    });
     setInterval(() => { if (dirty) { renderVitals(); dirty = false; } }, 500);
   }
 

@@ -1,0 +1,150 @@
+package notify
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/smtp"
+	"strings"
+	"time"
+
+	"github.com/iomt/iomt/alarm"
+)
+
+// Email sends a plain-text alarm notification through an SMTP relay, with STARTTLS when the
+// server offers it and authentication when a username is set.
+type Email struct {
+	Addr     string // host:port of the relay
+	From     string
+	Username string
+	Password string // never logged
+	// TLS configures STARTTLS; nil: the relay's host name, system roots. RequireTLS refuses
+	// relays that do not offer STARTTLS.
+	TLS        *tls.Config
+	RequireTLS bool
+	Timeout    time.Duration // the whole exchange; default 30s
+	Clock      func() time.Time
+}
+
+// Notify sends one e-mail to d.Address. The Message-ID derives from the delivery ID, so a
+// retried delivery is recognisable as the same message.
+func (m *Email) Notify(ctx context.Context, d alarm.Delivery, a alarm.Alarm) error {
+	if !strings.Contains(d.Address, "@") || strings.ContainsAny(d.Address, "\r\n<>") {
+		return fmt.Errorf("email: bad address %q", d.Address)
+	}
+	timeout := m.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	host, _, err := net.SplitHostPort(m.Addr)
+	if err != nil {
+		return fmt.Errorf("email: relay address %q: %w", m.Addr, err)
+	}
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", m.Addr)
+	if err != nil {
+		return fmt.Errorf("email: connect to %s: %w", m.Addr, err)
+	}
+	// net/smtp has no context: the deadline bounds every step, and closing on cancel ends it.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("email: greeting from %s: %w", m.Addr, err)
+	}
+	defer c.Close()
+	if err := c.Hello("iomt"); err != nil {
+		return fmt.Errorf("email: HELO: %w", err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		cfg := m.TLS
+		if cfg == nil {
+			cfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		}
+		if err := c.StartTLS(cfg); err != nil {
+			return fmt.Errorf("email: STARTTLS: %w", err)
+		}
+	} else if m.RequireTLS {
+		return errors.New("email: relay does not offer STARTTLS and TLS is required")
+	}
+	if m.Username != "" {
+		// PlainAuth itself refuses to send the password unencrypted except to localhost.
+		if err := c.Auth(smtp.PlainAuth("", m.Username, m.Password, host)); err != nil {
+			return fmt.Errorf("email: authenticate as %s: %w", m.Username, err)
+		}
+	}
+	if err := c.Mail(m.From); err != nil {
+		return fmt.Errorf("email: MAIL FROM: %w", err)
+	}
+	if err := c.Rcpt(d.Address); err != nil {
+		return fmt.Errorf("email: RCPT TO %s: %w", d.Address, err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fmt.Errorf("email: DATA: %w", err)
+	}
+	if _, err := w.Write(m.message(d, a)); err != nil {
+		return fmt.Errorf("email: write: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("email: end of data: %w", err)
+	}
+	if err := c.Quit(); err != nil {
+		return fmt.Errorf("email: QUIT: %w", err)
+	}
+	return nil
+}
+
+// Subject is the e-mail subject of an alarm notification.
+func Subject(d alarm.Delivery, a alarm.Alarm) string {
+	s := fmt.Sprintf("[%s] %s: %s", strings.ToUpper(a.Priority.String()), a.Patient, a.Message)
+	if d.Reason == alarm.Escalated {
+		s = "ESCALATED " + s
+	}
+	return oneLine(s)
+}
+
+func oneLine(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }
+
+func (m *Email) message(d alarm.Delivery, a alarm.Alarm) []byte {
+	clock := m.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	var b strings.Builder
+	hdr := func(k, v string) { b.WriteString(k + ": " + oneLine(v) + "\r\n") }
+	hdr("From", m.From)
+	hdr("To", d.Address)
+	hdr("Subject", Subject(d, a))
+	hdr("Date", clock().Format(time.RFC1123Z))
+	hdr("Message-ID", "<"+d.ID+"@iomt>")
+	hdr("X-Iomt-Delivery", d.ID)
+	hdr("X-Iomt-Alarm", a.ID)
+	hdr("MIME-Version", "1.0")
+	hdr("Content-Type", "text/plain; charset=utf-8")
+	b.WriteString("\r\n")
+	line := func(k, v string) {
+		if v != "" {
+			b.WriteString(k + ": " + oneLine(v) + "\r\n")
+		}
+	}
+	line("Alarm", a.Message)
+	line("Priority", a.Priority.String())
+	line("Patient", a.Patient)
+	line("Device", a.Device)
+	line("Rule", fmt.Sprintf("%s (rule set v%d)", a.Rule, a.RuleVersion))
+	line("Raised", a.Raised.UTC().Format(time.RFC3339))
+	line("State", string(a.State))
+	line("Why you", fmt.Sprintf("%s, escalation tier %d (%s)", d.Role, d.Tier+1, d.Reason))
+	line("Alarm ID", a.ID)
+	b.WriteString("\r\nAcknowledge it on the dashboard; until then it escalates to the next tier.\r\n")
+	return []byte(b.String())
+}

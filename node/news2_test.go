@@ -1,0 +1,86 @@
+package node_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// A patient's device readings and the nurse's charted consciousness and oxygen delivery
+// make a NEWS2 score, stored as an observation and served by FHIR as a SNOMED-coded survey
+// Observation. The inputs are the NHS Wales guide's "Carol" example, whose stated total of 6
+// is wrong by the RCP chart: 37.5 °C scores 0, so the total is 5.
+func TestNEWS2ScoredInThePipeline(t *testing.T) {
+	e := start(t)
+	patient, dev := e.ward()
+	at := strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)
+	vitals := []byte(`[{"bn":"urn:dev:id:` + dev.ID + `:","bt":` + at + `,"n":"9279-1","u":"/min","v":21},` +
+		`{"n":"59408-5","u":"%","v":93},{"n":"8480-6","u":"mm[Hg]","v":120},{"n":"8867-4","u":"/min","v":95},{"n":"8310-5","u":"Cel","v":37.5}]`)
+	var res map[string]any
+	if code := e.call("POST", "/api/v1/ingest", dev.Token, vitals, &res); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	if res["accepted"] != 5.0 {
+		t.Fatalf("ingest: %v", res)
+	}
+	type obs struct {
+		Points []struct{ Value float64 }
+	}
+	news2 := func() []float64 {
+		var o obs
+		if code := e.call("GET", "/api/v1/patients/"+patient+"/observations?code=1104051000000101&from="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), adminToken, nil, &o); code != 200 {
+			t.Fatalf("observations: %d", code)
+		}
+		var vs []float64
+		for _, x := range o.Points {
+			vs = append(vs, x.Value)
+		}
+		return vs
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := news2(); len(got) != 0 {
+		t.Fatalf("scored %v without consciousness and oxygen delivery: a missing parameter must not count as 0", got)
+	}
+	// The nurse charts: alert, on room air. A bad entry is refused with its reason.
+	var problem struct{ Detail string }
+	if code := e.call("POST", "/api/v1/patients/"+patient+"/chart", adminToken, []byte(`[{"n":"acvpu","u":"{score}","v":7}]`), &problem); code != 422 {
+		t.Fatalf("ACVPU 7: %d %+v", code, problem)
+	}
+	if code := e.call("POST", "/api/v1/patients/"+patient+"/chart", adminToken, []byte(`[{"n":"acvpu","u":"{score}","v":1},{"n":"3151-8","u":"L/min","v":0}]`), nil); code != 200 {
+		t.Fatalf("chart: %d", code)
+	}
+	var got []float64
+	for deadline := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got = news2()
+	}
+	if len(got) != 1 || got[0] != 5 {
+		t.Fatalf("NEWS2 observations %v, want one of 5", got)
+	}
+	var bundle struct {
+		Entry []struct {
+			Resource struct {
+				ID       string
+				Category []struct{ Coding []struct{ Code string } }
+				Code     struct {
+					Coding []struct{ System, Code string }
+				}
+				Device        *struct{ Reference string }
+				ValueQuantity struct {
+					Value float64
+					Code  string
+				}
+			}
+		}
+	}
+	if code := e.call("GET", "/fhir/r4/Observation?patient="+patient+"&code=http://snomed.info/sct|1104051000000101", adminToken, nil, &bundle); code != 200 || len(bundle.Entry) != 1 {
+		t.Fatalf("FHIR search: %d %+v", code, bundle)
+	}
+	r := bundle.Entry[0].Resource
+	if r.Category[0].Coding[0].Code != "survey" || r.ValueQuantity.Value != 5 || r.ValueQuantity.Code != "{score}" || r.Device != nil {
+		t.Fatalf("FHIR NEWS2 Observation %+v", r)
+	}
+	var read struct{ ID, ResourceType string }
+	if code := e.call("GET", "/fhir/r4/Observation/"+r.ID, adminToken, nil, &read); code != 200 || read.ID != r.ID {
+		t.Fatalf("FHIR read of %s: %d %+v", r.ID, code, read)
+	}
+}
