@@ -21,6 +21,15 @@ type SeriesStore interface {
 	Waveforms(ctx context.Context, q WaveformQuery) ([]Waveform, error)
 }
 
+// StagedAppender is a SeriesStore that knows which readings are new before they are durable.
+// AppendStaged works as Append and also calls staged, once and before waiting for the disk,
+// with the duplicates Append will return (not called if the batches are refused). Ingest
+// hands readings to live consumers (alarms, streams) from there while the fsync runs; the
+// device's acknowledgement still waits for Append to return.
+type StagedAppender interface {
+	AppendStaged(ctx context.Context, batches []Batch, staged func(duplicates []int)) (duplicates []int, err error)
+}
+
 // Registry keeps patients and devices.
 type Registry interface {
 	CreatePatient(ctx context.Context, p Patient) error // ErrDuplicate if ID or (Tenant, MRN) exists

@@ -128,7 +128,23 @@ func (in *Ingester) ingest(ctx context.Context, dev iomt.Device, payload []byte,
 	}
 	batch, status, res := in.normalise(dev, recs, now)
 	if n := batch.Samples(); n > 0 {
-		dups, err := in.store.Append(ctx, []iomt.Batch{batch})
+		publish := func(dups []int) {
+			if len(dups) > 0 && dups[0] >= n {
+				return
+			}
+			if err := in.bus.Publish(ctx, batch); err != nil {
+				// Live consumers miss the batch, which is logged, not refused: it is stored.
+				in.log.Warn("publish batch", "device", dev.ID, "err", err)
+			}
+		}
+		var dups []int
+		var err error
+		if sa, ok := in.store.(iomt.StagedAppender); ok {
+			// Alarms and live views need not wait for the fsync; the device's ack does.
+			dups, err = sa.AppendStaged(ctx, []iomt.Batch{batch}, publish)
+		} else if dups, err = in.store.Append(ctx, []iomt.Batch{batch}); err == nil {
+			publish(dups)
+		}
 		if err != nil {
 			in.met.pack(transport, "error")
 			return Result{}, fmt.Errorf("store batch of device %s: %w", dev.ID, err)
@@ -137,12 +153,6 @@ func (in *Ingester) ingest(ctx context.Context, dev iomt.Device, payload []byte,
 			res.Duplicates = dups[0]
 		}
 		res.Accepted = n - res.Duplicates
-		if res.Accepted > 0 {
-			if err := in.bus.Publish(ctx, batch); err != nil {
-				// The batch is stored; live consumers miss it, which is logged, not refused.
-				in.log.Warn("publish batch", "device", dev.ID, "err", err)
-			}
-		}
 	}
 	status.Device = dev.ID
 	status.LastSeen = now.UTC().Truncate(iomt.TimePrecision)

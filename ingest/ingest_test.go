@@ -225,3 +225,62 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// gatedStore holds Append after staging until release is closed, as a slow fsync would.
+type gatedStore struct {
+	*embedded.Store
+	release chan struct{}
+}
+
+func (g gatedStore) AppendStaged(ctx context.Context, b []iomt.Batch, staged func([]int)) ([]int, error) {
+	return g.Store.AppendStaged(ctx, b, func(dups []int) {
+		staged(dups)
+		<-g.release
+	})
+}
+
+// Live consumers get a reading while its fsync is under way, and a duplicate is not published
+// again; the device's answer still waits for the store.
+func TestPublishedBeforeDurable(t *testing.T) {
+	f := setup(t)
+	bus := memory.New(memory.Options{})
+	defer bus.Close()
+	got := make(chan iomt.Batch, 4)
+	if err := bus.Subscribe(t.Context(), "test", func(_ context.Context, b iomt.Batch) error { got <- b; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	gs := gatedStore{Store: f.store, release: make(chan struct{})}
+	in := ingest.New(codes.New(), gs, f.store, bus, nil, nil, ingest.Options{Now: func() time.Time { return f.now }})
+	pack := []byte(fmt.Sprintf(`[{"bn":"urn:dev:id:d1:","bt":%d,"n":"8867-4","u":"/min","v":72}]`, f.now.Add(-time.Second).Unix()))
+	answered := make(chan error, 1)
+	go func() {
+		_, err := in.Ingest(context.Background(), f.dev, pack, "test")
+		answered <- err
+	}()
+	select {
+	case b := <-got:
+		if len(b.Observations) != 1 || b.Observations[0].Value != 72 {
+			t.Fatalf("published %+v", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch was not published while the store was still writing it")
+	}
+	select {
+	case err := <-answered:
+		t.Fatalf("Ingest returned (%v) before the store had finished", err)
+	default:
+	}
+	close(gs.release)
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	res, err := in.Ingest(context.Background(), f.dev, pack, "test")
+	if err != nil || res.Duplicates != 1 || res.Accepted != 0 {
+		t.Fatalf("resent pack: %+v %v; want one duplicate", res, err)
+	}
+	select {
+	case b := <-got:
+		t.Fatalf("a duplicate was published: %+v", b)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

@@ -527,6 +527,10 @@ func (n *Node) closeAll() error {
 	if n.bus != nil {
 		errs = append(errs, n.bus.Close())
 	}
+	if n.alarms != nil {
+		// After the bus (no more changes come) and before the store (the queued ones are stored).
+		n.alarms.Close()
+	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
 	}

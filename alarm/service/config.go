@@ -68,7 +68,7 @@ func (s *Service) Load(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("tenant %q rules version %d: %w", c.Tenant, c.Version, err))
 				continue
 			}
-			if err := s.handle(ctx, s.e.SetRules(c.Tenant, r)); err != nil {
+			if err := s.handleWait(ctx, s.e.SetRules(c.Tenant, r)); err != nil {
 				errs = append(errs, err)
 			}
 		case KindRouting:
@@ -98,7 +98,7 @@ func (s *Service) SaveRules(ctx context.Context, tenant string, doc []byte, who 
 	if err := s.cfg.Store.SaveAlarmConfig(ctx, c); err != nil {
 		return c, err
 	}
-	if err := s.handle(ctx, s.e.SetRules(tenant, r)); err != nil {
+	if err := s.handleWait(ctx, s.e.SetRules(tenant, r)); err != nil {
 		return c, err
 	}
 	s.announce(ctx, c)

@@ -111,7 +111,7 @@ func (s *Service) apply(ctx context.Context, r request) ([]iomt.Alarm, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown operation %q", iomt.ErrInvalid, r.Op)
 	}
-	if err := s.handle(ctx, chs); err != nil {
+	if err := s.handleWait(ctx, chs); err != nil {
 		return nil, err
 	}
 	out := make([]iomt.Alarm, len(chs))

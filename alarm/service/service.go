@@ -88,6 +88,15 @@ type Service struct {
 	dispatching sync.WaitGroup
 	runCtx      atomic.Pointer[context.Context] // Run's: deliveries outlive what caused them, not the node
 
+	// The writer stores changes and then tells of them, in order, off the bus's goroutines:
+	// evaluation never waits for the disk, and changes queued during one write share the next.
+	wmu     sync.Mutex
+	wq      []queued
+	wclosed bool
+	wkick   chan struct{}
+	wstop   chan struct{}
+	wdone   chan struct{}
+
 	changes    *prometheus.CounterVec
 	saveErrors prometheus.Counter
 	notifyErrs prometheus.Counter
@@ -112,7 +121,8 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg, e: cfg.Engine, log: cfg.Logger, restored: map[int]bool{},
-		waiting: map[string]chan requestReply{}}
+		waiting: map[string]chan requestReply{},
+		wkick:   make(chan struct{}, 1), wstop: make(chan struct{}), wdone: make(chan struct{})}
 	bg := context.Background()
 	s.runCtx.Store(&bg)
 	s.changes = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -134,7 +144,20 @@ func New(cfg Config) (*Service, error) {
 			}
 		}
 	}
+	go s.writer()
 	return s, nil
+}
+
+// Close stores and tells the changes still queued, then stops the writer. Call it once the
+// bus has stopped delivering and before the store closes; later changes are dropped.
+func (s *Service) Close() {
+	s.wmu.Lock()
+	if !s.wclosed {
+		s.wclosed = true
+		close(s.wstop)
+	}
+	s.wmu.Unlock()
+	<-s.wdone
 }
 
 func (s *Service) partition(patient string) int {
@@ -209,8 +232,9 @@ func (s *Service) ensure(ctx context.Context, p int) error {
 	return nil
 }
 
-// Deliver evaluates a batch (the bus handler of the alarm group). An error makes the bus
-// deliver it again; the engine ignores what it has seen.
+// Deliver evaluates a batch (the bus handler of the alarm group) and queues the changes for
+// the writer. An error (the partition's alarms could not be restored) makes the bus deliver
+// it again.
 func (s *Service) Deliver(ctx context.Context, b iomt.Batch) error {
 	if !s.owns(b.Patient) {
 		return nil
@@ -218,7 +242,8 @@ func (s *Service) Deliver(ctx context.Context, b iomt.Batch) error {
 	if err := s.ensure(ctx, s.partition(b.Patient)); err != nil {
 		return err
 	}
-	return s.handle(ctx, s.e.Observe(b))
+	s.handle(s.e.Observe(b))
+	return nil
 }
 
 // Status feeds device status (battery) to the engine for patients this node owns.
@@ -230,9 +255,7 @@ func (s *Service) Status(ctx context.Context, tenant, patient string, st iomt.De
 		s.log.Warn("alarm status", "patient", patient, "err", err)
 		return
 	}
-	if err := s.handle(ctx, s.e.Status(tenant, patient, st)); err != nil {
-		s.log.Warn("alarm status", "patient", patient, "err", err)
-	}
+	s.handle(s.e.Status(tenant, patient, st))
 }
 
 // OnEvent takes every event of the events bus: analytics events of owned patients go to the
@@ -270,48 +293,131 @@ func (s *Service) OnEvent(ctx context.Context, ev iomt.Event) {
 		s.log.Warn("alarm event", "patient", ev.Patient, "kind", ev.Kind, "err", err)
 		return
 	}
-	if err := s.handle(ctx, s.e.Event(ev)); err != nil {
-		s.log.Warn("alarm event", "patient", ev.Patient, "kind", ev.Kind, "err", err)
-	}
+	s.handle(s.e.Event(ev))
 }
 
-// handle stores the changes, then tells the live streams and sends the deliveries. Storing
-// comes first: an alarm someone is told of can always be looked up and acknowledged.
-func (s *Service) handle(ctx context.Context, chs []alarm.Change) error {
+// queued is one call's changes waiting for the writer; done, when set, receives the outcome.
+type queued struct {
+	chs  []alarm.Change
+	done chan error
+}
+
+// handle queues changes for the writer and returns at once: the bus's goroutine goes on to
+// the next reading while they are stored.
+func (s *Service) handle(chs []alarm.Change) {
+	s.enqueue(chs, nil)
+}
+
+// handleWait queues changes and waits until they are stored and told (for API requests,
+// whose callers expect to read what they changed).
+func (s *Service) handleWait(ctx context.Context, chs []alarm.Change) error {
 	if len(chs) == 0 {
 		return nil
 	}
-	snaps := make([]iomt.Alarm, len(chs))
-	for i, ch := range chs {
-		snaps[i] = ch.Alarm
-		if s.cfg.Notify != nil && len(ch.Deliveries) > 0 {
-			// The outbox: until its notifications are done, the stored alarm says so.
-			snaps[i].Undelivered = string(ch.Kind)
+	done := make(chan error, 1)
+	if !s.enqueue(chs, done) {
+		return errors.New("alarm service: stopped")
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("alarm service: waiting for the store: %w", ctx.Err())
+	}
+}
+
+func (s *Service) enqueue(chs []alarm.Change, done chan error) bool {
+	if len(chs) == 0 {
+		return true
+	}
+	s.wmu.Lock()
+	if s.wclosed {
+		s.wmu.Unlock()
+		s.log.Error("alarm changes after the service stopped are dropped", "changes", len(chs))
+		return false
+	}
+	s.wq = append(s.wq, queued{chs, done})
+	s.wmu.Unlock()
+	select {
+	case s.wkick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (s *Service) writer() {
+	defer close(s.wdone)
+	for {
+		stopping := false
+		select {
+		case <-s.wkick:
+		case <-s.wstop:
+			stopping = true
+		}
+		s.wmu.Lock()
+		q := s.wq
+		s.wq = nil
+		s.wmu.Unlock()
+		if len(q) > 0 {
+			s.write(q)
+		}
+		if stopping {
+			return
 		}
 	}
-	if err := s.cfg.Store.SaveAlarms(ctx, latestOnly(snaps)); err != nil {
+}
+
+// write stores queued changes in one write, then tells the live streams and sends the
+// deliveries. Storing comes first: an alarm someone is told of can be looked up and
+// acknowledged. A change that cannot be stored is told all the same, since an alarm nobody
+// hears is worse than one the API cannot list.
+func (s *Service) write(q []queued) {
+	// Not Run's context: what was decided is stored even while the node stops.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var snaps []iomt.Alarm
+	for _, w := range q {
+		for _, ch := range w.chs {
+			a := ch.Alarm
+			if s.cfg.Notify != nil && len(ch.Deliveries) > 0 {
+				// The outbox: until its notifications are done, the stored alarm says so.
+				a.Undelivered = string(ch.Kind)
+			}
+			snaps = append(snaps, a)
+		}
+	}
+	err := s.cfg.Store.SaveAlarms(ctx, latestOnly(snaps))
+	if err != nil {
 		s.saveErrors.Inc()
-		s.log.Error("alarm changes not stored", "changes", len(chs), "err", err)
-		return fmt.Errorf("alarm service: store: %w", err)
+		s.log.Error("alarm changes not stored; told all the same", "changes", len(snaps), "err", err)
+		err = fmt.Errorf("alarm service: store: %w", err)
 	}
-	for _, ch := range chs {
-		s.changes.WithLabelValues(string(ch.Kind)).Inc()
-		data, err := json.Marshal(Change{Kind: ch.Kind, Alarm: ch.Alarm})
-		if err == nil {
-			err = s.cfg.Events.PublishEvent(ctx, iomt.Event{Tenant: ch.Alarm.Tenant, Patient: ch.Alarm.Patient,
-				Kind: EventAlarm, Time: s.cfg.Clock(), Data: data})
+	for _, w := range q {
+		for _, ch := range w.chs {
+			s.tell(ctx, ch)
 		}
-		if err != nil {
-			s.log.Warn("alarm change not published", "alarm", ch.Alarm.ID, "err", err)
-		}
-		s.log.Info("alarm "+string(ch.Kind), "alarm", ch.Alarm.ID, "patient", ch.Alarm.Patient,
-			"rule", ch.Alarm.Rule, "priority", ch.Alarm.Priority.String(), "state", string(ch.Alarm.State))
-		if s.cfg.Notify != nil && len(ch.Deliveries) > 0 {
-			s.dispatch(ch)
+		if w.done != nil {
+			w.done <- err
 		}
 	}
 	s.updateGauge()
-	return nil
+}
+
+func (s *Service) tell(ctx context.Context, ch alarm.Change) {
+	s.changes.WithLabelValues(string(ch.Kind)).Inc()
+	data, err := json.Marshal(Change{Kind: ch.Kind, Alarm: ch.Alarm})
+	if err == nil {
+		err = s.cfg.Events.PublishEvent(ctx, iomt.Event{Tenant: ch.Alarm.Tenant, Patient: ch.Alarm.Patient,
+			Kind: EventAlarm, Time: s.cfg.Clock(), Data: data})
+	}
+	if err != nil {
+		s.log.Warn("alarm change not published", "alarm", ch.Alarm.ID, "err", err)
+	}
+	s.log.Info("alarm "+string(ch.Kind), "alarm", ch.Alarm.ID, "patient", ch.Alarm.Patient,
+		"rule", ch.Alarm.Rule, "priority", ch.Alarm.Priority.String(), "state", string(ch.Alarm.State))
+	if s.cfg.Notify != nil && len(ch.Deliveries) > 0 {
+		s.dispatch(ch)
+	}
 }
 
 // dispatch sends a change's deliveries in the background, then has the alarm's outbox mark
@@ -404,9 +510,7 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 		}
 		s.reconcile(ctx)
 		s.clearDelivered(ctx)
-		if err := s.handle(ctx, s.e.Tick(s.cfg.Clock())); err != nil {
-			s.log.Warn("alarm tick", "err", err)
-		}
+		s.handle(s.e.Tick(s.cfg.Clock()))
 	}
 }
 

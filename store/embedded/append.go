@@ -72,6 +72,12 @@ func or(a, b string) string {
 
 // Append implements iomt.SeriesStore.
 func (s *Store) Append(ctx context.Context, batches []iomt.Batch) ([]int, error) {
+	return s.AppendStaged(ctx, batches, nil)
+}
+
+// AppendStaged implements iomt.StagedAppender: staged runs once the readings are in memory
+// (and visible to queries) and queued for the next group commit.
+func (s *Store) AppendStaged(ctx context.Context, batches []iomt.Batch, staged func(duplicates []int)) ([]int, error) {
 	if err := ctxErr(ctx, "append"); err != nil {
 		return nil, err
 	}
@@ -154,6 +160,9 @@ func (s *Store) Append(ctx context.Context, batches []iomt.Batch) ([]int, error)
 	// be waiting for its fsync in another caller's group.
 	g := s.waitGroup()
 	s.mu.Unlock()
+	if err == nil && staged != nil {
+		staged(dups)
+	}
 	if g != nil {
 		<-g.done
 		if g.err != nil {

@@ -208,3 +208,30 @@ func TestManyRotationsAndCrash(t *testing.T) {
 		t.Fatalf("%d readings after crash, %v", len(got), err)
 	}
 }
+
+// AppendStaged reports the duplicates Append returns, before the write is durable, and says
+// nothing about batches it refuses.
+func TestAppendStaged(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	b := storetest.Vitals("p", "d", storetest.T0, 3, storetest.HR)
+	var calls [][]int
+	staged := func(d []int) { calls = append(calls, append([]int(nil), d...)) }
+	for range 2 {
+		dups, err := s.AppendStaged(ctx, []iomt.Batch{b}, staged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := calls[len(calls)-1]; fmt.Sprint(dups) != fmt.Sprint(want) {
+			t.Fatalf("staged %v, Append returned %v", want, dups)
+		}
+	}
+	if fmt.Sprint(calls) != "[[0] [3]]" {
+		t.Fatalf("staged calls %v, want [[0] [3]]", calls)
+	}
+	bad := storetest.Vitals("", "d", storetest.T0, 1, storetest.HR) // no patient
+	if _, err := s.AppendStaged(ctx, []iomt.Batch{bad}, staged); err == nil || len(calls) != 2 {
+		t.Fatalf("refused batch: err %v, staged calls %v", err, calls)
+	}
+}
