@@ -142,17 +142,21 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id string, 
 			}
 			if m.batch == nil {
 				writeEvent(w, m.event, m.data)
-				fl.Flush()
-				continue
-			}
-			b := m.batch
-			for _, o := range b.Observations {
-				writeEvent(w, "observation", o)
-			}
-			if waveforms {
-				for _, wf := range b.Waveforms {
-					writeEvent(w, "waveform", segmentOf(wf))
+			} else {
+				for _, o := range m.batch.Observations {
+					writeEvent(w, "observation", o)
 				}
+				if waveforms {
+					for _, wf := range m.batch.Waveforms {
+						writeEvent(w, "waveform", segmentOf(wf))
+					}
+				}
+			}
+			if len(wt.ch) > 0 {
+				// More is queued: one write for all of it. A ward stream under load would
+				// otherwise make a system call per batch, and an alarm queued behind the
+				// batches would wait for each of them.
+				continue
 			}
 		}
 		fl.Flush()
