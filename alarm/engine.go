@@ -871,6 +871,17 @@ func (e *Engine) Alarms(f Filter) []Alarm {
 	return out
 }
 
+// Unresolved counts the unresolved alarms by priority, without copying them.
+func (e *Engine) Unresolved() map[iomt.AlarmPriority]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := map[iomt.AlarmPriority]int{}
+	for _, a := range e.alarms {
+		n[a.Priority]++
+	}
+	return n
+}
+
 // Alarm returns one unresolved alarm.
 func (e *Engine) Alarm(id string) (Alarm, bool) {
 	e.mu.Lock()

@@ -400,7 +400,6 @@ func (s *Service) write(q []queued) {
 			w.done <- err
 		}
 	}
-	s.updateGauge()
 }
 
 func (s *Service) tell(ctx context.Context, ch alarm.Change) {
@@ -485,10 +484,7 @@ func latestOnly(as []iomt.Alarm) []iomt.Alarm {
 }
 
 func (s *Service) updateGauge() {
-	n := map[iomt.AlarmPriority]int{}
-	for _, a := range s.e.Alarms(alarm.Filter{}) {
-		n[a.Priority]++
-	}
+	n := s.e.Unresolved()
 	for _, p := range []iomt.AlarmPriority{iomt.PriorityLow, iomt.PriorityMedium, iomt.PriorityHigh} {
 		s.active.WithLabelValues(p.String()).Set(float64(n[p]))
 	}
@@ -511,6 +507,7 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 		s.reconcile(ctx)
 		s.clearDelivered(ctx)
 		s.handle(s.e.Tick(s.cfg.Clock()))
+		s.updateGauge()
 	}
 }
 
