@@ -120,9 +120,11 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/ingest", s.ingest)
 
 	admin := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, s.requireAdmin(h)) }
-	admin("POST /api/v1/patients", s.createPatient)
+	// The created patient's id is noted by the handler; the path has none.
+	admin("POST /api/v1/patients", s.auditWith("patient.create", func(*http.Request) string { return "" }, s.createPatient))
 	admin("GET /api/v1/patients", s.audited("patient.list", s.listPatients))
 	admin("GET /api/v1/patients/{id}", s.audited("patient.read", s.getPatient))
+	admin("PATCH /api/v1/patients/{id}", s.audited("patient.update", s.updatePatient))
 	admin("GET /api/v1/patients/{id}/observations", s.audited("observation.read", s.observations))
 	admin("GET /api/v1/patients/{id}/vitals", s.audited("vitals.read", s.vitals))
 	admin("POST /api/v1/patients/{id}/chart", s.audited("observation.chart", s.chart))
@@ -242,6 +244,31 @@ type patientIn struct {
 	Name      string `json:"name"`
 	BirthDate string `json:"birthDate"`
 	MRN       string `json:"mrn"`
+	SpO2Scale int    `json:"spo2Scale"`
+}
+
+// checkBirthDate returns why a date of birth is refused, or "".
+func checkBirthDate(d string) string {
+	if d == "" {
+		return ""
+	}
+	t, err := time.Parse(time.DateOnly, d)
+	if err != nil {
+		return fmt.Sprintf(`"birthDate" must be YYYY-MM-DD, got %q`, d)
+	}
+	if t.After(time.Now()) || t.Year() < 1880 {
+		return fmt.Sprintf(`"birthDate" %s is not a plausible date of birth`, d)
+	}
+	return ""
+}
+
+// checkSpO2Scale returns why a NEWS2 SpO2 scale is refused, or "". The scale decides how the
+// pipeline scores the patient's saturation, so nothing but the chart's two scales passes.
+func checkSpO2Scale(scale int) string {
+	if iomt.CheckSpO2Scale(scale) != nil {
+		return fmt.Sprintf(`"spo2Scale" must be 1 (NEWS2 SpO2 scale 1, the default; 0 means the same) or 2 (scale 2, for hypercapnic respiratory failure with a prescribed target of 88–92 %%), got %d`, scale)
+	}
+	return ""
 }
 
 func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
@@ -254,14 +281,9 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, `"name" is required`)
 		return
 	}
-	if in.BirthDate != "" {
-		d, err := time.Parse(time.DateOnly, in.BirthDate)
-		if err != nil {
-			writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"birthDate" must be YYYY-MM-DD, got %q`, in.BirthDate))
-			return
-		}
-		if d.After(time.Now()) || d.Year() < 1880 {
-			writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"birthDate" %s is not a plausible date of birth`, in.BirthDate))
+	for _, why := range []string{checkBirthDate(in.BirthDate), checkSpO2Scale(in.SpO2Scale)} {
+		if why != "" {
+			writeProblem(w, r, http.StatusBadRequest, why)
 			return
 		}
 	}
@@ -270,7 +292,8 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient", err)
 		return
 	}
-	p := iomt.Patient{ID: id, Tenant: iomt.DefaultTenant, Name: in.Name, BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	p := iomt.Patient{ID: id, Tenant: iomt.DefaultTenant, Name: in.Name, BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN),
+		SpO2Scale: in.SpO2Scale, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := s.Store.CreatePatient(r.Context(), p); err != nil {
 		if errors.Is(err, iomt.ErrDuplicate) {
 			writeProblem(w, r, http.StatusConflict, fmt.Sprintf("a patient with MRN %q already exists", p.MRN))
@@ -279,8 +302,90 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient", err)
 		return
 	}
+	noteAudit(r, p.ID, slog.Int("spo2Scale", p.SpO2Scale))
 	w.Header().Set("Location", "/api/v1/patients/"+p.ID)
 	writeJSON(w, http.StatusCreated, p)
+}
+
+// patientPatch changes a patient: a field present replaces the record's, an absent (or null)
+// one keeps it. ID, tenant and creation time cannot change.
+type patientPatch struct {
+	Name      *string `json:"name"`
+	BirthDate *string `json:"birthDate"`
+	MRN       *string `json:"mrn"`
+	SpO2Scale *int    `json:"spo2Scale"`
+}
+
+// updatePatient applies a patientPatch. A change of SpO2 scale changes how NEWS2 scores the
+// patient, so the audit record says which fields changed and the scale before and after; the
+// values of the identifying fields stay out of the audit log.
+func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var in patientPatch
+	if !s.decodeBody(w, r, &in) {
+		return
+	}
+	cur, err := s.Store.Patient(r.Context(), id)
+	if err == nil && cur.Tenant != iomt.DefaultTenant {
+		err = fmt.Errorf("patient %q of another tenant: %w", id, iomt.ErrNotFound)
+	}
+	if err != nil {
+		s.storeError(w, r, "patient "+id, err)
+		return
+	}
+	nw := cur
+	if in.Name != nil {
+		if nw.Name = strings.TrimSpace(*in.Name); nw.Name == "" {
+			writeProblem(w, r, http.StatusBadRequest, `"name" cannot be empty`)
+			return
+		}
+	}
+	if in.BirthDate != nil {
+		if why := checkBirthDate(*in.BirthDate); why != "" {
+			writeProblem(w, r, http.StatusBadRequest, why)
+			return
+		}
+		nw.BirthDate = *in.BirthDate
+	}
+	if in.MRN != nil {
+		nw.MRN = strings.TrimSpace(*in.MRN)
+	}
+	if in.SpO2Scale != nil {
+		if why := checkSpO2Scale(*in.SpO2Scale); why != "" {
+			writeProblem(w, r, http.StatusBadRequest, why)
+			return
+		}
+		nw.SpO2Scale = *in.SpO2Scale
+	}
+	var changed []string
+	for _, f := range []struct {
+		name     string
+		old, new any
+	}{{"name", cur.Name, nw.Name}, {"birthDate", cur.BirthDate, nw.BirthDate}, {"mrn", cur.MRN, nw.MRN}, {"spo2Scale", cur.SpO2Scale, nw.SpO2Scale}} {
+		if f.old != f.new {
+			changed = append(changed, f.name)
+		}
+	}
+	attrs := []slog.Attr{slog.String("changed", strings.Join(changed, ","))}
+	if nw.SpO2Scale != cur.SpO2Scale {
+		attrs = append(attrs, slog.Int("spo2ScaleFrom", cur.SpO2Scale), slog.Int("spo2ScaleTo", nw.SpO2Scale))
+	}
+	if len(changed) > 0 {
+		if err := s.Store.UpdatePatient(r.Context(), nw); err != nil {
+			if errors.Is(err, iomt.ErrDuplicate) {
+				writeProblem(w, r, http.StatusConflict, fmt.Sprintf("another patient has MRN %q", nw.MRN))
+				return
+			}
+			s.storeError(w, r, "patient "+id, err)
+			return
+		}
+		if nw, err = s.Store.Patient(r.Context(), id); err != nil {
+			s.storeError(w, r, "patient "+id, err)
+			return
+		}
+	}
+	noteAudit(r, "", attrs...)
+	writeJSON(w, http.StatusOK, nw)
 }
 
 func (s *Server) listPatients(w http.ResponseWriter, r *http.Request) {

@@ -84,12 +84,18 @@ func (s *Server) auditWith(action string, patient func(*http.Request) string, ne
 	return func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
+		note := &auditNote{}
+		r = r.WithContext(context.WithValue(r.Context(), auditNoteKey{}, note))
 		next(rec, r)
 		p, _ := PrincipalFrom(r.Context())
+		who := patient(r)
+		if note.patient != "" {
+			who = note.patient
+		}
 		attrs := []slog.Attr{
 			slog.String("actor", p.Subject),
 			slog.String("action", action),
-			slog.String("patient", patient(r)),
+			slog.String("patient", who),
 			slog.String("path", r.URL.Path),
 			slog.String("query", r.URL.RawQuery),
 			slog.String("remote", r.RemoteAddr),
@@ -99,8 +105,31 @@ func (s *Server) auditWith(action string, patient func(*http.Request) string, ne
 		if id := r.PathValue("alarm"); id != "" {
 			attrs = append(attrs, slog.String("alarm", id))
 		}
+		attrs = append(attrs, note.attrs...)
 		s.audit.LogAttrs(r.Context(), slog.LevelInfo, "audit", attrs...)
 	}
+}
+
+// auditNote is what a handler adds to its request's audit record: the patient, when only the
+// handler knows it (one it created), and what a write changed.
+type auditNote struct {
+	patient string
+	attrs   []slog.Attr
+}
+
+type auditNoteKey struct{}
+
+// noteAudit adds to the audit record of r; patient, if not empty, names the patient. It does
+// nothing for a request that is not audited.
+func noteAudit(r *http.Request, patient string, attrs ...slog.Attr) {
+	n, ok := r.Context().Value(auditNoteKey{}).(*auditNote)
+	if !ok {
+		return
+	}
+	if patient != "" {
+		n.patient = patient
+	}
+	n.attrs = append(n.attrs, attrs...)
 }
 
 type statusRecorder struct {

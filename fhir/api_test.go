@@ -1,6 +1,7 @@
 package fhir_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -446,11 +447,23 @@ func TestCreateAndUpdate(t *testing.T) {
 	if st, m, _ := f.do(t, "POST", "Patient", pat, "If-None-Exist", "identifier=urn:iomt:mrn|MRN-777"); st != 200 || m["id"] != id {
 		t.Errorf("conditional create: %d %v", st, m)
 	}
-	// Update.
+	// Update. The NEWS2 SpO2 scale, set through the REST API and not part of FHIR's
+	// Patient, survives the replacement.
+	cur, err := f.store.Patient(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.SpO2Scale = 2
+	if err := f.store.UpdatePatient(context.Background(), cur); err != nil {
+		t.Fatal(err)
+	}
 	pat["id"] = id
 	pat["birthDate"] = "1967-11-08"
 	if st, m, _ := f.do(t, "PUT", "Patient/"+id, pat); st != 200 || m["birthDate"] != "1967-11-08" {
 		t.Errorf("update: %d %v", st, m)
+	}
+	if got, err := f.store.Patient(context.Background(), id); err != nil || got.SpO2Scale != 2 || got.BirthDate != "1967-11-08" {
+		t.Errorf("after a FHIR update: %+v %v, want SpO2 scale 2 kept", got, err)
 	}
 	if st, _, _ := f.do(t, "PUT", "Patient/other-id", pat); st != 400 {
 		t.Errorf("id mismatch: %d", st)

@@ -341,8 +341,13 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 		setAudit(r.Context(), "", id)
 		p.ID, p.Tenant = id, s.Tenant
 		status := http.StatusOK
-		if cur, gerr := s.Store.Patient(r.Context(), id); gerr == nil && cur.Tenant != s.Tenant {
-			return notFound("Patient", id)
+		if cur, gerr := s.Store.Patient(r.Context(), id); gerr == nil {
+			if cur.Tenant != s.Tenant {
+				return notFound("Patient", id)
+			}
+			// The NEWS2 SpO2 scale has no place in a FHIR Patient: a PUT, which replaces what
+			// FHIR shows, keeps it (the REST API's PATCH changes it).
+			p.SpO2Scale = cur.SpO2Scale
 		}
 		err = s.Store.UpdatePatient(r.Context(), p)
 		if errors.Is(err, iomt.ErrNotFound) {

@@ -1,7 +1,12 @@
 package node_test
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +87,99 @@ func TestNEWS2ScoredInThePipeline(t *testing.T) {
 	var read struct{ ID, ResourceType string }
 	if code := e.call("GET", "/fhir/r4/Observation/"+r.ID, adminToken, nil, &read); code != 200 || read.ID != r.ID {
 		t.Fatalf("FHIR read of %s: %d %+v", r.ID, code, read)
+	}
+}
+
+// Each patient is scored on the NEWS2 SpO2 scale of their record. The same readings, SpO2
+// 90 % on 2 L/min of oxygen with every other parameter scoring 0, make 5 on scale 1 (90 %
+// scores 3, oxygen 2) and 2 on scale 2 (88–92 % scores 0), set through the REST API; the
+// live news2 event says which scale the score stands on.
+func TestNEWS2PerPatientScaleInThePipeline(t *testing.T) {
+	e := start(t)
+	one, dev1 := e.ward()
+	two, dev2 := e.ward()
+	var p struct {
+		SpO2Scale int `json:"spo2Scale"`
+	}
+	if code := e.call("PATCH", "/api/v1/patients/"+two, adminToken, []byte(`{"spo2Scale":2}`), &p); code != 200 || p.SpO2Scale != 2 {
+		t.Fatalf("PATCH spo2Scale 2: %d %+v", code, p)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.base+"/api/v1/patients/"+two+"/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	scored := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			if ev, ok := strings.CutPrefix(line, "event: "); ok {
+				event = ev
+			}
+			if data, ok := strings.CutPrefix(line, "data: "); ok && event == "news2" {
+				var s struct {
+					Scale      int
+					Assessment struct{ Result *struct{ Total int } }
+				}
+				if json.Unmarshal([]byte(data), &s) == nil && s.Assessment.Result != nil {
+					scored <- data
+					return
+				}
+			}
+		}
+	}()
+
+	at := strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)
+	for _, x := range []struct {
+		patient string
+		dev     device
+	}{{one, dev1}, {two, dev2}} {
+		vitals := []byte(`[{"bn":"urn:dev:id:` + x.dev.ID + `:","bt":` + at + `,"n":"9279-1","u":"/min","v":18},` +
+			`{"n":"59408-5","u":"%","v":90},{"n":"8480-6","u":"mm[Hg]","v":120},{"n":"8867-4","u":"/min","v":80},{"n":"8310-5","u":"Cel","v":37.0}]`)
+		if code := e.call("POST", "/api/v1/ingest", x.dev.Token, vitals, nil); code != 200 {
+			t.Fatalf("ingest: %d", code)
+		}
+		if code := e.call("POST", "/api/v1/patients/"+x.patient+"/chart", adminToken, []byte(`[{"n":"acvpu","u":"{score}","v":1},{"n":"3151-8","u":"L/min","v":2}]`), nil); code != 200 {
+			t.Fatalf("chart: %d", code)
+		}
+	}
+	news2 := func(patient string) []float64 {
+		var o struct {
+			Points []struct{ Value float64 }
+		}
+		if code := e.call("GET", "/api/v1/patients/"+patient+"/observations?code=1104051000000101&from="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), adminToken, nil, &o); code != 200 {
+			t.Fatalf("observations: %d", code)
+		}
+		var vs []float64
+		for _, x := range o.Points {
+			vs = append(vs, x.Value)
+		}
+		return vs
+	}
+	var got1, got2 []float64
+	for deadline := time.Now().Add(10 * time.Second); (len(got1) == 0 || len(got2) == 0) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got1, got2 = news2(one), news2(two)
+	}
+	if len(got1) != 1 || got1[0] != 5 {
+		t.Errorf("scale 1 patient: NEWS2 observations %v, want one of 5", got1)
+	}
+	if len(got2) != 1 || got2[0] != 2 {
+		t.Errorf("scale 2 patient: NEWS2 observations %v, want one of 2", got2)
+	}
+	select {
+	case data := <-scored:
+		if !strings.Contains(data, `"scale":2`) || !strings.Contains(data, `"total":2`) {
+			t.Errorf("news2 event of the scale 2 patient: %s", data)
+		}
+	case <-ctx.Done():
+		t.Fatal("no complete news2 event on the scale 2 patient's live stream")
 	}
 }

@@ -304,6 +304,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// NEWS2: scored from each patient's latest observations on the partition's owner; a
 	// complete score that changed becomes an observation (stored, streamed, exported), and
 	// every assessment worth telling (incomplete ones say what is missing) goes out as an event.
+	// Each patient is scored on the SpO2 scale of their record, read from the registry.
 	scorer := watch.NewNEWS2(nil, func(sc watch.NEWS2Score) {
 		publish(sc.Patient, news2Event, sc.Time, sc)
 		if sc.Store {
@@ -311,6 +312,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	})
 	scorer.Owns = n.owns(news2Group)
+	scorer.Patients, scorer.Log = n.store, log
 	if err := n.bus.Subscribe(runCtx, news2Group, scorer.Deliver); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package watch
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -18,7 +20,22 @@ const (
 	NEWS2Code     = "1104051000000101" // NEWS2 total score
 	NEWS2Device   = "iomt-news2"       // the device ID NEWS2 scores are stored under
 	news2Resample = 15 * time.Minute
+
+	// DefaultScaleTTL is how long the scorer trusts a patient's SpO2 scale before reading
+	// the registry again; scaleRetry, how soon it tries again after a failed read.
+	DefaultScaleTTL = time.Minute
+	scaleRetry      = 5 * time.Second
 )
+
+// ParamSpO2Scale names the patient's SpO2 scale in an assessment's missing parameters when
+// the registry could not say which it is: the scorer does not guess (scale 1 is not the safe
+// side for a scale-2 patient on oxygen, whom it would score 0 at a saturation of 97 %).
+const ParamSpO2Scale news2.Param = "spo2Scale"
+
+// PatientReader reads patients from the registry (iomt.Registry has it).
+type PatientReader interface {
+	Patient(ctx context.Context, id string) (iomt.Patient, error)
+}
 
 // news2Inputs are the codes a NEWS2 reads.
 var news2Inputs = []string{
@@ -32,6 +49,8 @@ type NEWS2Score struct {
 	Tenant     string           `json:"tenant,omitempty"`
 	Time       time.Time        `json:"time"`
 	Assessment news2.Assessment `json:"assessment"`
+	// Scale is the SpO2 scale the patient was scored on (1 or 2); 0 when it was unknown.
+	Scale news2.Scale `json:"scale"`
 	// Store is true for a complete score that changed (or has not been stored for 15
 	// minutes): it becomes an observation; other assessments are only told.
 	Store bool `json:"-"`
@@ -40,14 +59,38 @@ type NEWS2Score struct {
 // NEWS2 scores each patient from their latest observations as they arrive, with a freshness
 // limit per parameter: a missing or stale parameter makes the assessment incomplete (saying
 // which), never a score of 0.
+//
+// Each patient is scored on the SpO2 scale of their registry record (iomt.Patient.SpO2Scale).
+// The scorer caches it and reads it again once it is ScaleTTL old, on the next batch or the
+// next Run tick, whichever comes first. A time limit rather than a "patient updated" event:
+// events are at most once, the scale can be written through the REST API, FHIR or SQL on any
+// node, and a re-read per patient per minute costs nothing, so the limit alone is both
+// simpler and always right within TTL plus one tick (two minutes at most by default), which
+// is quick for a setting prescribed once per admission.
 type NEWS2 struct {
 	// Owns, if set, says whether this node still owns the patient's partition.
-	Owns  func(patient string) bool
+	Owns func(patient string) bool
+	// Patients, if set, is where each patient's SpO2 scale is read; nil scores everyone on
+	// scale 1.
+	Patients PatientReader
+	// ScaleTTL is how long a scale read from Patients is used (DefaultScaleTTL if zero).
+	ScaleTTL time.Duration
+	// Log hears failed registry reads (discarded if nil).
+	Log *slog.Logger
+
 	fresh news2.Freshness
 	tell  func(NEWS2Score)
+	now   func() time.Time // wall clock of the scale cache; tests replace it
 
-	mu   sync.Mutex
-	pats map[string]*news2State
+	mu     sync.Mutex
+	pats   map[string]*news2State
+	scales map[string]scaleEntry
+}
+
+// scaleEntry is a patient's cached SpO2 scale: 0 while unknown (never read successfully).
+type scaleEntry struct {
+	scale news2.Scale
+	next  time.Time // when to read it again
 }
 
 type news2State struct {
@@ -57,7 +100,8 @@ type news2State struct {
 	received time.Time // when it arrived
 	result   *news2.Result
 	stored   time.Time
-	gaps     string // the last incomplete assessment's missing and stale parameters
+	gaps     string      // the last incomplete assessment's missing and stale parameters
+	scale    news2.Scale // the scale of result
 }
 
 // NewNEWS2 returns a scorer that calls tell for every assessment worth telling: a complete
@@ -66,14 +110,19 @@ func NewNEWS2(fresh news2.Freshness, tell func(NEWS2Score)) *NEWS2 {
 	if fresh == nil {
 		fresh = news2.DefaultFreshness()
 	}
-	return &NEWS2{fresh: fresh, tell: tell, pats: map[string]*news2State{}}
+	return &NEWS2{fresh: fresh, tell: tell, now: time.Now, pats: map[string]*news2State{}, scales: map[string]scaleEntry{}}
 }
 
 // Deliver is the bus handler.
-func (w *NEWS2) Deliver(_ context.Context, b iomt.Batch) error {
+func (w *NEWS2) Deliver(ctx context.Context, b iomt.Batch) error {
 	if b.Device == NEWS2Device {
 		return nil // our own scores coming back
 	}
+	if !slices.ContainsFunc(b.Observations, func(o iomt.Observation) bool { return slices.Contains(news2Inputs, o.Code) }) {
+		return nil // nothing to score (an ECG or CGM batch): no registry read either
+	}
+	// The registry is read outside the lock: other partitions' batches must not wait on it.
+	w.refreshScale(ctx, b.Patient)
 	var newest time.Time
 	w.mu.Lock()
 	s := w.pats[b.Patient]
@@ -107,9 +156,64 @@ func (w *NEWS2) Deliver(_ context.Context, b iomt.Batch) error {
 	return nil
 }
 
-// assess scores s at now and says whether the outcome is worth telling.
+// refreshScale reads the patient's SpO2 scale from the registry if the cached one is due.
+// A patient the registry does not know is on scale 1, the chart's default; a failed read
+// keeps the cached scale (or leaves it unknown) and is tried again soon.
+func (w *NEWS2) refreshScale(ctx context.Context, patient string) {
+	now := w.now()
+	w.mu.Lock()
+	e, ok := w.scales[patient]
+	w.mu.Unlock()
+	if ok && now.Before(e.next) {
+		return
+	}
+	if w.Patients == nil {
+		w.setScale(patient, scaleEntry{scale: news2.Scale1, next: now.Add(w.scaleTTL())})
+		return
+	}
+	p, err := w.Patients.Patient(ctx, patient)
+	if err == nil {
+		err = iomt.CheckSpO2Scale(p.SpO2Scale)
+	}
+	switch {
+	case err == nil:
+		e = scaleEntry{scale: news2.Scale(p.SpO2Scale), next: now.Add(w.scaleTTL())}
+		if e.scale == 0 {
+			e.scale = news2.Scale1
+		}
+	case errors.Is(err, iomt.ErrNotFound):
+		e = scaleEntry{scale: news2.Scale1, next: now.Add(w.scaleTTL())}
+	default:
+		if ctx.Err() != nil {
+			return
+		}
+		if w.Log != nil {
+			w.Log.Warn("news2: reading the patient's SpO2 scale", "patient", patient, "err", err)
+		}
+		e.next = now.Add(min(scaleRetry, w.scaleTTL()))
+	}
+	w.setScale(patient, e)
+}
+
+func (w *NEWS2) setScale(patient string, e scaleEntry) {
+	w.mu.Lock()
+	w.scales[patient] = e
+	w.mu.Unlock()
+}
+
+func (w *NEWS2) scaleTTL() time.Duration {
+	if w.ScaleTTL > 0 {
+		return w.ScaleTTL
+	}
+	return DefaultScaleTTL
+}
+
+// assess scores s at now and says whether the outcome is worth telling. A change of scale is
+// worth telling (and storing) even when the total stays the same, so that what was last told
+// says which scale the score stands on.
 func (w *NEWS2) assess(patient string, s *news2State, now time.Time) (NEWS2Score, bool) {
-	in := news2.Inputs{}
+	scale := w.scales[patient].scale
+	in := news2.Inputs{Scale: scale}
 	for code, o := range s.latest {
 		switch code {
 		case ACVPUCode:
@@ -125,7 +229,16 @@ func (w *NEWS2) assess(patient string, s *news2State, now time.Time) (NEWS2Score
 		// A reading the chart cannot score (out of range) counts as missing, not as 0.
 		a = news2.Assessment{Missing: []news2.Param{"invalid: " + news2.Param(err.Error())}, Used: a.Used, Partial: a.Partial}
 	}
-	sc := NEWS2Score{Patient: patient, Tenant: s.tenant, Time: now, Assessment: a}
+	if scale == 0 {
+		// Assess scored scale 1 for want of a scale. Without the registry's word that is a
+		// guess, so the score is withheld and the SpO2 sub-score leaves the partial sum,
+		// which must stay a lower bound whichever scale the patient is on.
+		if u, ok := a.Used[news2.ParamSpO2]; ok && a.Stale[news2.ParamSpO2] == "" {
+			a.Partial -= news2.SpO2Score(u.Value, news2.Scale1, in.Oxygen)
+		}
+		a.Missing, a.Result, a.Complete = append(a.Missing, ParamSpO2Scale), nil, false
+	}
+	sc := NEWS2Score{Patient: patient, Tenant: s.tenant, Time: now, Assessment: a, Scale: scale}
 	if a.Result == nil {
 		gaps := gapsOf(a)
 		changed := gaps != s.gaps || s.result != nil
@@ -133,9 +246,9 @@ func (w *NEWS2) assess(patient string, s *news2State, now time.Time) (NEWS2Score
 		return sc, changed
 	}
 	r := *a.Result
-	changed := s.result == nil || s.result.Total != r.Total || s.result.Band != r.Band
+	changed := s.result == nil || s.result.Total != r.Total || s.result.Band != r.Band || s.scale != scale
 	if changed || now.Sub(s.stored) >= news2Resample {
-		s.result, s.stored, s.gaps = &r, now, ""
+		s.result, s.stored, s.gaps, s.scale = &r, now, "", scale
 		sc.Store = true
 		return sc, true
 	}
@@ -163,6 +276,7 @@ func (w *NEWS2) Tick(now time.Time) {
 	for p, s := range w.pats {
 		if w.Owns != nil && !w.Owns(p) {
 			delete(w.pats, p)
+			delete(w.scales, p)
 			continue
 		}
 		if sc, ok := w.assess(p, s, s.taken.Add(now.Sub(s.received))); ok {
@@ -177,5 +291,27 @@ func (w *NEWS2) Tick(now time.Time) {
 	}
 }
 
-// Run calls Tick every interval until ctx ends.
-func (w *NEWS2) Run(ctx context.Context, interval time.Duration) { every(ctx, interval, w.Tick) }
+// RefreshScales reads again the SpO2 scales that are due, so that a changed scale rescores a
+// patient even while no reading arrives. Run calls it before every Tick.
+func (w *NEWS2) RefreshScales(ctx context.Context) {
+	w.mu.Lock()
+	ps := make([]string, 0, len(w.pats))
+	for p := range w.pats {
+		ps = append(ps, p)
+	}
+	w.mu.Unlock()
+	for _, p := range ps {
+		if ctx.Err() != nil {
+			return
+		}
+		w.refreshScale(ctx, p)
+	}
+}
+
+// Run refreshes the due SpO2 scales and calls Tick every interval until ctx ends.
+func (w *NEWS2) Run(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func(now time.Time) {
+		w.RefreshScales(ctx)
+		w.Tick(now)
+	})
+}

@@ -72,6 +72,9 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 			return fmt.Errorf("embedded: create patient: %w", err)
 		}
 	}
+	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+		return fmt.Errorf("embedded: create patient: %w", err)
+	}
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = time.Now()
 	}
@@ -393,6 +396,9 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 			return fmt.Errorf("embedded: update patient: %w", err)
 		}
 	}
+	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+		return fmt.Errorf("embedded: update patient: %w", err)
+	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	if !s.enter() {
@@ -412,7 +418,7 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 		}
 	}
 	nw := old
-	nw.Name, nw.BirthDate, nw.MRN = p.Name, p.BirthDate, p.MRN
+	nw.Name, nw.BirthDate, nw.MRN, nw.SpO2Scale = p.Name, p.BirthDate, p.MRN, p.SpO2Scale
 	v, err := json.Marshal(nw)
 	if err != nil {
 		return fmt.Errorf("embedded: update patient: %w", err)

@@ -440,6 +440,24 @@ func TestPlainSQL(t *testing.T) {
 	}
 }
 
+// The table itself refuses an SpO2 scale NEWS2 does not have, so that a write by plain SQL
+// cannot leave a patient the pipeline would have to guess about.
+func TestSpO2ScaleChecked(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, testDB(t), Options{})
+	ctx := context.Background()
+	if err := s.CreatePatient(ctx, iomt.Patient{ID: "p1", Tenant: "t1", Name: "Ada", SpO2Scale: 2, CreatedAt: storetest.T0}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Pool().Exec(ctx, `UPDATE patients SET spo2_scale = 3 WHERE id = 'p1'`)
+	if constraint(err) != "patients_spo2_scale_check" {
+		t.Fatalf("spo2_scale 3 by SQL: %v, want the check constraint", err)
+	}
+	if p, err := s.Patient(ctx, "p1"); err != nil || p.SpO2Scale != 2 {
+		t.Fatalf("after the refused SQL: %+v, %v", p, err)
+	}
+}
+
 func TestConcurrentDuplicates(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {

@@ -20,10 +20,10 @@ func duplicate(err error, what string) error {
 	return err
 }
 
-const patientCols = `id, tenant, name, birth_date, coalesce(mrn, ''), created_at`
+const patientCols = `id, tenant, name, birth_date, coalesce(mrn, ''), spo2_scale, created_at`
 
 func scanPatient(row pgx.Row, p *iomt.Patient) error {
-	if err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.BirthDate, &p.MRN, &p.CreatedAt); err != nil {
+	if err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.BirthDate, &p.MRN, &p.SpO2Scale, &p.CreatedAt); err != nil {
 		return err
 	}
 	p.CreatedAt = p.CreatedAt.UTC()
@@ -41,6 +41,9 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 	if err := checkFields("id", p.ID, "tenant", p.Tenant, "name", p.Name, "birth date", p.BirthDate, "mrn", p.MRN); err != nil {
 		return fmt.Errorf("postgres: create patient: %w", err)
 	}
+	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+		return fmt.Errorf("postgres: create patient: %w", err)
+	}
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = time.Now()
 	}
@@ -48,8 +51,8 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 		return fmt.Errorf("postgres: create patient: %w", errClosed)
 	}
 	defer s.leave()
-	_, err := s.pool.Exec(ctx, `INSERT INTO patients (id, tenant, name, birth_date, mrn, created_at)
-		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)`, p.ID, p.Tenant, p.Name, p.BirthDate, p.MRN, p.CreatedAt)
+	_, err := s.pool.Exec(ctx, `INSERT INTO patients (id, tenant, name, birth_date, mrn, spo2_scale, created_at)
+		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)`, p.ID, p.Tenant, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.CreatedAt)
 	if err != nil {
 		what := fmt.Sprintf("patient %q exists", p.ID)
 		if constraint(err) == "patients_tenant_mrn_key" {
@@ -124,12 +127,15 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	if err := checkFields("id", p.ID, "name", p.Name, "birth date", p.BirthDate, "mrn", p.MRN); err != nil {
 		return fmt.Errorf("postgres: update patient: %w", err)
 	}
+	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+		return fmt.Errorf("postgres: update patient: %w", err)
+	}
 	if !s.enter() {
 		return fmt.Errorf("postgres: update patient: %w", errClosed)
 	}
 	defer s.leave()
-	tag, err := s.pool.Exec(ctx, `UPDATE patients SET name = $2, birth_date = $3, mrn = NULLIF($4, '') WHERE id = $1`,
-		p.ID, p.Name, p.BirthDate, p.MRN)
+	tag, err := s.pool.Exec(ctx, `UPDATE patients SET name = $2, birth_date = $3, mrn = NULLIF($4, ''), spo2_scale = $5 WHERE id = $1`,
+		p.ID, p.Name, p.BirthDate, p.MRN, p.SpO2Scale)
 	if err != nil {
 		return wrap(ctx, "update patient", duplicate(err, fmt.Sprintf("the tenant already has a patient with MRN %q", p.MRN)))
 	}

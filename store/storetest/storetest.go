@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"Devices", testDevices},
 		{"DeviceStatus", testDeviceStatus},
 		{"UpdatePatient", testUpdatePatient},
+		{"PatientSpO2Scale", testPatientSpO2Scale},
 		{"UpdateDevice", testUpdateDevice},
 		{"ContextCanceled", testContextCanceled},
 		{"Alarms", testAlarms},
@@ -770,6 +771,65 @@ func testUpdatePatient(t *testing.T, s iomt.Store) {
 	}
 	if err := s.UpdatePatient(ctx, iomt.Patient{Name: "X"}); !errors.Is(err, iomt.ErrInvalid) {
 		t.Fatalf("no id: %v, want ErrInvalid", err)
+	}
+}
+
+// The NEWS2 SpO2 scale is kept by create, replaced by update, listed with the patient, and a
+// scale other than 0, 1 or 2 is refused by both without changing anything.
+func testPatientSpO2Scale(t *testing.T, s iomt.Store) {
+	ctx := context.Background()
+	get := func(id string) iomt.Patient {
+		t.Helper()
+		p, err := s.Patient(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if err := s.CreatePatient(ctx, iomt.Patient{ID: "p1", Tenant: "t1", Name: "Ada", CreatedAt: T0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreatePatient(ctx, iomt.Patient{ID: "p2", Tenant: "t1", Name: "Bea", MRN: "m2", SpO2Scale: 2, CreatedAt: T0}); err != nil {
+		t.Fatal(err)
+	}
+	if p := get("p1"); p.SpO2Scale != 0 {
+		t.Fatalf("scale not set: %+v, want 0", p)
+	}
+	if p := get("p2"); p.SpO2Scale != 2 {
+		t.Fatalf("created on scale 2: %+v", p)
+	}
+	ps, err := s.Patients(ctx, iomt.PatientFilter{Tenant: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 2 || ps[0].SpO2Scale != 0 || ps[1].SpO2Scale != 2 {
+		t.Fatalf("Patients: %+v", ps)
+	}
+	if err := s.UpdatePatient(ctx, iomt.Patient{ID: "p1", Name: "Ada", SpO2Scale: 2}); err != nil {
+		t.Fatalf("UpdatePatient to scale 2: %v", err)
+	}
+	if p := get("p1"); p.SpO2Scale != 2 || p.Name != "Ada" {
+		t.Fatalf("after update to scale 2: %+v", p)
+	}
+	if err := s.UpdatePatient(ctx, iomt.Patient{ID: "p1", Name: "Ada", SpO2Scale: 1}); err != nil {
+		t.Fatalf("UpdatePatient back to scale 1: %v", err)
+	}
+	if p := get("p1"); p.SpO2Scale != 1 {
+		t.Fatalf("after update to scale 1: %+v", p)
+	}
+	for _, bad := range []int{3, -1} {
+		if err := s.UpdatePatient(ctx, iomt.Patient{ID: "p2", Name: "Changed", MRN: "m9", SpO2Scale: bad}); !errors.Is(err, iomt.ErrInvalid) {
+			t.Fatalf("update to scale %d: %v, want ErrInvalid", bad, err)
+		}
+		if p := get("p2"); p.SpO2Scale != 2 || p.Name != "Bea" || p.MRN != "m2" {
+			t.Fatalf("a refused update (scale %d) changed p2: %+v", bad, p)
+		}
+		if err := s.CreatePatient(ctx, iomt.Patient{ID: "p3", Tenant: "t1", Name: "Cy", SpO2Scale: bad, CreatedAt: T0}); !errors.Is(err, iomt.ErrInvalid) {
+			t.Fatalf("create on scale %d: %v, want ErrInvalid", bad, err)
+		}
+		if _, err := s.Patient(ctx, "p3"); !errors.Is(err, iomt.ErrNotFound) {
+			t.Fatalf("a refused create (scale %d) left a patient: %v", bad, err)
+		}
 	}
 }
 

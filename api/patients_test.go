@@ -1,0 +1,188 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/iomt/iomt/api"
+	"github.com/iomt/iomt/store/embedded"
+)
+
+const token = "admin-secret"
+
+// lockedBuffer is an audit log the handlers may write while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// records returns the audit records written so far.
+func (l *lockedBuffer) records(t *testing.T) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+type patient struct {
+	ID        string
+	Name      string
+	MRN       string
+	SpO2Scale *int `json:"spo2Scale"`
+}
+
+func newServer(t *testing.T) (*httptest.Server, *lockedBuffer) {
+	t.Helper()
+	st, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	audit := &lockedBuffer{}
+	h, err := api.New(api.Config{Store: st, AdminToken: token, Audit: slog.New(slog.NewJSONHandler(audit, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, audit
+}
+
+// call sends body (a JSON string) and decodes the reply into out.
+func call(t *testing.T, srv *httptest.Server, method, path, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func scaleOf(p patient) int {
+	if p.SpO2Scale == nil {
+		return 0
+	}
+	return *p.SpO2Scale
+}
+
+// A patient's NEWS2 SpO2 scale is set at creation or by PATCH, returned with the patient, and
+// every change is audited with the scale before and after. A scale other than 1 or 2 (0 being
+// "not set": scale 1) is refused with a reason that names the field, and changes nothing.
+func TestPatientSpO2Scale(t *testing.T) {
+	srv, audit := newServer(t)
+	var p patient
+	if code := call(t, srv, "POST", "/api/v1/patients", `{"name":"Ada","mrn":"m1","spo2Scale":2}`, &p); code != 201 || scaleOf(p) != 2 {
+		t.Fatalf("create on scale 2: %d %+v", code, p)
+	}
+	var got patient
+	if code := call(t, srv, "GET", "/api/v1/patients/"+p.ID, "", &got); code != 200 || scaleOf(got) != 2 {
+		t.Fatalf("read: %d %+v", code, got)
+	}
+	var plain patient
+	if code := call(t, srv, "POST", "/api/v1/patients", `{"name":"Bea"}`, &plain); code != 201 || plain.SpO2Scale != nil {
+		t.Fatalf("create without a scale: %d %+v (want no spo2Scale: not set, scale 1)", code, plain)
+	}
+
+	var problem api.Problem
+	const why = `"spo2Scale" must be 1 (NEWS2 SpO2 scale 1, the default; 0 means the same) or 2`
+	for _, body := range []string{`{"name":"Cy","spo2Scale":3}`, `{"name":"Cy","spo2Scale":-1}`} {
+		if code := call(t, srv, "POST", "/api/v1/patients", body, &problem); code != 400 || !strings.Contains(problem.Detail, why) {
+			t.Fatalf("create %s: %d %+v", body, code, problem)
+		}
+	}
+	var list struct{ Patients []patient }
+	if call(t, srv, "GET", "/api/v1/patients", "", &list); len(list.Patients) != 2 {
+		t.Fatalf("a refused create left a patient: %+v", list.Patients)
+	}
+
+	// Scale 3 does not exist: refused, and the rest of the same request is not applied.
+	if code := call(t, srv, "PATCH", "/api/v1/patients/"+p.ID, `{"name":"Changed","spo2Scale":3}`, &problem); code != 400 || !strings.Contains(problem.Detail, why) || !strings.Contains(problem.Detail, "got 3") {
+		t.Fatalf("PATCH scale 3: %d %+v", code, problem)
+	}
+	if call(t, srv, "GET", "/api/v1/patients/"+p.ID, "", &got); scaleOf(got) != 2 || got.Name != "Ada" {
+		t.Fatalf("a refused PATCH changed the patient: %+v", got)
+	}
+	for _, c := range []struct {
+		body string
+		code int
+		want string
+	}{
+		{`{"spo2Scale":"2"}`, 400, "invalid JSON body"},
+		{`{"spo2Scale":1.5}`, 400, "invalid JSON body"},
+		{`{"scale":2}`, 400, "unknown field"},
+		{`{"name":" "}`, 400, `"name" cannot be empty`},
+	} {
+		if code := call(t, srv, "PATCH", "/api/v1/patients/"+p.ID, c.body, &problem); code != c.code || !strings.Contains(problem.Detail, c.want) {
+			t.Errorf("PATCH %s: %d %+v, want %d %q", c.body, code, problem, c.code, c.want)
+		}
+	}
+	if code := call(t, srv, "PATCH", "/api/v1/patients/nobody", `{"spo2Scale":2}`, &problem); code != 404 {
+		t.Fatalf("PATCH of an unknown patient: %d %+v", code, problem)
+	}
+
+	// Back to scale 1; the other fields are kept.
+	if code := call(t, srv, "PATCH", "/api/v1/patients/"+p.ID, `{"spo2Scale":1}`, &got); code != 200 || scaleOf(got) != 1 || got.Name != "Ada" || got.MRN != "m1" {
+		t.Fatalf("PATCH to scale 1: %d %+v", code, got)
+	}
+	if call(t, srv, "GET", "/api/v1/patients/"+p.ID, "", &got); scaleOf(got) != 1 {
+		t.Fatalf("after PATCH: %+v", got)
+	}
+
+	var creates, updates []map[string]any
+	for _, r := range audit.records(t) {
+		switch r["action"] {
+		case "patient.create":
+			creates = append(creates, r)
+		case "patient.update":
+			updates = append(updates, r)
+		}
+	}
+	if len(creates) != 4 || creates[0]["patient"] != p.ID || creates[0]["spo2Scale"] != 2.0 || creates[0]["status"] != 201.0 || creates[2]["status"] != 400.0 {
+		t.Fatalf("create audit: %v", creates)
+	}
+	if len(updates) != 7 {
+		t.Fatalf("update audit: %d records, want 7: %v", len(updates), updates)
+	}
+	if r := updates[0]; r["patient"] != p.ID || r["status"] != 400.0 || r["actor"] != "admin" {
+		t.Errorf("refused scale 3 audited as %v", r)
+	}
+	if r := updates[6]; r["patient"] != p.ID || r["status"] != 200.0 || r["changed"] != "spo2Scale" || r["spo2ScaleFrom"] != 2.0 || r["spo2ScaleTo"] != 1.0 {
+		t.Errorf("scale change audited as %v", r)
+	}
+}
