@@ -19,8 +19,9 @@ type Live struct {
 }
 
 type watcher struct {
-	ch      chan liveMsg
-	dropped int
+	ch       chan liveMsg
+	dropped  int
+	readings bool // false: events only (alarms, alerts, scores), e.g. for an alarm console
 }
 
 // liveMsg is a batch of readings, or another event (an alert) with its data.
@@ -53,6 +54,9 @@ func (l *Live) send(patient string, m liveMsg) {
 	defer l.mu.Unlock()
 	for _, key := range [2]string{patient, allPatients} {
 		for w := range l.watchers[key] {
+			if m.batch != nil && !w.readings {
+				continue
+			}
 			select {
 			case w.ch <- m:
 			default:
@@ -62,8 +66,8 @@ func (l *Live) send(patient string, m liveMsg) {
 	}
 }
 
-func (l *Live) watch(patient string) *watcher {
-	w := &watcher{ch: make(chan liveMsg, 256)}
+func (l *Live) watch(patient string, readings bool) *watcher {
+	w := &watcher{ch: make(chan liveMsg, 256), readings: readings}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.watchers[patient] == nil {
@@ -100,22 +104,25 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient "+id, err)
 		return
 	}
-	s.serveStream(w, r, id, r.URL.Query().Get("waveforms") != "false")
+	q := r.URL.Query()
+	s.serveStream(w, r, id, q.Get("readings") != "false", q.Get("waveforms") != "false")
 }
 
 // streamAll follows every patient; waveforms only on request (?waveforms=true), since a ward
-// of ECG patches is a lot of data for a ward view that shows numbers.
+// of ECG patches is a lot of data for a ward view that shows numbers. With ?readings=false
+// it carries events only: the alarm console of a ward need not receive every reading.
 func (s *Server) streamAll(w http.ResponseWriter, r *http.Request) {
-	s.serveStream(w, r, allPatients, r.URL.Query().Get("waveforms") == "true")
+	q := r.URL.Query()
+	s.serveStream(w, r, allPatients, q.Get("readings") != "false", q.Get("waveforms") == "true")
 }
 
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id string, waveforms bool) {
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id string, readings, waveforms bool) {
 	fl, ok := w.(http.Flusher)
 	if !ok || s.Live == nil {
 		writeProblem(w, r, http.StatusNotImplemented, "live streams are not available")
 		return
 	}
-	wt := s.Live.watch(id)
+	wt := s.Live.watch(id, readings)
 	defer s.Live.unwatch(id, wt)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

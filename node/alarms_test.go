@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,10 +80,37 @@ teams:
 		c.Alarms = node.AlarmsConfig{RulesFile: rules, RoutingFile: routes, WebhookSecret: secret}
 	})
 	patient, dev := e.ward()
+	// The ward's alarm console: events only, no readings.
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.base+"/api/v1/stream?readings=false", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("alarm console stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	console := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if k, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				console <- k
+			}
+		}
+	}()
 	raisedAt := time.Now()
 	body := []byte(`[{"bn":"urn:dev:id:` + dev.ID + `:","bt":` + strconv.FormatInt(raisedAt.Unix(), 10) + `,"n":"59408-5","u":"%","v":88}]`)
 	if code := e.call("POST", "/api/v1/ingest", dev.Token, body, nil); code != 200 {
 		t.Fatalf("ingest: %d", code)
+	}
+	for kind := ""; kind != "alarm"; {
+		select {
+		case kind = <-console:
+			if kind == "observation" || kind == "waveform" {
+				t.Fatalf("the events-only stream carried an %s", kind)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no alarm on the events-only stream")
+		}
 	}
 
 	waitFor := func(what string, ok func() bool) {

@@ -30,6 +30,7 @@ type AlarmBenchResult struct {
 	Seconds      float64 `json:"seconds"`
 	MsgsPerSec   float64 `json:"msgsPerSec"`
 	Dips         int     `json:"dips"`
+	Stream       string  `json:"stream"` // "events" (alarm console) or "readings+events" (ward view)
 	StreamAlarms int     `json:"streamAlarms"`
 	Webhooks     int     `json:"webhooks"`
 	StreamP50ms  float64 `json:"streamP50ms"`
@@ -109,6 +110,7 @@ func benchAlarms(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	warmup := fs.Duration("warmup", 15*time.Second, "time to connect and settle before measuring")
 	serverBin := fs.String("server-bin", "", "iomt binary to start as the server (default: this one)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	withReadings := fs.Bool("stream-readings", false, "follow the ward stream with every reading (default: events only, as an alarm console)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -182,7 +184,7 @@ func benchAlarms(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 	runCtx, cancel := context.WithTimeout(ctx, *warmup+*duration)
 	defer cancel()
-	if err := readAlarmStream(runCtx, apiURL, token, stream, &measuring); err != nil {
+	if err := readAlarmStream(runCtx, apiURL, token, *withReadings, stream, &measuring); err != nil {
 		return fail(err)
 	}
 
@@ -266,7 +268,10 @@ loop:
 	}
 	el := time.Since(t0).Seconds()
 	res := AlarmBenchResult{Devices: *devices, Seconds: el, MsgsPerSec: float64(msgs.Load()-m0) / el,
-		BadSigs: badSigs.Load(), ServerCPU: (cpuSeconds(pid) - cpu0) / el}
+		Stream: "events", BadSigs: badSigs.Load(), ServerCPU: (cpuSeconds(pid) - cpu0) / el}
+	if *withReadings {
+		res.Stream = "readings+events"
+	}
 	var sn, hn int
 	res.StreamP50ms, res.StreamP99ms, res.StreamMaxms, sn = stream.quantiles()
 	res.HookP50ms, res.HookP99ms, res.HookMaxms, hn = hooks.quantiles()
@@ -282,19 +287,24 @@ loop:
 	fmt.Fprintf(stdout, `
 devices                  %d pulse oximeters, SpO2 at 1 Hz, each dipping to 85 %% once every %s
 ingest                   %.0f msgs/s acknowledged
-alarms measured          %d on the live stream, %d webhooks (about %d dips expected)
+alarms measured          %d on the live stream (%s), %d webhooks (about %d dips expected)
 publish → stream alarm   p50 %.2f ms, p99 %.2f ms, max %.1f ms
 publish → webhook        p50 %.2f ms, p99 %.2f ms, max %.1f ms
 bad signatures           %d
 server CPU               %.2f cores
-`, res.Devices, *every, res.MsgsPerSec, res.StreamAlarms, res.Webhooks, res.Dips,
+`, res.Devices, *every, res.MsgsPerSec, res.StreamAlarms, res.Stream, res.Webhooks, res.Dips,
 		res.StreamP50ms, res.StreamP99ms, res.StreamMaxms, res.HookP50ms, res.HookP99ms, res.HookMaxms, res.BadSigs, res.ServerCPU)
 	return 0
 }
 
-// readAlarmStream follows the ward's live stream and records each raised alarm's arrival.
-func readAlarmStream(ctx context.Context, apiURL, token string, l *latencies, measuring *atomic.Bool) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", apiURL+"/api/v1/stream", nil)
+// readAlarmStream follows the ward's live stream (readings and events, or events only as an
+// alarm console does) and records each raised alarm's arrival.
+func readAlarmStream(ctx context.Context, apiURL, token string, readings bool, l *latencies, measuring *atomic.Bool) error {
+	url := apiURL + "/api/v1/stream?readings=false"
+	if readings {
+		url = apiURL + "/api/v1/stream"
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return err
 	}
