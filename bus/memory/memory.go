@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -65,13 +66,30 @@ func (b *Bus) Publish(ctx context.Context, batch iomt.Batch) error {
 		return ErrClosed
 	}
 	p := Partition(batch.Patient, b.partitions)
-	for name, g := range b.groups {
+	// Groups with room first: a group that has fallen behind must not hold up the others
+	// (the alarm engine must not wait for an analysis that lags).
+	var full []*group
+	for _, g := range b.groups {
 		select {
 		case g.queues[p] <- batch:
-		case <-g.done:
-		case <-ctx.Done():
-			return fmt.Errorf("bus: publish to group %q: %w", name, ctx.Err())
+		default:
+			full = append(full, g)
 		}
+	}
+	// Then wait for whichever full group makes room first (rare, so reflection's cost is
+	// fine here), until each has the batch or is gone.
+	for len(full) > 0 {
+		cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
+		for _, g := range full {
+			cases = append(cases,
+				reflect.SelectCase{Dir: reflect.SelectSend, Chan: reflect.ValueOf(g.queues[p]), Send: reflect.ValueOf(batch)},
+				reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(g.done)})
+		}
+		i, _, _ := reflect.Select(cases)
+		if i == 0 {
+			return fmt.Errorf("bus: publish to %d lagging groups: %w", len(full), ctx.Err())
+		}
+		full = slices.Delete(full, (i-1)/2, (i-1)/2+1)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -170,4 +171,43 @@ func TestEventsReachEverySubscriber(t *testing.T) {
 	if err := b.PublishEvent(context.Background(), iomt.Event{}); err == nil {
 		t.Fatal("publish after close accepted")
 	}
+}
+
+// A group that has fallen behind holds up the publisher, but not the other groups: they get
+// the batch first.
+func TestLaggingGroupDoesNotHoldUpOthers(t *testing.T) {
+	b := memory.New(memory.Options{Partitions: 1, Buffer: 1})
+	defer b.Close()
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free() // before Close, which waits for the handlers
+	if err := b.Subscribe(t.Context(), "slow", func(context.Context, iomt.Batch) error { <-release; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan iomt.Batch, 8)
+	if err := b.Subscribe(t.Context(), "alarms", func(_ context.Context, bt iomt.Batch) error { got <- bt; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 4 {
+			_ = b.Publish(t.Context(), iomt.Batch{Patient: "p", Device: strconv.Itoa(i)})
+		}
+	}()
+	// "slow" holds one batch and queues one; the third Publish waits for it, but only after
+	// "alarms" has had the third batch.
+	for i := range 3 {
+		select {
+		case bt := <-got:
+			if bt.Device != strconv.Itoa(i) {
+				t.Fatalf("batch %s, want %d", bt.Device, i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("batch %d did not reach the other group while one lagged", i)
+		}
+	}
+	free()
+	<-done
 }
