@@ -277,7 +277,9 @@ func newBuilder(max, sizeHint int) *builder {
 
 func (b *builder) float(f float64) *float64 {
 	if len(b.floats) == 0 {
-		b.floats = make([]float64, 256)
+		// One slab for the values of a pack: as many as it has records (most values are
+		// theirs), up to 256 at a time, so a vital-signs pack of two does not take 2 KB.
+		b.floats = make([]float64, min(256, max(4, cap(b.pack)-len(b.pack))))
 	}
 	p := &b.floats[0]
 	*p = f
