@@ -92,6 +92,9 @@ func New(ln net.Listener, in *ingest.Ingester, auth ingest.Authenticator, o Opti
 		Capabilities: caps,
 		Logger:       slog.New(levelFilter{log.Handler(), slog.LevelError}),
 		InlineClient: true, // lets the node publish device commands
+		// $SYS topics are for nobody here (devices may not subscribe to them), and each
+		// update stops the world to read memory statistics: once an hour, not every second.
+		SysTopicResendInterval: 3600,
 	})
 	h := &hook{ingest: in, auth: auth, log: log, onAck: o.OnCommandAck, sessions: map[*mochi.Client]*session{}, acks: map[ackKey]ackInfo{}}
 	if o.Registerer != nil {
