@@ -39,8 +39,13 @@ func TestAlarmCommandAcknowledgedByDevice(t *testing.T) {
 			if err := os.WriteFile(rules, []byte(commandRulesYAML), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			// The device that answers has ample time to; the silent one is given up on quickly.
+			timeout := 10 * time.Second
+			if !answer {
+				timeout = time.Second
+			}
 			e := startWith(t, func(c *node.Config) {
-				c.Alarms = node.AlarmsConfig{RulesFile: rules, CommandTimeout: time.Second}
+				c.Alarms = node.AlarmsConfig{RulesFile: rules, CommandTimeout: timeout}
 			})
 			patient, dev := e.ward()
 			var cuff device

@@ -139,8 +139,8 @@ teams:
 	mu.Lock()
 	first, second := hits[0], hits[1]
 	mu.Unlock()
-	if first.reason != "raised" || second.reason != "escalated" || second.at.Sub(first.at) < 1500*time.Millisecond {
-		t.Fatalf("first %+v, then %+v: want raised, then escalated about 2 s later", first, second)
+	if first.reason != "raised" || second.reason != "escalated" || second.at.Sub(raisedAt) < 1500*time.Millisecond {
+		t.Fatalf("first %+v, then %+v: want raised, then escalated about 2 s after the reading", first, second)
 	}
 
 	var list struct {

@@ -50,7 +50,7 @@ func TestCGMAlertsFromLiveReadings(t *testing.T) {
 		}
 	}
 	seen := map[string]bool{}
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(20 * time.Second) // 13 readings through ingest, bus, analysis and SSE on a busy CI machine
 	for !(seen["low"] && seen["predicted_low"] && seen["urgent_low"]) {
 		select {
 		case a := <-alerts:

@@ -245,13 +245,14 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		if service.Internal(e.Kind) {
 			return
 		}
-		live.Notify(e.Patient, e.Kind, e.Data)
+		// Listed before streamed: a client told of an alert can read it back at once.
 		if e.Kind == cgmAlertEvent {
 			var a api.CGMAlert
 			if err := json.Unmarshal(e.Data, &a); err == nil {
 				recent.Add(e.Patient, a.Alert)
 			}
 		}
+		live.Notify(e.Patient, e.Kind, e.Data)
 	})
 	if err != nil {
 		return nil, err

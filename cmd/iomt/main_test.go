@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -135,6 +136,7 @@ func TestKill9LosesNoAcknowledgedReading(t *testing.T) {
 
 	base := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
 	acked := make([]int, devices) // packs acknowledged per device
+	var ackedPacks atomic.Int64
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -174,10 +176,16 @@ func TestKill9LosesNoAcknowledgedReading(t *testing.T) {
 					return
 				}
 				acked[i] = pack + 1
+				ackedPacks.Add(1)
 			}
 		}(i, d)
 	}
+	// Mid-stream: after 1.5 s and once every device has had packs acknowledged (a slow
+	// machine may take longer to connect them all).
 	time.Sleep(1500 * time.Millisecond)
+	for deadline := time.Now().Add(20 * time.Second); ackedPacks.Load() < 2*devices && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
