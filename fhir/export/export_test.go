@@ -47,6 +47,7 @@ type fakeEHR struct {
 	stored   map[string]json.RawMessage
 	puts     map[string]int
 	posts    int
+	dropped  int // POSTs applied whose answer was then lost (applyDrop)
 	postTime []time.Time
 	refuse   func(o map[string]any) bool // entries the EHR refuses with 422
 }
@@ -132,6 +133,9 @@ func (e *fakeEHR) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	e.mu.Unlock()
 	if e.mode.Load() == applyDrop {
+		e.mu.Lock()
+		e.dropped++
+		e.mu.Unlock()
 		hang()
 		return
 	}
@@ -200,6 +204,13 @@ func start(t *testing.T, cfg export.Config) *runner {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{ex: ex, cancel: cancel, done: make(chan error, 1)}
+	// Subscribe before returning: the memory bus drops what is published while no group is
+	// subscribed, so callers may publish as soon as start returns.
+	if err := ex.Subscribe(ctx); err != nil {
+		cancel()
+		_ = ex.Close()
+		t.Fatal(err)
+	}
 	go func() { r.done <- ex.Run(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
@@ -245,7 +256,8 @@ func TestOutageRestartNoLossNoDuplicate(t *testing.T) {
 	ehr.mode.Store(unavailable)
 	cat := codes.New()
 	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sw := &syncWriter{w: &logs}
+	log := slog.New(slog.NewTextHandler(sw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
 	bus := memory.New(memory.Options{})
 	defer bus.Close()
@@ -253,7 +265,6 @@ func TestOutageRestartNoLossNoDuplicate(t *testing.T) {
 	first := batches(60, time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC))
 	want := expectedIDs(t, cat, first)
 	r1 := start(t, baseConfig(ehr, dir, bus, log))
-	time.Sleep(20 * time.Millisecond) // Run subscribes
 	for _, b := range first {
 		if err := bus.Publish(t.Context(), b); err != nil {
 			t.Fatal(err)
@@ -263,12 +274,15 @@ func TestOutageRestartNoLossNoDuplicate(t *testing.T) {
 		n, _ := r1.ex.Pending()
 		return n == len(want)
 	})
-	_, _, posts := ehr.snapshot()
-	if posts < 2 {
-		t.Errorf("exporter made %d attempts during the outage", posts)
-	}
+	// The outbox may fill before the second attempt: wait for it rather than assert at once.
+	eventually(t, "a second attempt during the outage", 10*time.Second, func() bool {
+		_, _, posts := ehr.snapshot()
+		return posts >= 2
+	})
 	// Restart mid-outage: a new exporter on the same outbox.
 	r1.stop(t)
+	// The bus drops r1's group in a goroutine once its context ends; r2 joins the same group.
+	eventually(t, "r1 to leave the bus", 5*time.Second, func() bool { return len(bus.Owned("fhir-export")) == 0 })
 	ehr.mode.Store(dropConn)
 	reg := prometheus.NewRegistry()
 	cfg := baseConfig(ehr, dir, bus, log)
@@ -277,7 +291,12 @@ func TestOutageRestartNoLossNoDuplicate(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	// The EHR comes back but loses its answers for a while: the exporter must resend.
 	ehr.mode.Store(applyDrop)
-	time.Sleep(100 * time.Millisecond)
+	// Stay in applyDrop until an answer is actually lost: a stall could skip a fixed window.
+	eventually(t, "an applied POST whose answer is lost", 10*time.Second, func() bool {
+		ehr.mu.Lock()
+		defer ehr.mu.Unlock()
+		return ehr.dropped >= 1
+	})
 	ehr.mode.Store(up)
 	eventually(t, "the outbox to drain", 20*time.Second, func() bool {
 		n, _ := r2.ex.Pending()
@@ -327,7 +346,7 @@ func TestOutageRestartNoLossNoDuplicate(t *testing.T) {
 			t.Errorf("%s: code %v", id, code)
 		}
 	}
-	if strings.Contains(logs.String(), ehrToken) {
+	if strings.Contains(sw.String(), ehrToken) {
 		t.Error("the EHR token appears in the log")
 	}
 	m := gather(t, reg)
@@ -346,6 +365,13 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// String reads what was written so far; only for a bytes.Buffer.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.(*bytes.Buffer).String()
 }
 
 func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
@@ -439,7 +465,8 @@ func TestRetryAfterAndAuth(t *testing.T) {
 	ehr := newEHR(t)
 	ehr.mode.Store(throttle)
 	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	sw := &syncWriter{w: &logs}
+	log := slog.New(slog.NewTextHandler(sw, nil))
 	r := start(t, baseConfig(ehr, t.TempDir(), nil, log))
 	if err := r.ex.Enqueue(t.Context(), batches(1, time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC))[0]); err != nil {
 		t.Fatal(err)
@@ -453,11 +480,12 @@ func TestRetryAfterAndAuth(t *testing.T) {
 	if gap < 900*time.Millisecond {
 		t.Errorf("retried %v after a 429 with Retry-After: 1", gap)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The EHR counts a POST before it reads the mode: wait until the 401 was answered and logged.
+	eventually(t, "the credentials error in the log", 5*time.Second, func() bool { return strings.Contains(sw.String(), "credentials") })
 	ehr.mode.Store(up)
 	eventually(t, "delivery", 5*time.Second, func() bool { n, _ := r.ex.Pending(); return n == 0 })
-	if !strings.Contains(logs.String(), "credentials") || strings.Contains(logs.String(), ehrToken) {
-		t.Errorf("log: %s", logs.String())
+	if out := sw.String(); !strings.Contains(out, "credentials") || strings.Contains(out, ehrToken) {
+		t.Errorf("log: %s", out)
 	}
 	if _, err := export.New(export.Config{Catalog: codes.New(), URL: "http://user:pw@ehr.example/fhir", Dir: t.TempDir()}); err == nil {
 		t.Error("credentials in the URL accepted")
