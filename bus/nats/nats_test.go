@@ -131,6 +131,10 @@ func TestOrderPerPatientAndFanOut(t *testing.T) {
 			}
 			r.mu.Unlock()
 		}
+		// The bus counts a delivery after the handler returns, so the recorder can be ahead.
+		eventually(t, 10*time.Second, "store's Delivered stat to catch up", func() bool {
+			return b.Stats().Groups["store"].Delivered >= patients*per
+		})
 		st := b.Stats()
 		if st.Published != patients*per || st.Groups["store"].Delivered != patients*per {
 			t.Errorf("stats: %+v", st)
@@ -214,7 +218,13 @@ func TestLoadSharedBetweenMembers(t *testing.T) {
 		w := &partitionWatch{busy: map[int]string{}, by: map[string]map[string]int{}}
 		var buses []*Bus
 		for i := range 3 {
-			b := e.open(func(o *Options) { o.Partitions = parts; o.Member = fmt.Sprintf("m%d", i) })
+			// A 3s TTL (not the suite's 1s), so that a CI stall of a second does not move
+			// partitions and break the steady-state checks below.
+			b := e.open(func(o *Options) {
+				o.Partitions = parts
+				o.Member = fmt.Sprintf("m%d", i)
+				o.LeaseTTL = 3 * time.Second
+			})
 			if err := b.Subscribe(ctx, "work", w.handler(b.Member(), parts)); err != nil {
 				t.Fatal(err)
 			}
@@ -300,7 +310,9 @@ func TestTakeoverAfterCrash(t *testing.T) {
 			}
 		}
 		ra, rb := &rec{seen: map[string][]int{}}, &rec{seen: map[string][]int{}}
-		ttl := time.Second
+		// Not the suite's 1s: a CI stall of a second could move B's partitions too and add
+		// duplicates beyond the one-per-partition bound checked below.
+		ttl := 3 * time.Second
 		if s := os.Getenv("IOMT_TEST_LEASE_TTL"); s != "" { // to measure the takeover with another TTL
 			var err error
 			if ttl, err = time.ParseDuration(s); err != nil {
@@ -613,6 +625,11 @@ func TestMetrics(t *testing.T) {
 	eventually(t, 10*time.Second, "leases", func() bool { return len(b.Owned("store")) == 4 })
 	publishAll(t, b, 2, 5, 0)
 	eventually(t, 10*time.Second, "10 batches", func() bool { return r.count() == 10 && live.count() == 10 })
+	// The bus counts a delivery after the handler returns, so the recorders can be ahead.
+	eventually(t, 10*time.Second, "Delivered stats to catch up", func() bool {
+		st := b.Stats()
+		return st.Groups["store"].Delivered >= 10 && st.Groups[""].Delivered >= 10
+	})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(b)
 	mfs, err := reg.Gather()

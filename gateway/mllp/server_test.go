@@ -54,13 +54,18 @@ type accepted struct {
 
 // recordingSink keeps what it accepts, or fails with err.
 type recordingSink struct {
-	mu   sync.Mutex
-	got  []accepted
-	err  error
-	wait chan struct{} // when set, Accept blocks until it is closed
+	mu      sync.Mutex
+	got     []accepted
+	err     error
+	wait    chan struct{} // when set, Accept blocks until it is closed
+	entered chan struct{} // when set, closed when Accept is first called, before it waits
+	once    sync.Once
 }
 
 func (s *recordingSink) Accept(ctx context.Context, device string, data []byte, class gateway.Class) error {
+	if s.entered != nil {
+		s.once.Do(func() { close(s.entered) })
+	}
 	if s.wait != nil {
 		<-s.wait
 	}
@@ -391,11 +396,17 @@ func TestAbnormalFlagIsAlarm(t *testing.T) {
 // TestShutdown: a message being stored when shutdown begins is still stored and acknowledged;
 // idle connections are closed and Serve returns.
 func TestShutdown(t *testing.T) {
-	sink := &recordingSink{wait: make(chan struct{})}
+	sink := &recordingSink{wait: make(chan struct{}), entered: make(chan struct{})}
 	h := start(t, sink, nil)
 	busy, idle := dial(t, h.addr), dial(t, h.addr)
 	busy.send(readData(t, "ipf_valid-pcd01-request.hl7v2"))
-	time.Sleep(100 * time.Millisecond) // let the message reach the sink
+	// Stop only once the message is in the sink: a fixed sleep could stop before it got there.
+	select {
+	case <-sink.entered:
+	case <-time.After(10 * time.Second):
+		close(sink.wait)
+		t.Fatal("the message did not reach the sink")
+	}
 	h.stop()
 	close(sink.wait)
 	if code := busy.ack()["MSA"][1]; code != "AA" {
