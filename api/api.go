@@ -4,9 +4,7 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	_ "embed"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,15 +183,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]string{"status": "ready"})
 }
 
-// newID returns a random, URL- and MQTT-topic-safe identifier.
-func newID() (string, error) {
-	b := make([]byte, 10)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generate id: %w", err)
-	}
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
-}
-
 // decodeBody reads a JSON object strictly: unknown fields and trailing data are errors.
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.MaxBody))
@@ -287,7 +276,7 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	id, err := newID()
+	id, err := iomt.NewID()
 	if err != nil {
 		s.storeError(w, r, "patient", err)
 		return
@@ -462,7 +451,7 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	id, err := newID()
+	id, err := iomt.NewID()
 	if err != nil {
 		s.storeError(w, r, "device", err)
 		return

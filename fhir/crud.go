@@ -175,7 +175,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) erro
 	if err != nil {
 		return err
 	}
-	id, err := newID()
+	id, err := iomt.NewID()
 	if err != nil {
 		return err
 	}

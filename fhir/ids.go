@@ -1,7 +1,6 @@
 package fhir
 
 import (
-	"encoding/base32"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -24,9 +23,9 @@ func ValidID(s string) bool { return validID.MatchString(s) }
 // characters, so an Observation id packs 6 bits per character.
 var idEncoding = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.").WithPadding(base64.NoPadding)
 
-// registryIDs is the alphabet of the ids the REST API generates (lower-case base32, 10 bytes);
-// such ids are packed to their 10 bytes so that an Observation id stays within 64 characters.
-var registryIDs = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+// registryIDs is the alphabet of the ids the registry generates (10 bytes); such ids are
+// packed to their 10 bytes so that an Observation id stays within 64 characters.
+var registryIDs = iomt.IDEncoding
 
 // ObsKind says what an Observation id points at.
 type ObsKind byte

@@ -12,7 +12,6 @@ package fhir
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -370,15 +369,6 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	s.write(w, r, ae.status, oo)
-}
-
-// newID returns a random id in the registry's alphabet (as the REST API makes them).
-func newID() (string, error) {
-	b := make([]byte, 10)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("fhir: generate id: %w", err)
-	}
-	return registryIDs.EncodeToString(b), nil
 }
 
 // readBody reads a resource body, checking its media type and size.
