@@ -59,6 +59,9 @@ func record(a *Alarm, to State, who string, when time.Time, why string) {
 	a.State = to
 }
 
+// note records a step that changes no state (a priority rise, a silence, an escalation).
+func note(a *Alarm, who string, when time.Time, why string) { record(a, a.State, who, when, why) }
+
 // ChangeKind says what happened to an alarm.
 type ChangeKind string
 

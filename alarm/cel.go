@@ -1,8 +1,6 @@
 package alarm
 
 import (
-	"time"
-
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
@@ -14,7 +12,6 @@ import (
 type activation struct {
 	p      *patient
 	device string
-	at     time.Time
 	event  map[string]any
 	kind   string
 }

@@ -21,6 +21,7 @@ const DefaultHold = 10 * time.Minute
 type Rules struct {
 	set        RuleSet
 	rules      []*compiled
+	ids        map[string]*compiled // rules by ID
 	byCode     map[string][]*compiled
 	byEvent    map[string][]*compiled
 	conditions []*compiled
@@ -160,13 +161,13 @@ func Compile(rs RuleSet, cat *codes.Catalog) (*Rules, error) {
 			r.offline = append(r.offline, c)
 		}
 	}
-	byID := map[string]*compiled{}
+	r.ids = make(map[string]*compiled, len(r.rules))
 	for _, c := range r.rules {
-		byID[c.ID] = c
+		r.ids[c.ID] = c
 	}
 	for _, p := range sortedKeys(rs.Patients) {
 		for _, id := range sortedKeys(rs.Patients[p]) {
-			c, ok := byID[id]
+			c, ok := r.ids[id]
 			if !ok {
 				errs = append(errs, ruleErr(id, "patients."+p, "override of a rule the set does not have"))
 				continue

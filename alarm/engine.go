@@ -139,12 +139,8 @@ func (e *Engine) SetRules(tenant string, r *Rules) []Change {
 			continue
 		}
 		p.rules, p.news2 = r, nil
-		keep := map[string]bool{}
-		for _, c := range r.rules {
-			keep[c.ID] = true
-		}
 		for _, k := range sortedTrackers(p.trackers) {
-			if keep[k.rule] {
+			if r.byID(k.rule) != nil {
 				continue
 			}
 			if t := p.trackers[k]; t.alarm != nil {
@@ -385,7 +381,7 @@ func (e *Engine) step(out []Change, p *patient, c *compiled, t *tracker, at time
 			why = "condition cleared"
 		}
 		if a.Latching {
-			a.Transitions = append(a.Transitions, Transition{From: a.State, To: a.State, Who: System, When: at, Why: why + "; latched until resolved"})
+			note(a, System, at, why+"; latched until resolved")
 			out = append(out, Change{Kind: ConditionClear, Alarm: clone(a)})
 		} else {
 			out = append(out, e.resolve(a, System, at, why))
@@ -423,7 +419,7 @@ func (e *Engine) settle(out []Change, p *patient, c *compiled, t *tracker, at, n
 			record(a, Active, System, at, why)
 			a.Acked = time.Time{}
 		} else {
-			a.Transitions = append(a.Transitions, Transition{From: a.State, To: a.State, Who: System, When: at, Why: why})
+			note(a, System, at, why)
 		}
 		if !a.ConditionActive {
 			a.ConditionActive, a.Cleared = true, time.Time{}
@@ -433,7 +429,7 @@ func (e *Engine) settle(out []Change, p *patient, c *compiled, t *tracker, at, n
 		return append(out, ch)
 	case !a.ConditionActive:
 		a.ConditionActive, a.Cleared = true, time.Time{}
-		a.Transitions = append(a.Transitions, Transition{From: a.State, To: a.State, Who: System, When: at, Why: "condition returned"})
+		note(a, System, at, "condition returned")
 		return append(out, Change{Kind: ConditionReturn, Alarm: clone(a)})
 	}
 	return out
@@ -506,7 +502,7 @@ func (e *Engine) resolve(a *Alarm, who string, at time.Time, why string) Change 
 func (e *Engine) conditions(out []Change, p *patient, at time.Time, device string, now time.Time) []Change {
 	r := p.rules
 	p.purge(at)
-	act := &activation{p: p, device: device, at: at}
+	act := &activation{p: p, device: device}
 	for _, c := range r.conditions {
 		rc := r.rule(p.id, c)
 		if !rc.enabled() {
@@ -575,7 +571,7 @@ func (e *Engine) Event(ev iomt.Event) []Change {
 	if at.IsZero() {
 		at = p.clockAt(now)
 	}
-	act := &activation{p: p, device: device, at: at, event: data, kind: ev.Kind}
+	act := &activation{p: p, device: device, event: data, kind: ev.Kind}
 	var out []Change
 	for _, c := range rules {
 		rc := p.rules.rule(p.id, c)
@@ -669,7 +665,7 @@ func (e *Engine) Tick(now time.Time) []Change {
 		a := e.alarms[id]
 		if !a.SilencedUntil.IsZero() && !now.Before(a.SilencedUntil) {
 			a.SilencedUntil = time.Time{}
-			a.Transitions = append(a.Transitions, Transition{From: a.State, To: a.State, Who: System, When: now, Why: "silence expired"})
+			note(a, System, now, "silence expired")
 			ch := Change{Kind: SilenceExpired}
 			if a.State == Active {
 				e.notify(&ch, a, nil, now)
@@ -683,8 +679,7 @@ func (e *Engine) Tick(now time.Time) []Change {
 			continue
 		}
 		a.Level++
-		a.Transitions = append(a.Transitions, Transition{From: a.State, To: a.State, Who: System, When: now,
-			Why: fmt.Sprintf("not acknowledged: escalated to tier %d", a.Level+1)})
+		note(a, System, now, fmt.Sprintf("not acknowledged: escalated to tier %d", a.Level+1))
 		ch := Change{Kind: Escalated, Deliveries: e.router.Route(a, Escalated, now)}
 		e.arm(a, now)
 		ch.Alarm = clone(a)
@@ -693,14 +688,7 @@ func (e *Engine) Tick(now time.Time) []Change {
 	return out
 }
 
-func (r *Rules) byID(id string) *compiled {
-	for _, c := range r.rules {
-		if c.ID == id {
-			return c
-		}
-	}
-	return nil
-}
+func (r *Rules) byID(id string) *compiled { return r.ids[id] }
 
 func (e *Engine) sortedPatients() []*patient {
 	ps := make([]*patient, 0, len(e.patients))
@@ -832,7 +820,7 @@ func (e *Engine) Silence(s Silence) ([]Change, error) {
 		if s.Why != "" {
 			why += ": " + s.Why
 		}
-		a.Transitions = append(a.Transitions, Transition{From: a.State, To: a.State, Who: s.Who, When: now, Why: why})
+		note(a, s.Who, now, why)
 		out = append(out, Change{Kind: SilencedBy, Alarm: clone(a)})
 	}
 	if s.Alarm == "" {

@@ -62,20 +62,17 @@ type alarmParts struct {
 
 // startAlarms builds the engine, notifiers and service; the caller subscribes it to the bus.
 func (n *Node) startAlarms(ctx context.Context, cfg AlarmsConfig, cat *codes.Catalog, events iomt.Events, reg prometheus.Registerer, log *slog.Logger) (*alarmParts, error) {
-	rules, err := alarm.DefaultRules()
-	if err != nil {
-		return nil, err
-	}
+	// Without a rules file the engine compiles the embedded defaults itself.
+	ecfg := alarm.Config{Logger: log}
 	if cfg.RulesFile != "" {
 		doc, err := os.ReadFile(cfg.RulesFile)
 		if err != nil {
 			return nil, fmt.Errorf("alarm rules: %w", err)
 		}
-		if rules, err = service.CompileRules(doc, cat); err != nil {
+		if ecfg.Rules, err = service.CompileRules(doc, cat); err != nil {
 			return nil, fmt.Errorf("alarm rules %s: %w", cfg.RulesFile, err)
 		}
 	}
-	ecfg := alarm.Config{Rules: rules, Logger: log}
 	if cfg.RoutingFile != "" {
 		doc, err := os.ReadFile(cfg.RoutingFile)
 		if err != nil {

@@ -21,14 +21,6 @@ const (
 	KindRouting = "routing"
 )
 
-// Defaults are the configuration a node starts with before what the store holds: the rule set
-// for tenants without their own and the routing. Empty documents mean the embedded adult rules
-// and no routing (the dashboard only).
-type Defaults struct {
-	Rules   []byte
-	Routing []byte
-}
-
 // CompileRules parses and compiles a rule set document; errors match iomt.ErrInvalid.
 func CompileRules(doc []byte, cat *codes.Catalog) (*alarm.Rules, error) {
 	rs, err := alarm.ParseRuleSetBytes(doc)
@@ -44,11 +36,8 @@ func CompileRouting(doc []byte) (*alarm.Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := alarm.NewRouter(rc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", iomt.ErrInvalid, err)
-	}
-	return r, nil
+	// NewRouter's errors already match iomt.ErrInvalid.
+	return alarm.NewRouter(rc)
 }
 
 // Load applies the newest stored rules of every tenant and the stored routing to the engine.
