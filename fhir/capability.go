@@ -70,7 +70,7 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 	search := csInteraction{Code: "search-type"}
 	common := []csSearchParam{
 		{Name: "_id", Definition: spBase + "Resource-id", Type: "token"},
-		{Name: "_count", Type: "number", Documentation: "page size; default " + itoa(s.DefaultCount) + ", at most " + itoa(s.MaxCount)},
+		{Name: "_count", Type: "number", Documentation: "page size; default " + strconv.Itoa(s.DefaultCount) + ", at most " + strconv.Itoa(s.MaxCount)},
 	}
 	res := func(typ, doc string, inter []csInteraction, params ...csSearchParam) csResource {
 		return csResource{Type: typ, Profile: "http://hl7.org/fhir/StructureDefinition/" + typ, Documentation: doc,
@@ -120,5 +120,3 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 		}},
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,7 +123,7 @@ func (m *member) ownedSnapshot() []int {
 }
 
 func (m *member) setOwned() {
-	o := sortedInts(m.leases)
+	o := slices.Sorted(maps.Keys(m.leases))
 	m.mu.Lock()
 	m.owned = o
 	m.mu.Unlock()
@@ -208,7 +210,7 @@ func (m *member) renew(ctx context.Context) {
 		err   error
 		start time.Time
 	}
-	parts := sortedInts(m.leases)
+	parts := slices.Sorted(maps.Keys(m.leases))
 	results := make([]renewal, len(parts))
 	var wg sync.WaitGroup
 	for i, p := range parts {
@@ -278,7 +280,7 @@ func (m *member) balance(ctx context.Context) {
 	share := (parts + members - 1) / members
 	defer m.setOwned()
 	for len(m.leases) > share {
-		owned := sortedInts(m.leases)
+		owned := slices.Sorted(maps.Keys(m.leases))
 		l := m.leases[owned[len(owned)-1]]
 		m.log.Info("nats partition handed over to balance the group", "partition", l.p, "members", members)
 		m.release(l, true)

@@ -69,7 +69,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -389,12 +389,7 @@ func (b *Bus) ensureStream(ctx context.Context) error {
 			"stream", o.Stream, "max_age", got.MaxAge, "replicas", got.Replicas,
 			"configured_max_age", o.MaxAge, "configured_replicas", o.Replicas)
 	}
-	want := o.Subject + ".*"
-	found := false
-	for _, s := range got.Subjects {
-		found = found || s == want
-	}
-	if !found {
+	if want := o.Subject + ".*"; !slices.Contains(got.Subjects, want) {
 		return fmt.Errorf("nats: stream %s has subjects %v, not %s", o.Stream, got.Subjects, want)
 	}
 	return nil
@@ -688,15 +683,6 @@ func redeliveryDelay(delivered uint64) time.Duration {
 		d *= 2
 	}
 	return min(d, 30*time.Second)
-}
-
-func sortedInts(m map[int]*lease) []int {
-	out := make([]int, 0, len(m))
-	for p := range m {
-		out = append(out, p)
-	}
-	sort.Ints(out)
-	return out
 }
 
 var _ iomt.Bus = (*Bus)(nil)

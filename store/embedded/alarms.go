@@ -57,22 +57,22 @@ func (s *Store) SaveAlarms(ctx context.Context, alarms []iomt.Alarm) error {
 		if err := checkID("alarm id", a.ID, true); err != nil {
 			return fmt.Errorf("embedded: save alarms: %w", err)
 		}
+		v, err := json.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("embedded: save alarm %s: %w", a.ID, err)
+		}
 		var cur iomt.Alarm
 		switch err := s.getJSON(strKey('a', a.ID), &cur); {
 		case err == nil:
 			if len(cur.Transitions) > len(a.Transitions) {
 				continue // an older snapshot arriving late
 			}
-			if !clearsMark(cur, a) {
+			if !clearsMark(cur, a, v) {
 				sync = true
 			}
 		case errors.Is(err, iomt.ErrNotFound):
 			sync = true
 		default:
-			return fmt.Errorf("embedded: save alarm %s: %w", a.ID, err)
-		}
-		v, err := json.Marshal(a)
-		if err != nil {
 			return fmt.Errorf("embedded: save alarm %s: %w", a.ID, err)
 		}
 		_ = b.Set(strKey('a', a.ID), v, nil)
@@ -94,15 +94,15 @@ func (s *Store) SaveAlarms(ctx context.Context, alarms []iomt.Alarm) error {
 	return nil
 }
 
-// clearsMark reports whether next differs from cur only by an outbox mark cleared.
-func clearsMark(cur, next iomt.Alarm) bool {
+// clearsMark reports whether next (encoded as nextJSON) differs from cur only by an outbox
+// mark cleared.
+func clearsMark(cur, next iomt.Alarm, nextJSON []byte) bool {
 	if cur.Undelivered == "" || next.Undelivered != "" || len(cur.Transitions) != len(next.Transitions) {
 		return false
 	}
 	cur.Undelivered = ""
-	a, err1 := json.Marshal(cur)
-	b, err2 := json.Marshal(next)
-	return err1 == nil && err2 == nil && string(a) == string(b)
+	a, err := json.Marshal(cur)
+	return err == nil && string(a) == string(nextJSON)
 }
 
 // Alarm implements iomt.AlarmStore.

@@ -58,13 +58,6 @@ func checkTime(what string, t time.Time) error {
 	return nil
 }
 
-func or(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // waveDurMs is a segment's length in milliseconds, rounded up, at least 1 (as the embedded
 // store counts it for overlap).
 func waveDurMs(w *iomt.Waveform) int64 {
@@ -243,6 +236,7 @@ type groupRows struct {
 	wScale                                   []float64
 	wN, wBatch                               []int32
 	wSeg                                     [][]int32 // each segment's samples, not copied
+	samples                                  int       // over wSeg
 	maxDur                                   int64
 	days                                     []int64
 }
@@ -284,7 +278,7 @@ func flatten(group []*request) (*groupRows, []int) {
 			b := &r.batches[i]
 			for j := range b.Observations {
 				o := &b.Observations[j]
-				k := obsKey{or(o.Device, b.Device), o.Code, iomt.Millis(o.Time)}
+				k := obsKey{cmp.Or(o.Device, b.Device), o.Code, iomt.Millis(o.Time)}
 				total[bi]++
 				if _, ok := seen[k]; ok {
 					continue
@@ -295,7 +289,7 @@ func flatten(group []*request) (*groupRows, []int) {
 			}
 			for j := range b.Waveforms {
 				w := &b.Waveforms[j]
-				k := obsKey{or(w.Device, b.Device), w.Code, iomt.Millis(w.Start)}
+				k := obsKey{cmp.Or(w.Device, b.Device), w.Code, iomt.Millis(w.Start)}
 				total[bi] += len(w.Samples)
 				if _, ok := seenW[k]; ok {
 					continue
@@ -324,8 +318,8 @@ func flatten(group []*request) (*groupRows, []int) {
 	g.oTenant, g.oPatient, g.oDevice, g.oCode, g.oUnit = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	g.oTime, g.oValue, g.oBatch = make([]time.Time, n), make([]float64, n), make([]int32, n)
 	for i, x := range obs {
-		g.oTenant[i] = or(x.b.Tenant, iomt.DefaultTenant)
-		g.oPatient[i] = or(x.o.Patient, x.b.Patient)
+		g.oTenant[i] = cmp.Or(x.b.Tenant, iomt.DefaultTenant)
+		g.oPatient[i] = cmp.Or(x.o.Patient, x.b.Patient)
 		g.oDevice[i] = x.key.device
 		g.oCode[i] = x.key.code
 		g.oUnit[i] = x.o.Unit
@@ -338,8 +332,8 @@ func flatten(group []*request) (*groupRows, []int) {
 	g.wStart, g.wStop, g.wPeriod, g.wScale = make([]time.Time, n), make([]time.Time, n), make([]int64, n), make([]float64, n)
 	g.wN, g.wBatch, g.wSeg = make([]int32, n), make([]int32, n), make([][]int32, n)
 	for i, x := range waves {
-		g.wTenant[i] = or(x.b.Tenant, iomt.DefaultTenant)
-		g.wPatient[i] = or(x.w.Patient, x.b.Patient)
+		g.wTenant[i] = cmp.Or(x.b.Tenant, iomt.DefaultTenant)
+		g.wPatient[i] = cmp.Or(x.w.Patient, x.b.Patient)
 		g.wDevice[i] = x.key.device
 		g.wCode[i] = x.key.code
 		g.wUnit[i] = x.w.Unit
@@ -350,6 +344,7 @@ func flatten(group []*request) (*groupRows, []int) {
 		g.wN[i] = int32(len(x.w.Samples))
 		g.wBatch[i] = x.batch
 		g.wSeg[i] = x.w.Samples
+		g.samples += len(x.w.Samples)
 		g.maxDur = max(g.maxDur, x.dur)
 	}
 	for d := range days {
@@ -476,10 +471,7 @@ func (s *Store) write(ctx context.Context, group []*request) error {
 // The readings, or the waveform segments, go through COPY instead when the group holds at
 // least Options.CopyMinRows of them, or CopyMinSamples samples (see copy.go).
 func (s *Store) send(ctx context.Context, g *groupRows, growSpan bool, inserted []int) error {
-	samples := 0
-	for _, seg := range g.wSeg {
-		samples += len(seg)
-	}
+	samples := g.samples
 	copyObs := len(g.oTime) > 0 && s.opts.CopyMinRows > 0 && len(g.oTime) >= s.opts.CopyMinRows
 	copyWaves := samples > 0 && s.opts.CopyMinSamples > 0 && samples >= s.opts.CopyMinSamples
 	b := &pgx.Batch{}

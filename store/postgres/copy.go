@@ -162,9 +162,7 @@ func (s *Store) sendCopy(ctx context.Context, g *groupRows, copyObs, copyWaves b
 	}
 	if copyWaves {
 		rows += len(g.wStart)
-		for _, seg := range g.wSeg {
-			samples += len(seg)
-		}
+		samples = g.samples
 	}
 	// A large group, or one that brings the dead rows to their bound, empties the tables by
 	// truncating them (in the transaction, so that its catalog update shares the commit's
