@@ -68,17 +68,21 @@ func EncodePack(device string, rs []Reading) ([]byte, int, error) {
 	}
 	seen := make(map[key]bool, len(rs))
 	recs := make(senml.Pack, 0, len(rs))
-	bt := float64(rs[0].At.UnixMilli()) / 1000
+	vals := make([]float64, 0, len(rs)) // one slab for the values the records point to
+	bt := rs[0].At.UnixMilli()
 	for _, r := range rs {
-		k := key{r.Code, r.At.UnixMilli()}
+		ms := r.At.UnixMilli()
+		k := key{r.Code, ms}
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		v := r.Value
-		rec := senml.Record{Name: r.Code, Unit: r.Unit, Value: &v, Time: float64(r.At.UnixMilli())/1000 - bt}
+		vals = append(vals, r.Value)
+		// Relative time from the millisecond difference: exact, where subtracting two
+		// float seconds near 1.7e9 would write 0.123 as 0.12299990654.
+		rec := senml.Record{Name: r.Code, Unit: r.Unit, Value: &vals[len(vals)-1], Time: float64(ms-bt) / 1000}
 		if len(recs) == 0 {
-			rec.BaseName, rec.BaseTime = device+":", bt
+			rec.BaseName, rec.BaseTime = device+":", float64(bt)/1000
 		}
 		recs = append(recs, rec)
 	}

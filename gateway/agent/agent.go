@@ -154,8 +154,9 @@ func New(cfg Config, log *slog.Logger) (_ *Agent, err error) {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		if l.HTTP {
-			a.mux.Handle("/senml", a.local.HTTPHandler())
-			a.mux.Handle("/senml/", a.local.HTTPHandler())
+			h := a.local.HTTPHandler()
+			a.mux.Handle("/senml", h)
+			a.mux.Handle("/senml/", h)
 		}
 		if l.CoAPListen != "" {
 			ua, err := net.ResolveUDPAddr("udp", l.CoAPListen)
@@ -304,7 +305,8 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) close() {
-	if a.mllpLn != nil && a.mllp == nil {
+	if a.mllpLn != nil {
+		// Serve closed it already when it ran; not when New failed after binding it.
 		a.mllpLn.Close()
 	}
 	if a.coapConn != nil {

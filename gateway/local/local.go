@@ -323,20 +323,13 @@ func (a *Adapter) normalise(recs []senml.Resolved, name string, received time.Ti
 	return out, name, nil
 }
 
-// encode writes the readings as one SenML JSON pack: base name "{device}:", names the catalog
-// ids, canonical units, base time the first reading's and millisecond times relative to it.
+// encode writes the readings as one SenML JSON pack (gateway.EncodePack); normalise has
+// already refused a pack repeating a (code, time).
 func encode(device string, rs []reading) ([]byte, error) {
-	recs := make(senml.Pack, len(rs))
-	bt := rs[0].ms
-	vals := make([]float64, len(rs))
+	gr := make([]gateway.Reading, len(rs))
 	for i, r := range rs {
-		vals[i] = r.value
-		recs[i] = senml.Record{Name: r.code, Unit: r.unit, Value: &vals[i], Time: float64(r.ms-bt) / 1000}
+		gr[i] = gateway.Reading{Code: r.code, Unit: r.unit, Value: r.value, At: time.UnixMilli(r.ms)}
 	}
-	recs[0].BaseName, recs[0].BaseTime = device+":", float64(bt)/1000
-	data, err := senml.EncodeJSON(recs)
-	if err != nil {
-		return nil, fmt.Errorf("encoding SenML for device %s: %w", device, err)
-	}
-	return data, nil
+	data, _, err := gateway.EncodePack(device, gr)
+	return data, err
 }

@@ -99,7 +99,6 @@ type Uplink struct {
 	now   func() time.Time
 	met   *metrics
 	wake  chan struct{}
-	pass  []byte
 	topic func(device string) string
 
 	mu        sync.Mutex
@@ -170,7 +169,7 @@ func New(cfg Config) (*Uplink, error) {
 	}
 	up := &Uplink{
 		cfg: cfg, url: u, log: cfg.Logger.With("component", "uplink"), now: cfg.Now,
-		wake: make(chan struct{}, 1), pass: cfg.Password,
+		wake: make(chan struct{}, 1),
 	}
 	prefix := cfg.TopicPrefix + cfg.Tenant + "/devices/"
 	up.topic = func(device string) string { return prefix + device + "/senml" }
@@ -251,7 +250,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		ReconnectBackoff:              u.connectBackoff,
 		ConnectTimeout:                15 * time.Second,
 		ConnectUsername:               u.cfg.Username,
-		ConnectPassword:               u.pass,
+		ConnectPassword:               u.cfg.Password,
 		AttemptConnection:             u.dial,
 		// The spool is the session: every connection starts clean, and what was in flight
 		// on the last one is still in the spool and is sent again.
