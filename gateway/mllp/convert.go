@@ -89,7 +89,7 @@ func (s *Server) convert(ctx context.Context, m *hl7v2.Message, rep *hl7v2.Repor
 			var err error
 			b, err = s.cfg.Resolver.ResolveHL7(ctx, q)
 			if errors.Is(err, identity.ErrUnknown) {
-				return nil, &hl7v2.Error{Code: UnknownKey, Segment: "MSH", SegmentSeq: 1, Field: 3, Reason: err.Error(), Err: err}
+				return nil, &hl7v2.Error{Code: UnknownKey, Segment: "MSH", SegmentSeq: 1, Field: 3, Reason: "sending device not known to this gateway", Err: err}
 			}
 			if err != nil {
 				return nil, fmt.Errorf("resolving the sender's device: %w", err)
