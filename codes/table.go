@@ -4,6 +4,7 @@ package codes
 const (
 	partObj   = 1   // object infrastructure: attributes such as battery charge
 	partSCADA = 2   // physiological measurements
+	partPHDHF = 129 // personal health devices, health and fitness (IEEE 11073-10441/-10442)
 	partPHDAI = 130 // personal health devices, ageing independently (IEEE 11073-10471)
 )
 
@@ -119,6 +120,48 @@ func table() []entry {
 			Unit: "mm[Hg]", Kind: Vital, Min: 0, Max: 300,
 			FHIRVitalSigns: true, VitalSignsLOINC: "8478-0",
 		}, pressureUnits},
+		// Arterial line. MDC data: pcd01-request2 OBX 150033/150034/150035. LOINC public
+		// ("Invasive Systolic/Diastolic/Mean blood pressure", as AmsterdamUMCdb and the German
+		// MII ICU module map them); the profile coding is the plain systolic, diastolic or mean
+		// pressure, as the MII arterial-pressure profile adds it. NEWS2 keeps to the cuff.
+		{Code{
+			ID: "76215-3", Display: "Invasive Systolic blood pressure", LOINC: "76215-3",
+			MDC: "MDC_PRESS_BLD_ART_SYS", MDCCode: mdc(partSCADA, 18961), Aliases: []string{"abp-sys", "art-sys"},
+			Unit: "mm[Hg]", Kind: Vital, Min: 0, Max: 320,
+			FHIRVitalSigns: true, VitalSignsLOINC: "8480-6",
+		}, pressureUnits},
+		{Code{
+			ID: "76213-8", Display: "Invasive Diastolic blood pressure", LOINC: "76213-8",
+			MDC: "MDC_PRESS_BLD_ART_DIA", MDCCode: mdc(partSCADA, 18962), Aliases: []string{"abp-dia", "art-dia"},
+			Unit: "mm[Hg]", Kind: Vital, Min: 0, Max: 250,
+			FHIRVitalSigns: true, VitalSignsLOINC: "8462-4",
+		}, pressureUnits},
+		{Code{
+			ID: "76214-6", Display: "Invasive Mean blood pressure", LOINC: "76214-6",
+			MDC: "MDC_PRESS_BLD_ART_MEAN", MDCCode: mdc(partSCADA, 18963), Aliases: []string{"abp-mean", "art-mean"},
+			Unit: "mm[Hg]", Kind: Vital, Min: 0, Max: 300,
+			FHIRVitalSigns: true, VitalSignsLOINC: "8478-0",
+		}, pressureUnits},
+		// Pulmonary artery catheter. MDC data: pcd01-request2 OBX 150045/150046/150047. LOINC
+		// public (gematik ISiK / MII ICU pulmonary-artery profile: 8440-0, 8385-7, 8414-5).
+		// Not vital signs: a PA pressure is no systemic blood pressure, so it gets no 8480-6
+		// coding that a search for blood pressure would find. A few mm[Hg] below zero occur
+		// with deep inspiration on a ventilator.
+		{Code{
+			ID: "8440-0", Display: "Pulmonary artery Systolic blood pressure", LOINC: "8440-0",
+			MDC: "MDC_PRESS_BLD_ART_PULM_SYS", MDCCode: mdc(partSCADA, 18973), Aliases: []string{"pap-sys"},
+			Unit: "mm[Hg]", Kind: Vital, Min: -20, Max: 150,
+		}, pressureUnits},
+		{Code{
+			ID: "8385-7", Display: "Pulmonary artery Diastolic blood pressure", LOINC: "8385-7",
+			MDC: "MDC_PRESS_BLD_ART_PULM_DIA", MDCCode: mdc(partSCADA, 18974), Aliases: []string{"pap-dia"},
+			Unit: "mm[Hg]", Kind: Vital, Min: -20, Max: 150,
+		}, pressureUnits},
+		{Code{
+			ID: "8414-5", Display: "Pulmonary artery Mean blood pressure", LOINC: "8414-5",
+			MDC: "MDC_PRESS_BLD_ART_PULM_MEAN", MDCCode: mdc(partSCADA, 18975), Aliases: []string{"pap-mean"},
+			Unit: "mm[Hg]", Kind: Vital, Min: -20, Max: 150,
+		}, pressureUnits},
 		// data: bp profile (85354-9 with the 8480-6 and 8462-4 slices); HL7 messages carry
 		// MDC_PRESS_BLD_NONINV 150020 as the group over systolic, diastolic and mean.
 		{Code{
@@ -128,6 +171,13 @@ func table() []entry {
 			FHIRVitalSigns: true, VitalSignsLOINC: "85354-9",
 			Components: []string{"8480-6", "8462-4"},
 		}, noUnits},
+		// data: pcd01-request2 OBX 148065, sent in /min. No LOINC code for a PVC rate is
+		// known, none is guessed: the MDC reference id is the ID, as for falls.
+		{Code{
+			ID: "MDC_ECG_V_P_C_CNT", Display: "Premature ventricular contractions per minute",
+			MDC: "MDC_ECG_V_P_C_CNT", MDCCode: mdc(partSCADA, 16993), Aliases: []string{"pvc"},
+			Unit: "/min", Kind: Vital, Min: 0, Max: 350,
+		}, heartRateUnits},
 		// LOINC public (not in data). MDC data: ipf_valid-glucose-continua-wan OBX
 		// 160184^MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD (term 29112), not 160196, which is venous
 		// plasma (below). Other whole-blood sites: public.
@@ -188,6 +238,33 @@ func table() []entry {
 			Aliases: []string{"steps"},
 			Unit:    "{steps}", Kind: Vital, Min: 0, Max: 10_000_000,
 		}, stepUnits},
+		// Health and fitness equipment (IEEE 11073-10441 cardio, -10442 strength), as Continua
+		// WAN messages carry them. data: ipf_valid-fitness-*-continua-wan give every name with
+		// its number, in partition 129 (MDC_PART_PHD_HF), and the units sent. No LOINC codes
+		// are known for these; none is guessed. The messages' MDC_ATTR_TIME_PD_MSMT_ACTIVE is
+		// not taken: it is an attribute of the session, set or glucose context above it (a
+		// duration of what?), not a reading of its own, so it stays unmapped with the reason.
+		{Code{
+			ID: "MDC_HF_SPEED", Display: "Speed (fitness equipment)",
+			MDC: "MDC_HF_SPEED", MDCCode: mdc(partPHDHF, 110), Aliases: []string{"speed"},
+			Unit: "km/h", Kind: Vital, Min: 0, Max: 200,
+		}, speedUnits},
+		{Code{
+			ID: "MDC_HF_REPETITION_COUNT", Display: "Repetition count (strength exercise)",
+			MDC: "MDC_HF_REPETITION_COUNT", MDCCode: mdc(partPHDHF, 202), Aliases: []string{"repetitions"},
+			Unit: "{count}", Kind: Vital, Min: 0, Max: 100_000,
+		}, countUnits},
+		{Code{
+			ID: "MDC_HF_RESISTANCE", Display: "Resistance (strength exercise load)",
+			MDC: "MDC_HF_RESISTANCE", MDCCode: mdc(partPHDHF, 203), Aliases: []string{"resistance"},
+			Unit: "kg", Kind: Vital, Min: 0, Max: 1000,
+		}, massUnits},
+		// Sent in inches: the distance one repetition moves the load.
+		{Code{
+			ID: "MDC_HF_REPETITION", Display: "Repetition distance (strength exercise)",
+			MDC: "MDC_HF_REPETITION", MDCCode: mdc(partPHDHF, 201),
+			Unit: "cm", Kind: Vital, Min: 0, Max: 1000,
+		}, lengthUnits},
 
 		// ECG leads. data: Observation-ekg codes 131328 (unspecified), 131329 (I), 131330 (II)
 		// and 131389 (III, term 317, not 131331, which is V1). aVR/aVL/aVF (318-320) and V1-V6

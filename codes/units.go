@@ -49,6 +49,8 @@ const (
 	eventUnits
 	flowUnits
 	scoreUnits
+	speedUnits
+	countUnits
 )
 
 // table returns a fresh map of the units this family accepts besides the canonical one, which
@@ -142,6 +144,16 @@ func (s unitSet) table() map[string]linear {
 		return map[string]linear{"L/min": same, "l/min": same, "MDC_DIM_X_L_PER_MIN": same}
 	case scoreUnits:
 		return map[string]linear{"{score}": same}
+	case speedUnits:
+		// MDC unit names only where the reference messages confirm them; otherwise UCUM.
+		mPerMin := times(0.06)
+		return map[string]linear{
+			"km/h":  same,
+			"m/min": mPerMin, "MDC_DIM_M_PER_MIN": mPerMin,
+			"m/s": times(3.6),
+		}
+	case countUnits:
+		return map[string]linear{"{count}": same, "count": same, "1": same, "MDC_DIM_DIMLESS": same}
 	}
 	return map[string]linear{}
 }

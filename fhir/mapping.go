@@ -51,9 +51,10 @@ var categoryDisplay = map[string]string{
 
 // Category is the Observation category of a code, "" for codes that are not served as
 // Observations (device status: battery is a Device property). Vital signs follow the R4
-// profile; glucose is "laboratory" as in HL7's CGM guide; waveforms are "procedure" as in the
-// official ECG example; steps and falls are "activity"; assessment scales (ACVPU, NEWS2) are
-// "survey", as in the NHS guides' NEWS2 examples; supplemental oxygen flow is "therapy".
+// profile; glucose is "laboratory" as in HL7's CGM guide; waveforms, pulmonary-artery
+// pressures and ECG measures are "procedure" (the official ECG example); steps and falls are
+// "activity"; assessment scales (ACVPU, NEWS2) are "survey", as in the NHS guides' NEWS2
+// examples; supplemental oxygen flow is "therapy".
 func Category(c codes.Code) string {
 	switch {
 	case c.Kind == codes.DeviceStatus || c.Kind == 0:
@@ -68,6 +69,10 @@ func Category(c codes.Code) string {
 		return CatVitalSigns
 	case c.Unit == "mg/dL":
 		return CatLaboratory
+	case c.Unit == "mm[Hg]" || strings.HasPrefix(c.MDC, "MDC_ECG_"):
+		// Pulmonary-artery pressures and ECG measures such as the PVC rate: catheterisation
+		// and electrodiagnostics are FHIR's examples of "procedure".
+		return CatProcedure
 	default:
 		return CatActivity
 	}

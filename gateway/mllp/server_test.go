@@ -219,15 +219,18 @@ func TestValidMessages(t *testing.T) {
 		values map[string]float64
 	}{
 		"ipf_valid-bp-continua-wan.hl7v2":                   {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:8480-6": 120, "acme-monitor-1:8462-4": 80, "acme-monitor-1:8478-0": 100}},
-		"ipf_valid-fitness-and-activity-continua-wan.hl7v2": {ack: "AE"},
-		"ipf_valid-fitness-continua-wan.hl7v2":              {ack: "AE"},
-		"ipf_valid-glucose-continua-wan.hl7v2":              {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:2339-0": 37.5}},
-		"ipf_valid-oximeter-continua-wan.hl7v2":             {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:59408-5": 80.5}},
-		"ipf_valid-pcd01-MaximumRequest2.hl7":               {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:8480-6": 140, "acme-monitor-1:8478-0": 100}},
-		"ipf_valid-pcd01-request.hl7v2":                     {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:8480-6": 120, "acme-monitor-1:8462-4": 80, "acme-monitor-1:8478-0": 100}},
-		"ipf_valid-pcd01-request2.hl7v2":                    {"AA", "icu3-gateway", map[string]float64{"icu3-gateway:8867-4": 60}},
-		"ipf_valid-scale-continua-wan.hl7v2":                {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:29463-7": 80, "acme-monitor-1:8302-2": 180, "acme-monitor-1:39156-5": 24.7}},
-		"ipf_valid-thermometer-continua-wan.hl7v2":          {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:8310-5": 37}},
+		"ipf_valid-fitness-and-activity-continua-wan.hl7v2": {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:MDC_HF_SPEED": 30}},
+		"ipf_valid-fitness-continua-wan.hl7v2": {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:MDC_HF_REPETITION_COUNT": 25,
+			"acme-monitor-1:MDC_HF_RESISTANCE": 12 * 0.45359237, "acme-monitor-1:MDC_HF_REPETITION": 304.8}},
+		"ipf_valid-glucose-continua-wan.hl7v2":  {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:2339-0": 37.5}},
+		"ipf_valid-oximeter-continua-wan.hl7v2": {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:59408-5": 80.5}},
+		"ipf_valid-pcd01-MaximumRequest2.hl7":   {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:8480-6": 140, "acme-monitor-1:8478-0": 100}},
+		"ipf_valid-pcd01-request.hl7v2":         {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:8480-6": 120, "acme-monitor-1:8462-4": 80, "acme-monitor-1:8478-0": 100}},
+		"ipf_valid-pcd01-request2.hl7v2": {"AA", "icu3-gateway", map[string]float64{"icu3-gateway:8867-4": 60, "icu3-gateway:MDC_ECG_V_P_C_CNT": 0,
+			"icu3-gateway:76215-3": 120, "icu3-gateway:76213-8": 80, "icu3-gateway:76214-6": 92,
+			"icu3-gateway:8440-0": 25, "icu3-gateway:8385-7": 10, "icu3-gateway:8414-5": 14}},
+		"ipf_valid-scale-continua-wan.hl7v2":       {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:29463-7": 80, "acme-monitor-1:8302-2": 180, "acme-monitor-1:39156-5": 24.7}},
+		"ipf_valid-thermometer-continua-wan.hl7v2": {"AA", "acme-monitor-1", map[string]float64{"acme-monitor-1:8310-5": 37}},
 	}
 	sink := &recordingSink{}
 	h := start(t, sink, nil)
@@ -354,6 +357,18 @@ func TestRefusals(t *testing.T) {
 	code, errText, _ = c.roundTrip(unknown)
 	if code != "AE" || !strings.HasPrefix(errText, "204^") || !strings.Contains(errText, `equipment "FEDCBA9876543210"`) || !strings.Contains(errText, `patient "789567"`) {
 		t.Errorf("unknown monitor: %s %q", code, errText)
+	}
+	// Nothing forwardable: the fitness message without its speed leaves only session
+	// attributes (durations), so AE says so and nothing is stored.
+	var kept [][]byte
+	for _, seg := range bytes.Split(readData(t, "ipf_valid-fitness-and-activity-continua-wan.hl7v2"), []byte("\r")) {
+		if !bytes.Contains(seg, []byte("MDC_HF_SPEED")) {
+			kept = append(kept, seg)
+		}
+	}
+	code, errText, _ = c.roundTrip(bytes.Join(kept, []byte("\r")))
+	if code != "AE" || !strings.Contains(errText, "no reading the gateway can forward") {
+		t.Errorf("attributes only: %s %q", code, errText)
 	}
 	// Too large: AR, and the connection goes on.
 	big := append(readData(t, "ipf_valid-pcd01-request.hl7v2"), bytes.Repeat([]byte("NTE|1||padding\r"), 400)...)

@@ -43,7 +43,8 @@ func TestThirdPartyClient(t *testing.T) {
 		{"ipf_valid-pcd01-request.hl7v2", "AA", "8480-6"},
 		{"ipf_valid-oximeter-continua-wan.hl7v2", "AA", "59408-5"},
 		{"ipf_valid-pcd01-request2.hl7v2", "AA", "8867-4"},
-		{"ipf_valid-fitness-continua-wan.hl7v2", "AE", ""},
+		{"ipf_valid-fitness-continua-wan.hl7v2", "AA", "MDC_HF_REPETITION_COUNT"},
+		{"ipf_invalid-glucose-continua-wan.hl7v2", "AE", ""},
 	} {
 		before := len(sink.all())
 		msa := send(c.file)

@@ -655,6 +655,11 @@ func lookup(cat *codes.Catalog, c Coded) (codes.Code, string) {
 	case okText:
 		return byText, ""
 	}
+	if n, err := strconv.ParseUint(c.Code, 10, 32); err == nil && n>>16 == 1 || strings.HasPrefix(c.Text, "MDC_ATTR_") {
+		// Partition 1 holds object attributes: a duration in Continua messages qualifies the
+		// session or context above it rather than being a reading of its own.
+		return codes.Code{}, fmt.Sprintf("code %s is an attribute of the observation it belongs to, not a reading, and is not in the codes catalog", describe(c))
+	}
 	return codes.Code{}, fmt.Sprintf("code %s is not in the codes catalog", describe(c))
 }
 

@@ -121,8 +121,16 @@ func TestReferenceMessages(t *testing.T) {
 			{"MDC_PRESS_BLD_NONINV_SYS", "8480-6", "mm[Hg]", 140, "2009-08-13T04:57:25Z", eui},
 			{"MDC_PRESS_BLD_NONINV_MEAN", "8478-0", "mm[Hg]", 100, "2009-08-13T04:57:15Z", eui},
 		},
-		"ipf_valid-fitness-continua-wan.hl7v2":              nil,
-		"ipf_valid-fitness-and-activity-continua-wan.hl7v2": nil,
+		"ipf_valid-fitness-continua-wan.hl7v2": {
+			// 12 lb is 5.443 kg; 120 inches of travel is 304.8 cm.
+			{"MDC_HF_REPETITION_COUNT", "MDC_HF_REPETITION_COUNT", "{count}", 25, "2009-07-15T07:07:07Z", eui},
+			{"MDC_HF_RESISTANCE", "MDC_HF_RESISTANCE", "kg", 12 * 0.45359237, "2009-07-15T07:07:07Z", eui},
+			{"MDC_HF_REPETITION", "MDC_HF_REPETITION", "cm", 304.8, "2009-07-15T07:07:07Z", eui},
+		},
+		"ipf_valid-fitness-and-activity-continua-wan.hl7v2": {
+			// 500 m/min is 30 km/h.
+			{"MDC_HF_SPEED", "MDC_HF_SPEED", "km/h", 30, "2009-07-15T07:07:07Z", eui},
+		},
 	}
 	files, _ := filepath.Glob(filepath.Join(dataDir, "ipf_valid-*"))
 	if len(files) == 0 {
@@ -227,15 +235,26 @@ func TestMaximumRequest(t *testing.T) {
 	}
 }
 
-// Numeric observations the catalog cannot take are reported, not dropped.
-func TestUnmappedReported(t *testing.T) {
+// Every numeric observation of the IHE PCD-01 sample maps, invasive pressures and the PVC
+// rate included, each to its own code and not to the cuff's.
+func TestPCD01ObservationsAllMap(t *testing.T) {
 	r := decode(t, readData(t, "ipf_valid-pcd01-request2.hl7v2"))
-	pvc := find(r, "MDC_ECG_V_P_C_CNT")[0]
-	if pvc.Mapped != nil || !strings.Contains(pvc.Unmapped, "148065") || !strings.Contains(pvc.Unmapped, "not in the codes catalog") {
-		t.Errorf("PVC count: %q", pvc.Unmapped)
+	if r.Unmapped != 0 {
+		t.Errorf("unmapped = %d, want 0", r.Unmapped)
 	}
-	if r.Unmapped != 7 {
-		t.Errorf("unmapped = %d, want 7 (PVC and the invasive pressures)", r.Unmapped)
+	for name, want := range map[string]struct {
+		code string
+		v    float64
+	}{
+		"MDC_ECG_V_P_C_CNT": {"MDC_ECG_V_P_C_CNT", 0}, "MDC_PRESS_BLD_ART_SYS": {"76215-3", 120},
+		"MDC_PRESS_BLD_ART_DIA": {"76213-8", 80}, "MDC_PRESS_BLD_ART_MEAN": {"76214-6", 92},
+		"MDC_PRESS_BLD_ART_PULM_SYS": {"8440-0", 25}, "MDC_PRESS_BLD_ART_PULM_DIA": {"8385-7", 10},
+		"MDC_PRESS_BLD_ART_PULM_MEAN": {"8414-5", 14},
+	} {
+		o := find(r, name)
+		if len(o) != 1 || o[0].Mapped == nil || o[0].Mapped.Code != want.code || o[0].Mapped.Value != want.v {
+			t.Errorf("%s: %+v, want %s = %v", name, o, want.code, want.v)
+		}
 	}
 }
 
