@@ -1,21 +1,90 @@
 package iomt
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Device is a sensor or monitor that sends readings, bound to at most one patient.
 //
 // Secrets are never stored: MQTTPasswordHash and TokenHash hold SHA-256 digests of high-entropy
 // random secrets that are shown to the caller once, when the device is created.
 type Device struct {
-	ID               string    `json:"id"`
-	Tenant           string    `json:"tenant"`
-	Kind             string    `json:"kind"` // e.g. pulse-oximeter, ecg-patch, bp-monitor, cgm
-	Patient          string    `json:"patient,omitempty"`
-	MQTTPasswordHash []byte    `json:"-"`
-	TokenHash        []byte    `json:"-"`
-	CreatedAt        time.Time `json:"createdAt"`
-	LastSeen         time.Time `json:"lastSeen,omitzero"`
-	Battery          *float64  `json:"battery,omitempty"` // percent, when the device reports it
+	ID      string `json:"id"`
+	Tenant  string `json:"tenant"`
+	Kind    string `json:"kind"` // one of DeviceKinds: pulse-oximeter, ecg-patch, ..., other
+	Patient string `json:"patient,omitempty"`
+	// Identifiers are the device's business identifiers (serial number, UDI, asset tag), as
+	// the maker or the hospital assigned them; see CheckIdentifiers.
+	Identifiers      []Identifier `json:"identifiers,omitempty"`
+	MQTTPasswordHash []byte       `json:"-"`
+	TokenHash        []byte       `json:"-"`
+	CreatedAt        time.Time    `json:"createdAt"`
+	LastSeen         time.Time    `json:"lastSeen,omitzero"`
+	Battery          *float64     `json:"battery,omitempty"` // percent, when the device reports it
+}
+
+// DeviceKindOther is the kind of a device registered without a more specific one (FHIR's
+// Device example names none): iomt assumes nothing about what it measures.
+const DeviceKindOther = "other"
+
+// DeviceKinds returns the kinds of device the registry knows, sorted. The REST and FHIR APIs
+// accept exactly these.
+func DeviceKinds() []string {
+	return []string{"activity-tracker", "bedside-monitor", "bp-monitor", "cgm", "ecg-patch", "fall-sensor",
+		"gateway", "glucometer", "multi-parameter", DeviceKindOther, "pulse-oximeter", "scale", "thermometer"}
+}
+
+// Identifier is a business identifier of a device: Value unique within the namespace System
+// (a URI, such as a maker's serial-number namespace or a UDI issuer; may be empty).
+type Identifier struct {
+	System string `json:"system,omitempty"`
+	Value  string `json:"value"`
+}
+
+// Bounds of CheckIdentifiers: generous for serial numbers and UDIs (a GS1 UDI is under 100
+// characters), small enough that a device record stays small.
+const (
+	MaxIdentifiers      = 16
+	MaxIdentifierLength = 256
+)
+
+// CheckIdentifiers refuses identifiers a registry should not keep, with ErrInvalid naming the
+// first problem: more than MaxIdentifiers, an empty value, a system or value longer than
+// MaxIdentifierLength bytes, invalid UTF-8 or control characters, whitespace in a system (a
+// URI), or the same system and value twice.
+func CheckIdentifiers(ids []Identifier) error {
+	if len(ids) > MaxIdentifiers {
+		return fmt.Errorf("%w: %d identifiers, at most %d", ErrInvalid, len(ids), MaxIdentifiers)
+	}
+	for i, id := range ids {
+		if strings.TrimSpace(id.Value) == "" {
+			return fmt.Errorf("%w: identifier %d has no value", ErrInvalid, i)
+		}
+		for _, f := range []struct{ name, v string }{{"system", id.System}, {"value", id.Value}} {
+			if len(f.v) > MaxIdentifierLength {
+				return fmt.Errorf("%w: identifier %d: %s is %d bytes, at most %d", ErrInvalid, i, f.name, len(f.v), MaxIdentifierLength)
+			}
+			if !utf8.ValidString(f.v) {
+				return fmt.Errorf("%w: identifier %d: %s is not valid UTF-8", ErrInvalid, i, f.name)
+			}
+			if strings.IndexFunc(f.v, unicode.IsControl) >= 0 {
+				return fmt.Errorf("%w: identifier %d: %s contains a control character", ErrInvalid, i, f.name)
+			}
+		}
+		if strings.IndexFunc(id.System, unicode.IsSpace) >= 0 {
+			return fmt.Errorf("%w: identifier %d: system %q is not a URI (it contains whitespace)", ErrInvalid, i, id.System)
+		}
+		for j := range i {
+			if ids[j] == id {
+				return fmt.Errorf("%w: identifier %d repeats identifier %d (system %q, value %q)", ErrInvalid, i, j, id.System, id.Value)
+			}
+		}
+	}
+	return nil
 }
 
 // DeviceFilter selects devices; zero fields match everything.

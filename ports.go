@@ -43,8 +43,8 @@ type Registry interface {
 	CreateDevice(ctx context.Context, d Device) error
 	Device(ctx context.Context, id string) (Device, error)
 	Devices(ctx context.Context, f DeviceFilter) ([]Device, error)
-	// UpdateDevice replaces the kind and patient binding of an existing device (ErrNotFound if
-	// there is none). Credentials, Tenant, CreatedAt and status are kept.
+	// UpdateDevice replaces the kind, patient binding and identifiers of an existing device
+	// (ErrNotFound if there is none). Credentials, Tenant, CreatedAt and status are kept.
 	UpdateDevice(ctx context.Context, d Device) error
 	// UpdateDeviceStatus records last-seen times and battery levels; it need not be durable
 	// before it returns.

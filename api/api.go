@@ -406,8 +406,9 @@ func (s *Server) getPatient(w http.ResponseWriter, r *http.Request) {
 // ---- devices ----
 
 type deviceIn struct {
-	Patient string `json:"patient"`
-	Kind    string `json:"kind"`
+	Patient     string            `json:"patient"`
+	Kind        string            `json:"kind"`
+	Identifiers []iomt.Identifier `json:"identifiers"` // serial number, UDI, asset tag
 }
 
 type mqttCreds struct {
@@ -425,20 +426,17 @@ type deviceOut struct {
 	Token string     `json:"token,omitempty"`
 }
 
-// DeviceKinds are the kinds of device the registry knows.
-var deviceKinds = map[string]bool{
-	"pulse-oximeter": true, "ecg-patch": true, "bp-monitor": true, "thermometer": true,
-	"cgm": true, "glucometer": true, "scale": true, "bedside-monitor": true, "activity-tracker": true,
-	"fall-sensor": true, "gateway": true, "multi-parameter": true,
-}
-
 func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 	var in deviceIn
 	if !s.decodeBody(w, r, &in) {
 		return
 	}
-	if !deviceKinds[in.Kind] {
-		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"kind" %q is not a known device kind (%s)`, in.Kind, kindList()))
+	if kinds := iomt.DeviceKinds(); !slices.Contains(kinds, in.Kind) {
+		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"kind" %q is not a known device kind (%s)`, in.Kind, strings.Join(kinds, ", ")))
+		return
+	}
+	if err := iomt.CheckIdentifiers(in.Identifiers); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, `"identifiers": `+strings.TrimPrefix(err.Error(), iomt.ErrInvalid.Error()+": "))
 		return
 	}
 	if in.Patient != "" {
@@ -456,7 +454,7 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "device", err)
 		return
 	}
-	d := iomt.Device{ID: id, Tenant: iomt.DefaultTenant, Kind: in.Kind, Patient: in.Patient, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	d := iomt.Device{ID: id, Tenant: iomt.DefaultTenant, Kind: in.Kind, Patient: in.Patient, Identifiers: in.Identifiers, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	creds, err := ingest.NewCredentials(&d)
 	if err != nil {
 		s.storeError(w, r, "device", err)
@@ -473,15 +471,6 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 	}}
 	w.Header().Set("Location", "/api/v1/devices/"+d.ID)
 	writeJSON(w, http.StatusCreated, out)
-}
-
-func kindList() string {
-	ks := make([]string, 0, len(deviceKinds))
-	for k := range deviceKinds {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return strings.Join(ks, ", ")
 }
 
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {

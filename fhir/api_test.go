@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iomt/iomt/fhir"
 )
 
 func TestMetadataTellsTheTruth(t *testing.T) {
@@ -29,6 +31,7 @@ func TestMetadataTellsTheTruth(t *testing.T) {
 	}
 	rest := cs["rest"].([]any)[0].(map[string]any)
 	// Every advertised search parameter is accepted; an unadvertised one is refused.
+	advertised := map[string][]string{}
 	for _, r := range rest["resource"].([]any) {
 		res := r.(map[string]any)
 		typ := res["type"].(string)
@@ -42,9 +45,14 @@ func TestMetadataTellsTheTruth(t *testing.T) {
 		for _, sp := range res["searchParam"].([]any) {
 			name := sp.(map[string]any)["name"].(string)
 			q := url.Values{name: {"x"}}
+			advertised[typ] = append(advertised[typ], name)
 			switch name {
-			case "_count":
+			case "_count", "_offset":
 				q.Set(name, "1")
+			case "_summary":
+				q.Set(name, "count")
+			case "_total":
+				q.Set(name, "accurate")
 			case "_sort":
 				q.Set(name, "-date")
 			case "date", "_lastUpdated", "birthdate":
@@ -68,6 +76,29 @@ func TestMetadataTellsTheTruth(t *testing.T) {
 		st, _, _ = f.do(t, "POST", typ, map[string]any{"resourceType": typ})
 		if canWrite != (st != http.StatusMethodNotAllowed) {
 			t.Errorf("%s create: advertised %v, status %d", typ, canWrite, st)
+		}
+	}
+	// And the other way round: what the server implements (as the handler's parameter lists
+	// and the README say) is advertised. _format and _pretty change only the rendering and
+	// are not search parameters.
+	common := []string{"_id", "_count", "_summary", "_total", "_offset"}
+	for typ, params := range map[string][]string{
+		"Patient":      {"identifier", "name", "birthdate"},
+		"Device":       {"identifier", "patient", "type"},
+		"DeviceMetric": {"source", "type"},
+		"Observation":  {"patient", "subject", "code", "combo-code", "category", "date", "_lastUpdated", "device", "_sort"},
+	} {
+		for _, p := range append(params, common...) {
+			if !slices.Contains(advertised[typ], p) {
+				t.Errorf("%s: %s is implemented but not advertised", typ, p)
+			}
+		}
+	}
+	// Device create is conditional on the identifier, as Patient's is.
+	for _, r := range rest["resource"].([]any) {
+		res := r.(map[string]any)
+		if typ := res["type"]; (typ == "Patient" || typ == "Device") && res["conditionalCreate"] != true {
+			t.Errorf("%s: conditionalCreate not advertised", typ)
 		}
 	}
 }
@@ -204,8 +235,8 @@ func TestObservationSearch(t *testing.T) {
 		"&category=survey":                                               2, // charted ACVPU and the NEWS2 score
 		"&category=therapy":                                              1, // charted oxygen flow
 		"&code=http://snomed.info/sct|1104051000000101":                  1,
-		"&category=procedure":                                            f.nECGWindows,
-		"&category=http://terminology.hl7.org/CodeSystem/observation-category|procedure": f.nECGWindows,
+		"&category=procedure":                                            f.nECGWindows + f.nPlethWindows,
+		"&category=http://terminology.hl7.org/CodeSystem/observation-category|procedure": f.nECGWindows + f.nPlethWindows,
 		"&device=Device/" + dOx + "&category=vital-signs":                                f.nHR,
 		"&code=MDC_ATTR_VAL_BATT_CHARGE":                                                 0, // device status is not an Observation
 	} {
@@ -340,17 +371,45 @@ func TestSpO2Codings(t *testing.T) {
 	}
 }
 
+// componentCodes lists the MDC codes of an Observation's components, in order.
+func componentCodes(o map[string]any) []string {
+	var out []string
+	cs, _ := o["component"].([]any)
+	for _, c := range cs {
+		for _, cd := range c.(map[string]any)["code"].(map[string]any)["coding"].([]any) {
+			if m := cd.(map[string]any); m["system"] == "urn:iso:std:iso:11073:10101" {
+				out = append(out, m["code"].(string))
+			}
+		}
+	}
+	return out
+}
+
+// The ECG leads of one device in one window are the components of one Observation (MDC
+// 131328), even where only one lead was sent; pleth stays one valueSampledData Observation.
 func TestWaveformWindows(t *testing.T) {
 	f := newFixture(t)
 	ws := entries(f.get(t, "Observation?patient="+p1+"&code=urn:iso:std:iso:11073:10101|131330"))
 	if len(ws) != f.nECGWindows {
-		t.Fatalf("windows: %d", len(ws))
+		t.Fatalf("windows with lead II: %d", len(ws))
 	}
 	for i, w := range ws {
-		sd := w["valueSampledData"].(map[string]any)
+		wantCodes := []string{"urn:iso:std:iso:11073:10101|131328", "urn:oid:2.16.840.1.113883.6.24|131328"}
+		if got := codings(w); !slices.Equal(got, wantCodes) || w["valueSampledData"] != nil {
+			t.Errorf("window %d: code %v, top-level value %v", i, got, w["valueSampledData"] != nil)
+		}
+		leads := []string{"131330"}
+		if i == 1 || i == 2 {
+			leads = []string{"131329", "131330"} // lead I first, as the catalog (and the official example) orders them
+		}
+		if got := componentCodes(w); !slices.Equal(got, leads) {
+			t.Fatalf("window %d: component leads %v, want %v", i, got, leads)
+		}
+		comps := w["component"].([]any)
+		sd := comps[len(comps)-1].(map[string]any)["valueSampledData"].(map[string]any)
 		data := strings.Fields(sd["data"].(string))
-		if len(data) != 2500 || sd["period"] != 4.0 || sd["factor"] != 0.001 || sd["dimensions"] != 1.0 {
-			t.Errorf("window %d: %d samples, period %v factor %v", i, len(data), sd["period"], sd["factor"])
+		if len(data) != 2500 || sd["period"] != 4.0 || sd["factor"] != 0.001 || sd["dimensions"] != 1.0 || sd["origin"].(map[string]any)["code"] != "mV" {
+			t.Errorf("window %d lead II: %d samples, period %v factor %v origin %v", i, len(data), sd["period"], sd["factor"], sd["origin"])
 		}
 		e := 0
 		for _, d := range data {
@@ -365,6 +424,43 @@ func TestWaveformWindows(t *testing.T) {
 		if w["effectiveDateTime"] != t0.Add(time.Duration(i)*10*time.Second).Format("2006-01-02T15:04:05.000Z") {
 			t.Errorf("window %d at %v", i, w["effectiveDateTime"])
 		}
+		if i == 1 {
+			// Lead I starts at 10:00:12: 2 s (500 samples) missing at the window's start.
+			sd := comps[0].(map[string]any)["valueSampledData"].(map[string]any)
+			data := strings.Fields(sd["data"].(string))
+			if len(data) != 2500 || data[499] != "E" || data[500] == "E" {
+				t.Errorf("window 1 lead I: %d samples, [499]=%s [500]=%s", len(data), data[499], data[500])
+			}
+		}
+	}
+	p := "Observation?patient=" + p1
+	for q, want := range map[string]int{
+		"&code=131329": 2, // the ECGs holding lead I
+		"&code=urn:iso:std:iso:11073:10101|131329,urn:iso:std:iso:11073:10101|131330": f.nECGWindows,
+		"&code=131328": f.nECGWindows,
+		"&code=urn:oid:2.16.840.1.113883.6.24|131328": f.nECGWindows, // as the official example codes it
+		"&code=urn:iso:std:iso:11073:10101|131331":    0,             // lead V1: none sent
+		"&combo-code=131329":                          2,
+		"&combo-code=131328":                          f.nECGWindows,
+		"&code=131328&device=Device/" + dOx:           0,
+		"&code=urn:iso:std:iso:11073:10101|150452":    f.nPlethWindows,
+	} {
+		if b := f.get(t, p+q); total(b) != want {
+			t.Errorf("%s: total %d, want %d", q, total(b), want)
+		}
+	}
+	// Pleth: one Observation with valueSampledData, no components.
+	pl := entries(f.get(t, p+"&code=urn:iso:std:iso:11073:10101|150452"))[0]
+	if sd, _ := pl["valueSampledData"].(map[string]any); sd == nil || pl["component"] != nil || len(strings.Fields(sd["data"].(string))) != 1000 || sd["period"] != 10.0 {
+		t.Errorf("pleth: %v", pl)
+	}
+	// An id of the former one-Observation-per-lead shape names nothing.
+	old, err := fhir.ObservationID(f.cat, fhir.ObsKey{Kind: fhir.KindWaveform, Patient: p1, Device: dECG, Code: "MDC_ECG_ELEC_POTL_II", Time: t0.Add(10 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, m, _ := f.do(t, "GET", "Observation/"+old, nil); st != http.StatusNotFound {
+		t.Errorf("per-lead id: %d %v", st, m)
 	}
 	// A date filter selects windows by start.
 	if b := f.get(t, "Observation?patient="+p1+"&category=procedure&date=ge2026-11-20T10:00:10Z&date=lt2026-11-20T10:00:30Z"); total(b) != 2 {
@@ -438,11 +534,12 @@ func TestCreateAndUpdate(t *testing.T) {
 	if p["name"].([]any)[0].(map[string]any)["text"] != "Marie Curie" {
 		t.Errorf("name: %v", p["name"])
 	}
-	// Same MRN again: 409; conditional create finds the existing one.
+	// Same MRN again: 409 naming the MRN and who has it; conditional create finds the
+	// existing one.
 	if st, m, _ := f.do(t, "POST", "Patient", pat); st != 409 {
 		t.Errorf("duplicate MRN: %d %v", st, m)
-	} else if code, _ := issue(t, m); code != "duplicate" {
-		t.Errorf("duplicate code %s", code)
+	} else if code, diag := issue(t, m); code != "duplicate" || diag != `MRN "MRN-777" already belongs to Patient/`+id {
+		t.Errorf("duplicate: %s %q", code, diag)
 	}
 	if st, m, _ := f.do(t, "POST", "Patient", pat, "If-None-Exist", "identifier=urn:iomt:mrn|MRN-777"); st != 200 || m["id"] != id {
 		t.Errorf("conditional create: %d %v", st, m)
@@ -534,6 +631,76 @@ func TestCreateAndUpdate(t *testing.T) {
 	}
 	if st, m, _ := f.do(t, "POST", "Device", map[string]any{"resourceType": "Device", "type": map[string]any{"text": "toaster"}}); st != 422 {
 		t.Errorf("unknown kind: %d %v", st, m)
+	}
+	// A PUT of a patient onto another's MRN: 409 naming the MRN's holder.
+	other := map[string]any{"resourceType": "Patient", "id": "client-chosen-1", "name": []any{map[string]any{"text": "X"}},
+		"identifier": []any{map[string]any{"system": "urn:iomt:mrn", "value": "MRN-001"}}}
+	if st, m, _ := f.do(t, "PUT", "Patient/client-chosen-1", other); st != 409 {
+		t.Errorf("PUT onto MRN-001: %d %v", st, m)
+	} else if _, diag := issue(t, m); diag != `MRN "MRN-001" already belongs to Patient/`+p1 {
+		t.Errorf("PUT onto MRN-001: %q", diag)
+	}
+
+	// Device identifiers: kept, returned, searchable, and a conditional create's key.
+	serial := map[string]any{"system": "urn:example:acme:serial", "value": "SN-9"}
+	dev = map[string]any{"resourceType": "Device", "identifier": []any{serial}, "text": map[string]any{"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">SN-9</div>"}}
+	st, d, _ = f.do(t, "POST", "Device", dev)
+	if st != 201 || d["type"].(map[string]any)["text"] != "other" || len(d["identifier"].([]any)) != 1 || d["text"] != nil {
+		t.Fatalf("device with an identifier and no type: %d %v", st, d)
+	}
+	serialID := d["id"].(string)
+	for q, want := range map[string]int{
+		"identifier=urn:example:acme:serial|SN-9": 1, "identifier=SN-9": 1, "identifier=urn:example:acme:serial|": 2, // and the oximeter's serial
+		"identifier=urn:other|SN-9": 0, "identifier=|SN-9": 0, "identifier=SN-9&type=other": 1, "identifier=SN-9&type=scale": 0,
+		"identifier=OX-123,SN-9": 2,
+	} {
+		if b := f.get(t, "Device?"+q); total(b) != want {
+			t.Errorf("Device?%s: %d, want %d", q, total(b), want)
+		}
+	}
+	if st, m, _ := f.do(t, "POST", "Device", dev, "If-None-Exist", "identifier=urn:example:acme:serial|SN-9"); st != 200 || m["id"] != serialID {
+		t.Errorf("conditional create of a known device: %d %v", st, m)
+	}
+	if st, m, _ := f.do(t, "POST", "Device", dev, "If-None-Exist", "identifier=urn:example:acme:serial|SN-9,SN-10"); st != 400 {
+		t.Errorf("conditional create with two values: %d %v", st, m)
+	}
+	dev["identifier"] = []any{map[string]any{"system": "urn:example:acme:serial", "value": "SN-10"}}
+	if st, m, _ := f.do(t, "POST", "Device", dev, "If-None-Exist", "identifier=urn:example:acme:serial|SN-10"); st != 201 || m["id"] == serialID {
+		t.Errorf("conditional create of a new device: %d %v", st, m)
+	}
+	// PUT replaces them: without identifier, none are left.
+	if st, m, _ := f.do(t, "PUT", "Device/"+serialID, map[string]any{"resourceType": "Device", "id": serialID}); st != 200 || m["identifier"] != nil {
+		t.Errorf("PUT without identifier: %d %v", st, m)
+	}
+	if got, _ := f.store.Device(t.Context(), serialID); got.Identifiers != nil || got.Kind != "other" {
+		t.Errorf("stored after PUT: %+v", got)
+	}
+	// What iomt would have to drop is refused by name.
+	for _, tc := range []struct {
+		ident      string
+		status     int
+		code, expr string
+	}{
+		{`{"use":"official","system":"urn:x","value":"1"}`, 422, "not-supported", "Device.identifier[0].use"},
+		{`{"system":"urn:x","value":"1","assigner":{"display":"ACME"}}`, 422, "not-supported", "Device.identifier[0].assigner"},
+		{`{"system":"urn:x"}`, 422, "required", "Device.identifier[0].value"},
+		{`{"system":"urn:x","value":"1"},{"system":"urn:x","value":"1"}`, 422, "value", "Device.identifier"},
+		{`{"system":"urn:x","value":7}`, 400, "structure", ""},
+	} {
+		body := `{"resourceType":"Device","identifier":[` + tc.ident + `]}`
+		st, m, _ := f.do(t, "POST", "Device", body)
+		if st != tc.status {
+			t.Errorf("%s: %d, want %d: %v", body, st, tc.status, m)
+			continue
+		}
+		code, diag := issue(t, m)
+		var expr string
+		if es, ok := m["issue"].([]any)[0].(map[string]any)["expression"].([]any); ok {
+			expr = es[0].(string)
+		}
+		if code != tc.code || expr != tc.expr || diag == "" {
+			t.Errorf("%s: issue %s at %s (%q), want %s at %s", body, code, expr, diag, tc.code, tc.expr)
+		}
 	}
 	// Observations are not written through FHIR.
 	if st, m, h := f.do(t, "POST", "Observation", map[string]any{"resourceType": "Observation"}); st != 405 || h.Get("Allow") != "GET" {

@@ -3,6 +3,8 @@ package fhir
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/iomt/iomt"
 )
 
 type csSearchParam struct {
@@ -71,6 +73,9 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 	common := []csSearchParam{
 		{Name: "_id", Definition: spBase + "Resource-id", Type: "token"},
 		{Name: "_count", Type: "number", Documentation: "page size; default " + strconv.Itoa(s.DefaultCount) + ", at most " + strconv.Itoa(s.MaxCount)},
+		{Name: "_summary", Type: "token", Documentation: "count (the total only) or false; other values are refused"},
+		{Name: "_total", Type: "token", Documentation: "accepted and ignored: the total is always given"},
+		{Name: "_offset", Type: "number", Documentation: "where the page starts; set by the paging links"},
 	}
 	res := func(typ, doc string, inter []csInteraction, params ...csSearchParam) csResource {
 		return csResource{Type: typ, Profile: "http://hl7.org/fhir/StructureDefinition/" + typ, Documentation: doc,
@@ -83,21 +88,22 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 		csSearchParam{Name: "name", Definition: spBase + "Patient-name", Type: "string"},
 		csSearchParam{Name: "birthdate", Definition: spBase + "individual-birthdate", Type: "date"})
 	patient.UpdateCreate, patient.ConditionalCreate = true, true
-	device := res("Device", "The registry's devices: type (system "+SystemDeviceKind+") is the device kind, patient the binding, property the battery level. Devices created here get no credentials and cannot send data: create devices that send data through the REST API (POST /api/v1/devices), which shows their credentials once.",
+	device := res("Device", "The registry's devices: identifier (system and value; serial number, UDI), type (system "+SystemDeviceKind+") the device kind, "+iomt.DeviceKindOther+" when a write gives none, patient the binding, property the battery level. Writes holding other elements, or identifiers with use, type, period or assigner, are refused with 422; text is ignored (iomt generates none). Devices created here get no credentials and cannot send data: create devices that send data through the REST API (POST /api/v1/devices), which shows their credentials once.",
 		[]csInteraction{read, search, {Code: "create"}, {Code: "update"}},
+		csSearchParam{Name: "identifier", Definition: spBase + "Device-identifier", Type: "token", Documentation: "[system|]value; one value for If-None-Exist"},
 		csSearchParam{Name: "patient", Definition: spBase + "Device-patient", Type: "reference"},
 		csSearchParam{Name: "type", Definition: spBase + "Device-type", Type: "token"})
-	device.UpdateCreate = true
+	device.UpdateCreate, device.ConditionalCreate = true, true
 	metric := res("DeviceMetric", "What each device measures, derived from its kind; read-only.",
 		[]csInteraction{read, search},
 		csSearchParam{Name: "source", Definition: spBase + "DeviceMetric-source", Type: "reference"},
 		csSearchParam{Name: "type", Definition: spBase + "DeviceMetric-type", Type: "token"})
-	obs := res("Observation", "Readings from devices (read-only: they arrive through ingest). Vital signs follow the R4 vital-signs profile; blood pressure is the 85354-9 panel of the systolic and diastolic readings of one device at one time; waveforms are valueSampledData per "+s.WaveformWindow.String()+" window. Ids encode patient, code, time and device. Searches need patient (or subject).",
+	obs := res("Observation", "Readings from devices (read-only: they arrive through ingest). Vital signs follow the R4 vital-signs profile; blood pressure is the 85354-9 panel of the systolic and diastolic readings of one device at one time; waveforms are valueSampledData per device and "+s.WaveformWindow.String()+" window: the ECG one Observation (MDC 131328) with a component per lead, as the official example, pleth one Observation. Ids encode patient, code, time and device. Searches need patient (or subject).",
 		[]csInteraction{read, search},
 		csSearchParam{Name: "patient", Definition: spBase + "clinical-patient", Type: "reference", Documentation: "required (or subject); one patient"},
 		csSearchParam{Name: "subject", Definition: spBase + "Observation-subject", Type: "reference"},
-		csSearchParam{Name: "code", Definition: spBase + "clinical-code", Type: "token", Documentation: "matches any coding of Observation.code (LOINC, the vital-signs LOINC, MDC); comma = OR"},
-		csSearchParam{Name: "combo-code", Definition: spBase + "Observation-combo-code", Type: "token", Documentation: "code or component code (finds blood-pressure panels by 8480-6)"},
+		csSearchParam{Name: "code", Definition: spBase + "clinical-code", Type: "token", Documentation: "matches any coding of Observation.code (LOINC, the vital-signs LOINC, MDC); an ECG lead's code also finds the ECG Observations holding that lead; comma = OR"},
+		csSearchParam{Name: "combo-code", Definition: spBase + "Observation-combo-code", Type: "token", Documentation: "code or component code (finds blood-pressure panels by 8480-6, ECGs by a lead)"},
 		csSearchParam{Name: "category", Definition: spBase + "Observation-category", Type: "token"},
 		csSearchParam{Name: "date", Definition: spBase + "clinical-date", Type: "date", Documentation: "prefixes eq, ne, ge, gt, le, lt, sa, eb; repeatable (AND); partial dates"},
 		csSearchParam{Name: "device", Definition: spBase + "Observation-device", Type: "reference"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -375,20 +376,27 @@ func TestOfficialExamples(t *testing.T) {
 			t.Errorf("%s: the validator refuses an official example: %v", name, err)
 		}
 		st, m, _ := f.do(t, "POST", typ, raw)
-		code, diag := issue(t, m)
 		switch typ {
 		case "Observation":
+			code, diag := issue(t, m)
 			if st != 405 || code != "not-supported" || !strings.Contains(diag, "ingest") {
 				t.Errorf("%s: %d %s %q", name, st, code, diag)
 			}
 		case "DeviceMetric":
+			code, diag := issue(t, m)
 			if st != 405 || code != "not-supported" {
 				t.Errorf("%s: %d %s %q", name, st, code, diag)
 			}
 		case "Device":
-			// Device-example carries only an identifier, which iomt does not keep.
-			if st != 422 || code != "not-supported" || !strings.Contains(diag, "Device.identifier") {
-				t.Errorf("%s: %d %s %q", name, st, code, diag)
+			// Device-example carries only an identifier and a narrative: accepted as is, kind
+			// "other", identifier kept; the narrative is iomt's to generate (none).
+			if st != 201 || m["resourceType"] != "Device" {
+				t.Errorf("%s: %d %v", name, st, m)
+				continue
+			}
+			got := f.get(t, "Device/"+m["id"].(string))
+			if !reflect.DeepEqual(got["identifier"], ex["identifier"]) || got["type"].(map[string]any)["text"] != "other" || got["text"] != nil {
+				t.Errorf("%s: stored as %v", name, got)
 			}
 		default:
 			t.Errorf("%s: unexpected resource type %s", name, typ)
@@ -399,16 +407,93 @@ func TestOfficialExamples(t *testing.T) {
 	if validate(sch, bad) == nil {
 		t.Error("validator accepts a string valueQuantity.value")
 	}
-	// The official Device example, reduced to what iomt keeps and given a kind, is accepted.
-	var dev map[string]any
-	raw, _ := os.ReadFile(filepath.Join(dir, "Device-example.json"))
-	_ = json.Unmarshal(raw, &dev)
-	delete(dev, "identifier")
-	dev["type"] = map[string]any{"coding": []any{map[string]any{"system": "urn:iomt:device-kind", "code": "pulse-oximeter"}}}
-	dev["patient"] = map[string]any{"reference": "Patient/" + p1}
-	if st, m, _ := f.do(t, "PUT", "Device/example", dev); st != 201 {
-		t.Errorf("PUT Device/example: %d %v", st, m)
-	} else if err := validate(sch, m); err != nil {
-		t.Errorf("created Device: %v", err)
+	// The official Device example, as is, is accepted by PUT too (update as create, its id),
+	// and again (an update); each answer validates.
+	raw, err := os.ReadFile(filepath.Join(dir, "Device-example.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int{201, 200} {
+		st, m, _ := f.do(t, "PUT", "Device/example", raw)
+		if st != want {
+			t.Errorf("PUT Device/example: %d, want %d: %v", st, want, m)
+			continue
+		}
+		if err := validate(sch, m); err != nil {
+			t.Errorf("PUT Device/example answered an invalid Device: %v", err)
+		}
+	}
+	d := f.get(t, "Device/example")
+	ids, _ := d["identifier"].([]any)
+	if len(ids) != 1 || ids[0].(map[string]any)["system"] != "http://goodcare.org/devices/id" || ids[0].(map[string]any)["value"] != "345675" {
+		t.Errorf("Device/example: identifier %v", d["identifier"])
+	}
+	// Found by its identifier: the POST above and the PUT both hold it.
+	if b := f.get(t, "Device?identifier=http://goodcare.org/devices/id|345675"); total(b) != 2 {
+		t.Errorf("Device?identifier: %d, want 2", total(b))
+	}
+}
+
+// Our ECG has the shape of the official Observation-ekg: category procedure, code MDC 131328
+// (in the example's code system too), one component per lead coded by the lead's MDC term,
+// each with valueSampledData holding the SampledData elements the example fills (origin,
+// period, factor, dimensions, data); lowerLimit and upperLimit are left out, as iomt does
+// not know the device's range. Both pass the Observation schema.
+func TestECGLikeOfficialExample(t *testing.T) {
+	ts := newTypeSchemas(t)
+	raw, err := os.ReadFile(filepath.Join(sharedData(t, "fhir"), "r4-examples", "Observation-ekg.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var official map[string]any
+	if err := json.Unmarshal(raw, &official); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	// The window at 10:00:10 holds leads I and II, both in the example.
+	ours := entries(f.get(t, "Observation?patient="+p1+"&code=131328&date=2026-11-20T10:00:10Z"))
+	if len(ours) != 1 {
+		t.Fatalf("ECG windows at 10:00:10: %d", len(ours))
+	}
+	ecg := ours[0]
+	for _, o := range []map[string]any{official, ecg} {
+		if err := validate(ts.get(t, "Observation"), o); err != nil {
+			t.Errorf("%v: %v", o["id"], err)
+		}
+	}
+	cat := func(o map[string]any) any {
+		return o["category"].([]any)[0].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"]
+	}
+	if cat(official) != "procedure" || cat(ecg) != cat(official) {
+		t.Errorf("category %v, official %v", cat(ecg), cat(official))
+	}
+	if want := codings(official)[0]; want != "urn:oid:2.16.840.1.113883.6.24|131328" || !slices.Contains(codings(ecg), want) {
+		t.Errorf("code %v lacks the official %v", codings(ecg), want)
+	}
+	if ecg["valueSampledData"] != nil || official["valueSampledData"] != nil {
+		t.Error("a top-level value besides the components")
+	}
+	officialLeads := map[string]bool{}
+	for _, c := range official["component"].([]any) {
+		officialLeads[codings(c.(map[string]any))[0]] = true
+	}
+	comps := ecg["component"].([]any)
+	if len(comps) != 2 {
+		t.Fatalf("components: %d", len(comps))
+	}
+	for i, c := range comps {
+		c := c.(map[string]any)
+		if cs := codings(c); !slices.ContainsFunc(cs, func(s string) bool { return officialLeads[s] }) {
+			t.Errorf("component %d: code %v is none of the example's leads %v", i, cs, officialLeads)
+		}
+		sd := c["valueSampledData"].(map[string]any)
+		for _, k := range []string{"origin", "period", "factor", "dimensions", "data"} {
+			if sd[k] == nil {
+				t.Errorf("component %d: valueSampledData lacks %s", i, k)
+			}
+		}
+		if sd["origin"].(map[string]any)["value"] == nil || sd["dimensions"] != 1.0 {
+			t.Errorf("component %d: origin %v, dimensions %v", i, sd["origin"], sd["dimensions"])
+		}
 	}
 }

@@ -134,12 +134,14 @@ func (s *server) observation(r *http.Request, id string) (Observation, error) {
 		}
 		return s.m.BloodPressure(sys, dia)
 	case KindWaveform:
-		segs, err := s.Store.Waveforms(ctx, iomt.WaveformQuery{Patient: k.Patient, Code: k.Code, From: k.Time, To: k.Time.Add(s.WaveformWindow)})
-		if err != nil {
-			return Observation{}, fmt.Errorf("fhir: read waveform: %w", err)
-		}
-		if WindowStart(k.Time, s.WaveformWindow) != k.Time {
+		// The ECG is served under CodeECG only: ids naming one lead (one Observation per lead,
+		// before the leads became components) name nothing now.
+		if WindowStart(k.Time, s.WaveformWindow) != k.Time || s.m.WaveformCode(k.Code) != k.Code {
 			return Observation{}, notFound("Observation", id)
+		}
+		segs, err := s.waveforms(ctx, k.Patient, k.Code, k.Time, k.Time.Add(s.WaveformWindow))
+		if err != nil {
+			return Observation{}, err
 		}
 		o, err := s.m.WaveformWindow(segs, k.Patient, k.Device, k.Code, k.Time, s.WaveformWindow)
 		if errors.Is(err, iomt.ErrNotFound) {
@@ -202,25 +204,35 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) erro
 		p.ID, p.Tenant, p.CreatedAt = id, s.Tenant, now
 		setAudit(r.Context(), "", p.ID)
 		if err := s.Store.CreatePatient(r.Context(), p); err != nil {
-			return patientWriteErr(p, err)
+			return s.patientWriteErr(r, p, err)
 		}
 		w.Header().Set("Location", s.base(r)+"/Patient/"+p.ID)
 		s.respond(w, r, http.StatusCreated, s.m.Patient(p))
 	case "Device":
-		if r.Header.Get("If-None-Exist") != "" {
-			return errorf(http.StatusBadRequest, "not-supported", "conditional create of Device is not supported: iomt keeps no device identifiers to match on")
-		}
-		kind, patient, _, err := s.m.DeviceFrom(body)
+		d, _, err := s.m.DeviceFrom(body)
 		if err != nil {
 			return err
 		}
-		if err := s.checkPatient(r, patient); err != nil {
+		// Conditional create (If-None-Exist: identifier=system|value) makes a retry safe.
+		if cond := r.Header.Get("If-None-Exist"); cond != "" {
+			existing, err := s.conditionalDevice(r, cond)
+			if err != nil {
+				return err
+			}
+			if existing != nil {
+				setAudit(r.Context(), "", existing.Patient)
+				w.Header().Set("Location", s.base(r)+"/Device/"+existing.ID)
+				s.respond(w, r, http.StatusOK, s.m.Device(*existing))
+				return nil
+			}
+		}
+		if err := s.checkPatient(r, d.Patient); err != nil {
 			return err
 		}
 		// No credentials are made: a device that sends data is created through the REST API
 		// (POST /api/v1/devices), which shows its secrets once.
-		d := iomt.Device{ID: id, Tenant: s.Tenant, Kind: kind, Patient: patient, CreatedAt: now}
-		setAudit(r.Context(), "", patient)
+		d.ID, d.Tenant, d.CreatedAt = id, s.Tenant, now
+		setAudit(r.Context(), "", d.Patient)
 		if err := s.Store.CreateDevice(r.Context(), d); err != nil {
 			return fmt.Errorf("fhir: create device: %w", err)
 		}
@@ -235,20 +247,64 @@ func methodNotAllowedMsg(w http.ResponseWriter, allow, msg string) *apiError {
 	return errorf(http.StatusMethodNotAllowed, "not-supported", "%s", msg)
 }
 
-func patientWriteErr(p iomt.Patient, err error) error {
-	if errors.Is(err, iomt.ErrDuplicate) {
-		return errorf(http.StatusConflict, "duplicate", "a patient with MRN %q (or id %s) already exists", p.MRN, p.ID)
+// patientWriteErr answers a refused patient write. A duplicate is the MRN (unique per tenant)
+// or, on a PUT racing another, the id: the conflict names the patient holding the MRN, found
+// in the same tenant, so the answer reveals nothing a search by identifier would not.
+func (s *server) patientWriteErr(r *http.Request, p iomt.Patient, err error) error {
+	if !errors.Is(err, iomt.ErrDuplicate) {
+		return fmt.Errorf("fhir: write patient: %w", err)
 	}
-	return fmt.Errorf("fhir: write patient: %w", err)
+	if p.MRN != "" {
+		ps, ferr := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: s.Tenant, MRN: p.MRN, Limit: 2})
+		for _, o := range ps {
+			if o.ID != p.ID {
+				return &apiError{status: http.StatusConflict, code: "duplicate", expr: "Patient.identifier",
+					msg: fmt.Sprintf("MRN %q already belongs to Patient/%s", p.MRN, o.ID)}
+			}
+		}
+		if ferr != nil {
+			return &apiError{status: http.StatusConflict, code: "duplicate", expr: "Patient.identifier",
+				msg: fmt.Sprintf("another patient already has MRN %q", p.MRN)}
+		}
+	}
+	return errorf(http.StatusConflict, "duplicate", "Patient/%s was created by another request at the same time", p.ID)
+}
+
+// conditionQuery reads an If-None-Exist header of typ: one identifier parameter only.
+func conditionQuery(typ, cond string) (string, error) {
+	q, err := url.ParseQuery(strings.TrimPrefix(cond, typ+"?"))
+	if err != nil || len(q) != 1 || len(q["identifier"]) != 1 || strings.Contains(q.Get("identifier"), ",") {
+		return "", errorf(http.StatusBadRequest, "not-supported", "If-None-Exist supports identifier=[system|]value only, got %q", cond)
+	}
+	return q.Get("identifier"), nil
+}
+
+// conditionalDevice finds the device an If-None-Exist search names (identifier only).
+func (s *server) conditionalDevice(r *http.Request, cond string) (*iomt.Device, error) {
+	tok, err := conditionQuery("Device", cond)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := s.devices(r, map[string][]string{"identifier": {tok}})
+	if err != nil {
+		return nil, err
+	}
+	switch len(ds) {
+	case 0:
+		return nil, nil
+	case 1:
+		return &ds[0], nil
+	}
+	return nil, errorf(http.StatusPreconditionFailed, "multiple-matches", "If-None-Exist %q matches more than one device", cond)
 }
 
 // conditionalPatient finds the patient an If-None-Exist search names (identifier only).
 func (s *server) conditionalPatient(r *http.Request, cond string) (*iomt.Patient, error) {
-	q, err := url.ParseQuery(strings.TrimPrefix(cond, "Patient?"))
-	if err != nil || len(q) != 1 || len(q["identifier"]) != 1 {
-		return nil, errorf(http.StatusBadRequest, "not-supported", "If-None-Exist supports identifier=[system|]value only, got %q", cond)
+	tok, err := conditionQuery("Patient", cond)
+	if err != nil {
+		return nil, err
 	}
-	mrn, err := s.mrnToken(q.Get("identifier"))
+	mrn, err := s.mrnToken(tok)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +412,7 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 			err = s.Store.CreatePatient(r.Context(), p)
 		}
 		if err != nil {
-			return patientWriteErr(p, err)
+			return s.patientWriteErr(r, p, err)
 		}
 		got, err := s.patient(r, id)
 		if err != nil {
@@ -367,21 +423,21 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 		}
 		s.respond(w, r, status, s.m.Patient(got))
 	case "Device":
-		kind, patient, bodyID, err := s.m.DeviceFrom(body)
+		d, bodyID, err := s.m.DeviceFrom(body)
 		if err == nil {
 			err = checkID(bodyID)
 		}
 		if err != nil {
 			return err
 		}
-		if err := s.checkPatient(r, patient); err != nil {
+		if err := s.checkPatient(r, d.Patient); err != nil {
 			return err
 		}
-		setAudit(r.Context(), "", patient)
+		setAudit(r.Context(), "", d.Patient)
 		if cur, gerr := s.Store.Device(r.Context(), id); gerr == nil && cur.Tenant != s.Tenant {
 			return notFound("Device", id)
 		}
-		d := iomt.Device{ID: id, Tenant: s.Tenant, Kind: kind, Patient: patient}
+		d.ID, d.Tenant = id, s.Tenant
 		status := http.StatusOK
 		err = s.Store.UpdateDevice(r.Context(), d)
 		if errors.Is(err, iomt.ErrNotFound) {

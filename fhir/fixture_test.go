@@ -31,7 +31,7 @@ const (
 	p2     = "example-patient.2"
 	dMon   = "bbbbbbbbbbbbbbbb" // bedside monitor: HR, RR, temp, BP
 	dOx    = "cccccccccccccccc" // pulse oximeter: SpO2
-	dECG   = "dddddddddddddddd" // ECG patch: lead II
+	dECG   = "dddddddddddddddd" // ECG patch: leads II and I
 	dFree  = "eeeeeeeeeeeeeeee" // unbound scale
 	minute = time.Minute
 )
@@ -45,7 +45,7 @@ type fixture struct {
 	cat   *codes.Catalog
 	audit *syncBuffer
 	// expected counts of the fixture's data for P1
-	nHR, nBP, nECGWindows int
+	nHR, nBP, nECGWindows, nPlethWindows int
 }
 
 type syncBuffer struct {
@@ -93,7 +93,8 @@ func newFixture(t *testing.T) *fixture {
 	must(f.store.CreatePatient(ctx, iomt.Patient{ID: p2, Tenant: iomt.DefaultTenant, Name: "Grace Hopper", BirthDate: "1956-12-09", MRN: "MRN-002", CreatedAt: t0}))
 	batt := 87.0
 	must(f.store.CreateDevice(ctx, iomt.Device{ID: dMon, Tenant: iomt.DefaultTenant, Kind: "bedside-monitor", Patient: p1, CreatedAt: t0}))
-	must(f.store.CreateDevice(ctx, iomt.Device{ID: dOx, Tenant: iomt.DefaultTenant, Kind: "pulse-oximeter", Patient: p1, CreatedAt: t0}))
+	must(f.store.CreateDevice(ctx, iomt.Device{ID: dOx, Tenant: iomt.DefaultTenant, Kind: "pulse-oximeter", Patient: p1, CreatedAt: t0,
+		Identifiers: []iomt.Identifier{{System: "urn:example:acme:serial", Value: "OX-123"}, {System: "http://hl7.org/fhir/NamingSystem/gs1-di", Value: "00844588003288"}}}))
 	must(f.store.CreateDevice(ctx, iomt.Device{ID: dECG, Tenant: iomt.DefaultTenant, Kind: "ecg-patch", Patient: p1, CreatedAt: t0}))
 	must(f.store.CreateDevice(ctx, iomt.Device{ID: dFree, Tenant: iomt.DefaultTenant, Kind: "scale", CreatedAt: t0}))
 	must(f.store.UpdateDeviceStatus(ctx, []iomt.DeviceStatus{{Device: dOx, LastSeen: t0, Battery: &batt}}))
@@ -132,7 +133,22 @@ func newFixture(t *testing.T) *fixture {
 		}
 		waves = append(waves, w)
 	}
+	// Lead I from t0+12s for 12 s: windows :10 and :20 hold two leads.
+	for s := range 12 {
+		w := iomt.Waveform{Patient: p1, Device: dECG, Code: "MDC_ECG_ELEC_POTL_I", Start: t0.Add(12*time.Second + time.Duration(s)*time.Second), Period: 4 * time.Millisecond, Scale: 0.001, Unit: "mV"}
+		for i := range 250 {
+			w.Samples = append(w.Samples, int32(800*math.Cos(float64(s*250+i)/20)))
+		}
+		waves = append(waves, w)
+	}
 	f.nECGWindows = 4
+	// 3 s of pleth at 100 Hz from t0+41s: window 10:00:40.
+	pleth := iomt.Waveform{Patient: p1, Device: dOx, Code: "MDC_PULS_OXIM_PLETH", Start: t0.Add(41 * time.Second), Period: 10 * time.Millisecond, Scale: 0.001, Unit: "1"}
+	for i := range 300 {
+		pleth.Samples = append(pleth.Samples, int32(500+400*math.Sin(float64(i)/13)))
+	}
+	waves = append(waves, pleth)
+	f.nPlethWindows = 1
 	if _, err := f.store.Append(ctx, []iomt.Batch{{Tenant: iomt.DefaultTenant, Device: dMon, Patient: p1, Received: t0, Observations: obs, Waveforms: waves},
 		// P2 has a single heart rate.
 		{Tenant: iomt.DefaultTenant, Device: dMon, Patient: p2, Received: t0, Observations: []iomt.Observation{{Patient: p2, Device: dMon, Code: "8867-4", Time: t0.Add(30 * time.Second), Value: 66, Unit: "/min"}}},

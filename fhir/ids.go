@@ -34,7 +34,7 @@ type ObsKind byte
 const (
 	KindReading  ObsKind = 'r' // one stored reading
 	KindBPPanel  ObsKind = 'b' // the systolic and diastolic readings of one device at one time
-	KindWaveform ObsKind = 'w' // one window of one waveform code of one device
+	KindWaveform ObsKind = 'w' // one window of one device's waveform: pleth, or CodeECG for all ECG leads
 	KindScore    ObsKind = 's' // an analytics result (NEWS2 and the like)
 )
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -254,30 +255,110 @@ func WindowStart(t time.Time, window time.Duration) time.Time {
 	return iomt.FromMillis(start)
 }
 
+// CodeECG is the code of the ECG Observation: MDC_ECG_ELEC_POTL (131328) with one component
+// per lead, as in the official example Observation-ekg.
+const CodeECG = "MDC_ECG_ELEC_POTL"
+
+// SystemMDCOID is the OID form of the MDC code system, which the official ECG example codes
+// with; the ECG Observation and its components carry it besides SystemMDC, so that a query
+// copied from the example finds them.
+const SystemMDCOID = "urn:oid:2.16.840.1.113883.6.24"
+
+// IsECGLead reports whether c is an ECG lead (MDC_ECG_ELEC_POTL_*, or MDC_ECG_ELEC_POTL itself,
+// the unspecified lead): the leads of one device in one window share one Observation.
+func IsECGLead(c codes.Code) bool {
+	return c.Kind == codes.Waveform && strings.HasPrefix(c.ID, CodeECG)
+}
+
+// WaveformCode is the code of the Observation a waveform code is served in: CodeECG for every
+// ECG lead, the code itself otherwise.
+func (m *Mapper) WaveformCode(code string) string {
+	if c, ok := m.Catalog.ByID(code); ok && IsECGLead(c) {
+		return CodeECG
+	}
+	return code
+}
+
+// ecgConcept is the ECG Observation's code, as in the official example.
+func ecgConcept() CodeableConcept {
+	return CodeableConcept{Coding: []Coding{
+		{System: SystemMDC, Code: "131328", Display: CodeECG},
+		{System: SystemMDCOID, Code: "131328", Display: CodeECG},
+	}, Text: "Electrocardiogram"}
+}
+
+// ecgLeadConcept is an ECG component's code: the lead's MDC term in both system forms.
+func ecgLeadConcept(c codes.Code) CodeableConcept {
+	mdc := mdcCoding(c)
+	oid := mdc
+	oid.System = SystemMDCOID
+	return CodeableConcept{Coding: []Coding{mdc, oid}, Text: c.Display}
+}
+
 // WaveformWindow builds the Observation of one window [start, start+window) of one device's
-// waveform segments of one code, as valueSampledData modelled on the official ECG example:
-// origin 0 in the code's unit, period in ms, factor the stored scale, and "E" (no value) where
-// the device sent nothing. Segments of other devices or codes are ignored.
+// waveform, as valueSampledData modelled on the official ECG example: origin 0 in the code's
+// unit, period in ms, factor the stored scale, and "E" (no value) where the device sent
+// nothing. ECG leads (code CodeECG or any lead) make one Observation, code CodeECG, with a
+// component per lead the device sent in the window, in the catalog's lead order (I, II, III,
+// aVR, ...), even for a single lead, so that an ECG always has the same shape. Other waveforms
+// (pleth) are one Observation with valueSampledData. Segments of other devices or codes are
+// ignored.
 func (m *Mapper) WaveformWindow(segs []iomt.Waveform, patient, device, code string, start time.Time, window time.Duration) (Observation, error) {
 	c, ok := m.Catalog.ByID(code)
 	if !ok || c.Kind != codes.Waveform {
 		return Observation{}, fmt.Errorf("fhir: %q is not a waveform code: %w", code, iomt.ErrInvalid)
 	}
+	ecg := IsECGLead(c)
+	if ecg {
+		c, _ = m.Catalog.ByID(CodeECG)
+	}
 	id, err := ObservationID(m.Catalog, ObsKey{Kind: KindWaveform, Patient: patient, Device: device, Code: c.ID, Time: start})
 	if err != nil {
 		return Observation{}, err
 	}
+	obs := Observation{
+		ResourceType: "Observation", ID: id, Status: "final",
+		Category: categoryConcept(CatProcedure), Code: m.codeConcept(c),
+		Subject: patientRef(patient), EffectiveDateTime: dateTime(start), Device: deviceRef(device),
+	}
+	if !ecg {
+		obs.ValueSampledData, err = sampledData(segs, device, c, start, window)
+		return obs, err
+	}
+	obs.Code = ecgConcept()
+	for _, lead := range m.Catalog.All() {
+		if !IsECGLead(lead) {
+			continue
+		}
+		sd, err := sampledData(segs, device, lead, start, window)
+		if errors.Is(err, iomt.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return Observation{}, err
+		}
+		obs.Component = append(obs.Component, ObservationComponent{Code: ecgLeadConcept(lead), ValueSampledData: sd})
+	}
+	if len(obs.Component) == 0 {
+		return Observation{}, fmt.Errorf("fhir: no ECG samples from device %s in window %s: %w", device, dateTime(start), iomt.ErrNotFound)
+	}
+	return obs, nil
+}
+
+// sampledData is the samples of one code of one device in [start, start+window); ErrNotFound
+// if there are none.
+func sampledData(segs []iomt.Waveform, device string, c codes.Code, start time.Time, window time.Duration) (*SampledData, error) {
 	end := start.Add(window)
 	var period time.Duration
 	factor := 0.0
 	for _, w := range segs {
-		if w.Device == device && w.Code == code && w.Period > 0 && w.Start.Before(end) && w.End().After(start) {
+		if w.Device == device && w.Code == c.ID && w.Period > 0 && w.Start.Before(end) && w.End().After(start) {
 			period, factor = w.Period, w.Scale
 			break
 		}
 	}
 	if period == 0 {
-		return Observation{}, fmt.Errorf("fhir: no samples of %s from device %s in window %s: %w", code, device, dateTime(start), iomt.ErrNotFound)
+		return nil, fmt.Errorf("fhir: no samples of %s from device %s in window %s: %w", c.ID, device, dateTime(start), iomt.ErrNotFound)
 	}
 	if factor == 0 {
 		factor = 1
@@ -286,7 +367,7 @@ func (m *Mapper) WaveformWindow(segs []iomt.Waveform, patient, device, code stri
 	vals := make([]float64, n)
 	have := make([]bool, n)
 	for _, w := range segs {
-		if w.Device != device || w.Code != code || w.Period <= 0 {
+		if w.Device != device || w.Code != c.ID || w.Period <= 0 {
 			continue
 		}
 		scale := w.Scale
@@ -316,18 +397,12 @@ func (m *Mapper) WaveformWindow(segs []iomt.Waveform, patient, device, code stri
 		}
 		data.WriteString(strconv.FormatFloat(vals[j], 'f', -1, 64))
 	}
-	unit := c.Unit
-	return Observation{
-		ResourceType: "Observation", ID: id, Status: "final",
-		Category: categoryConcept(CatProcedure), Code: m.codeConcept(c),
-		Subject: patientRef(patient), EffectiveDateTime: dateTime(start), Device: deviceRef(device),
-		ValueSampledData: &SampledData{
-			Origin:     Quantity{Value: 0, Unit: unit, System: SystemUCUM, Code: unit},
-			Period:     float64(period) / float64(time.Millisecond),
-			Factor:     factor,
-			Dimensions: 1,
-			Data:       data.String(),
-		},
+	return &SampledData{
+		Origin:     Quantity{Value: 0, Unit: c.Unit, System: SystemUCUM, Code: c.Unit},
+		Period:     float64(period) / float64(time.Millisecond),
+		Factor:     factor,
+		Dimensions: 1,
+		Data:       data.String(),
 	}, nil
 }
 
@@ -339,16 +414,19 @@ type WindowKey struct {
 }
 
 // WaveformWindows lists the windows that segments cover, sorted by start, code and device.
-func WaveformWindows(segs []iomt.Waveform, window time.Duration) []WindowKey {
+// Code is the Observation's (Mapper.WaveformCode): CodeECG for the ECG leads, which share
+// one window.
+func (m *Mapper) WaveformWindows(segs []iomt.Waveform, window time.Duration) []WindowKey {
 	seen := make(map[WindowKey]bool)
 	var out []WindowKey
 	for _, w := range segs {
 		if len(w.Samples) == 0 {
 			continue
 		}
+		code := m.WaveformCode(w.Code)
 		last := w.Start.Add(time.Duration(len(w.Samples)-1) * w.Period)
 		for s := WindowStart(w.Start, window); !s.After(last); s = s.Add(window) {
-			k := WindowKey{Device: w.Device, Code: w.Code, Start: s}
+			k := WindowKey{Device: w.Device, Code: code, Start: s}
 			if !seen[k] {
 				seen[k] = true
 				out = append(out, k)
@@ -487,13 +565,8 @@ func (m *Mapper) PatientFrom(body []byte) (iomt.Patient, string, error) {
 
 // ---- Device ----
 
-// DeviceKinds are the device kinds of the registry, as the REST API accepts them.
-func DeviceKinds() []string {
-	return []string{"activity-tracker", "bedside-monitor", "bp-monitor", "cgm", "ecg-patch", "fall-sensor",
-		"gateway", "glucometer", "multi-parameter", "pulse-oximeter", "scale", "thermometer"}
-}
-
-// kindMetrics lists what each kind of device measures: its DeviceMetrics.
+// kindMetrics lists what each kind of device measures: its DeviceMetrics. Kind "other"
+// measures nothing iomt knows in advance, so it has none.
 var kindMetrics = map[string][]string{
 	"pulse-oximeter":   {"59408-5", "8889-8", "MDC_PULS_OXIM_PLETH"},
 	"ecg-patch":        {"MDC_ECG_ELEC_POTL_II", "8867-4", "9279-1"},
@@ -512,6 +585,9 @@ var kindMetrics = map[string][]string{
 func (m *Mapper) Device(d iomt.Device) Device {
 	kind := kindConcept(d.Kind)
 	out := Device{ResourceType: "Device", ID: d.ID, Status: "active", Type: &kind}
+	for _, id := range d.Identifiers {
+		out.Identifier = append(out.Identifier, Identifier{System: id.System, Value: id.Value})
+	}
 	if d.Patient != "" {
 		out.Patient = patientRef(d.Patient)
 	}
@@ -531,39 +607,85 @@ func kindConcept(kind string) CodeableConcept {
 	return CodeableConcept{Coding: []Coding{{System: SystemDeviceKind, Code: kind, Display: kind}}, Text: kind}
 }
 
-// DeviceFrom reads a Device a client sent: its kind (Device.type) and patient binding
-// (Device.patient, "Patient/{id}"). Identifiers and other elements are refused (422).
-func (m *Mapper) DeviceFrom(body []byte) (kind, patient, id string, err error) {
+// DeviceFrom reads a Device a client sent into a registry device (ID, Tenant and CreatedAt are
+// the caller's to set) and returns the id the body gives. It keeps the kind (Device.type;
+// iomt.DeviceKindOther without one), the patient binding (Device.patient, "Patient/{id}") and
+// the identifiers (system and value each). Other elements, and parts of an identifier iomt
+// does not keep, are refused (422) rather than dropped.
+func (m *Mapper) DeviceFrom(body []byte) (iomt.Device, string, error) {
 	var in Device
-	if err := decodeResource(body, "Device", []string{"status", "type", "patient"}, &in); err != nil {
-		return "", "", "", err
+	var d iomt.Device
+	if err := decodeResource(body, "Device", []string{"status", "identifier", "type", "patient"}, &in); err != nil {
+		return d, "", err
 	}
 	if in.Status != "" && in.Status != "active" {
-		return "", "", in.ID, unprocessable("not-supported", "Device.status", "iomt keeps active devices only, got status %q", in.Status)
+		return d, in.ID, unprocessable("not-supported", "Device.status", "iomt keeps active devices only, got status %q", in.Status)
 	}
-	kinds := DeviceKinds()
-	if in.Type == nil {
-		return "", "", in.ID, unprocessable("required", "Device.type", "Device.type is required: a coding of system %s with one of %s", SystemDeviceKind, strings.Join(kinds, ", "))
+	ids, err := deviceIdentifiers(body, in.Identifier)
+	if err != nil {
+		return d, in.ID, err
 	}
-	for _, c := range in.Type.Coding {
-		if (c.System == SystemDeviceKind || c.System == "") && slices.Contains(kinds, c.Code) {
-			kind = c.Code
+	d.Identifiers = ids
+	kinds := iomt.DeviceKinds()
+	d.Kind = iomt.DeviceKindOther
+	if in.Type != nil {
+		kind := ""
+		for _, c := range in.Type.Coding {
+			if (c.System == SystemDeviceKind || c.System == "") && slices.Contains(kinds, c.Code) {
+				kind = c.Code
+			}
 		}
-	}
-	if kind == "" && slices.Contains(kinds, in.Type.Text) {
-		kind = in.Type.Text
-	}
-	if kind == "" {
-		return "", "", in.ID, unprocessable("code-invalid", "Device.type", "Device.type names no device kind iomt knows (system %s: %s)", SystemDeviceKind, strings.Join(kinds, ", "))
+		if kind == "" && slices.Contains(kinds, in.Type.Text) {
+			kind = in.Type.Text
+		}
+		if kind == "" {
+			return d, in.ID, unprocessable("code-invalid", "Device.type", "Device.type names no device kind iomt knows (system %s: %s); leave Device.type out for kind %q", SystemDeviceKind, strings.Join(kinds, ", "), iomt.DeviceKindOther)
+		}
+		d.Kind = kind
 	}
 	if in.Patient != nil {
 		ref, ok := strings.CutPrefix(in.Patient.Reference, "Patient/")
 		if !ok || !ValidID(ref) {
-			return "", "", in.ID, unprocessable("invalid", "Device.patient", "Device.patient must be a literal reference Patient/{id}, got %q", in.Patient.Reference)
+			return d, in.ID, unprocessable("invalid", "Device.patient", "Device.patient must be a literal reference Patient/{id}, got %q", in.Patient.Reference)
 		}
-		patient = ref
+		d.Patient = ref
 	}
-	return kind, patient, in.ID, nil
+	return d, in.ID, nil
+}
+
+// deviceIdentifiers reads Device.identifier (decoded, and raw in body): system and value are
+// kept; use, type, period and assigner would be lost, so an identifier carrying them is
+// refused.
+func deviceIdentifiers(body []byte, decoded []Identifier) ([]iomt.Identifier, error) {
+	var raw struct {
+		Identifier []map[string]json.RawMessage `json:"identifier"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil || len(raw.Identifier) != len(decoded) {
+		return nil, &InputError{Status: http.StatusBadRequest, Code: "structure", Expression: "Device.identifier", Msg: "Device.identifier must be a list of Identifier objects"}
+	}
+	var out []iomt.Identifier
+	for i, fields := range raw.Identifier {
+		expr := fmt.Sprintf("Device.identifier[%d]", i)
+		var extra []string
+		for k := range fields {
+			if k != "system" && k != "value" {
+				extra = append(extra, expr+"."+k)
+			}
+		}
+		if len(extra) > 0 {
+			slices.Sort(extra)
+			return nil, unprocessable("not-supported", extra[0], "iomt keeps a device identifier's system and value only, not %s", strings.Join(extra, ", "))
+		}
+		id := iomt.Identifier{System: decoded[i].System, Value: decoded[i].Value}
+		if id.Value == "" {
+			return nil, unprocessable("required", expr+".value", "%s has no value: iomt keeps identifiers by value", expr)
+		}
+		out = append(out, id)
+	}
+	if err := iomt.CheckIdentifiers(out); err != nil {
+		return nil, unprocessable("value", "Device.identifier", "Device.identifier: %s", strings.TrimPrefix(err.Error(), iomt.ErrInvalid.Error()+": "))
+	}
+	return out, nil
 }
 
 // DeviceMetrics lists the measurements a device of d's kind makes, one DeviceMetric each.

@@ -30,7 +30,7 @@ func (s *server) search(w http.ResponseWriter, r *http.Request, typ string, q ur
 	case "Patient":
 		spec = paramSpec{params: set("identifier", "name", "birthdate")}
 	case "Device":
-		spec = paramSpec{params: set("patient", "type")}
+		spec = paramSpec{params: set("patient", "type", "identifier")}
 	case "DeviceMetric":
 		spec = paramSpec{params: set("source", "type")}
 	case "Observation":
@@ -316,10 +316,20 @@ func (s *server) devices(r *http.Request, q map[string][]string) ([]iomt.Device,
 				return true
 			}
 		}
-		return !anyToken(q["type"], kindConcept(d.Kind).Coding)
+		return !anyToken(q["type"], kindConcept(d.Kind).Coding) || !anyToken(q["identifier"], identifierCodings(d.Identifiers))
 	})
 	slices.SortFunc(ds, func(a, b iomt.Device) int { return cmp.Compare(a.ID, b.ID) })
 	return ds, nil
+}
+
+// identifierCodings lets tokenMatch apply an identifier token (system|value, value, system|,
+// |value) to identifiers, as to codings.
+func identifierCodings(ids []iomt.Identifier) []Coding {
+	out := make([]Coding, len(ids))
+	for i, id := range ids {
+		out[i] = Coding{System: id.System, Code: id.Value}
+	}
+	return out
 }
 
 func (s *server) searchDevices(r *http.Request, q map[string][]string) (results, error) {
@@ -362,8 +372,10 @@ func (s *server) searchDeviceMetrics(r *http.Request, q map[string][]string) (re
 
 // cand is a kind of Observation a search may return.
 type cand struct {
-	c    codes.Code // the Observation's code: the panel's for KindBPPanel
+	c    codes.Code // the Observation's code: the panel's for KindBPPanel, CodeECG for the ECG
 	kind ObsKind
+	// leads, for the ECG: the leads whose windows match (the Observation holds every lead).
+	leads []string
 }
 
 // obsHit is one matching Observation before it is built.
@@ -378,11 +390,30 @@ type obsHit struct {
 
 // candidates lists the Observation kinds matching the code, combo-code and category
 // parameters (each a list of AND-ed values of OR-ed tokens).
+//
+// The ECG is one Observation per device and window (code CodeECG, a component per lead). Its
+// code parameter also matches the leads' codes, so that a search by a lead's code (which used
+// to be an Observation's code) still finds the ECGs holding that lead; combo-code matches
+// them as component codes, as FHIR defines it.
 func (s *server) candidates(q map[string][]string, includeWaveforms bool) []cand {
 	var out []cand
+	ecg := -1 // index of the ECG's cand in out
 	for _, c := range s.Catalog.All() {
 		cat := Category(c)
 		if cat == "" || (c.Kind == codes.Waveform && !includeWaveforms) {
+			continue
+		}
+		if IsECGLead(c) {
+			cs := append(ecgConcept().Coding, ecgLeadConcept(c).Coding...)
+			if !anyToken(q["category"], categoryConcept(cat)[0].Coding) || !anyToken(q["code"], cs) || !anyToken(q["combo-code"], cs) {
+				continue
+			}
+			if ecg < 0 {
+				group, _ := s.Catalog.ByID(CodeECG)
+				ecg = len(out)
+				out = append(out, cand{c: group, kind: KindWaveform})
+			}
+			out[ecg].leads = append(out[ecg].leads, c.ID)
 			continue
 		}
 		kind := KindReading
@@ -446,15 +477,20 @@ func (s *server) collect(ctx context.Context, patient string, cands []cand, stor
 				hits = append(hits, obsHit{t: o.Time, code: o.Code, device: o.Device, kind: KindReading, obs: o})
 			}
 		case c.kind == KindWaveform:
-			q := iomt.WaveformQuery{Patient: patient, Code: c.c.ID, From: from}
+			wto := to
 			if !to.IsZero() {
-				q.To = to.Add(s.WaveformWindow) // whole windows that start before to
+				wto = to.Add(s.WaveformWindow) // whole windows that start before to
 			}
-			segs, err := s.Store.Waveforms(ctx, q)
+			segs, err := s.waveforms(ctx, patient, c.c.ID, from, wto)
 			if err != nil {
-				return nil, fmt.Errorf("fhir: search waveforms of %s: %w", c.c.ID, err)
+				return nil, err
 			}
-			for _, k := range WaveformWindows(segs, s.WaveformWindow) {
+			matching := segs
+			if c.leads != nil {
+				// Windows holding a matching lead; the Observation is built from all leads.
+				matching = slices.DeleteFunc(slices.Clone(segs), func(w iomt.Waveform) bool { return !slices.Contains(c.leads, w.Code) })
+			}
+			for _, k := range s.m.WaveformWindows(matching, s.WaveformWindow) {
 				hits = append(hits, obsHit{t: k.Start, code: k.Code, device: k.Device, kind: KindWaveform, segs: segs})
 			}
 		}
@@ -483,6 +519,29 @@ func (s *server) collect(ctx context.Context, patient string, cands []cand, stor
 		}
 	}
 	return hits, nil
+}
+
+// waveforms reads the segments behind the waveform Observations of code in [from, to): for
+// the ECG (any lead), those of every lead.
+func (s *server) waveforms(ctx context.Context, patient, code string, from, to time.Time) ([]iomt.Waveform, error) {
+	leads := []string{code}
+	if s.m.WaveformCode(code) == CodeECG {
+		leads = leads[:0]
+		for _, c := range s.Catalog.All() {
+			if IsECGLead(c) {
+				leads = append(leads, c.ID)
+			}
+		}
+	}
+	var segs []iomt.Waveform
+	for _, l := range leads {
+		got, err := s.Store.Waveforms(ctx, iomt.WaveformQuery{Patient: patient, Code: l, From: from, To: to})
+		if err != nil {
+			return nil, fmt.Errorf("fhir: read waveforms of %s: %w", l, err)
+		}
+		segs = append(segs, got...)
+	}
+	return segs, nil
 }
 
 func (s *server) build(patient string, h obsHit) (string, any, error) {

@@ -4,7 +4,8 @@
 // Observations follow the R4 vital-signs profile: category vital-signs, LOINC codes with the
 // IEEE 11073 MDC term as a further coding, UCUM units, blood pressure as the 85354-9 panel
 // built from the systolic and diastolic readings of one device at one time. Waveforms are
-// Observations with valueSampledData, one per device, code and window (10 s by default).
+// Observations with valueSampledData, one per device and window (10 s by default): the ECG one
+// Observation with a component per lead, as FHIR's ECG example, pleth one of its own.
 // Observation ids are deterministic: they encode patient, code, time and device, so a read
 // by id finds the reading again and an exporter's retry never duplicates.
 package fhir

@@ -15,15 +15,17 @@ import (
 
 // deviceRecord is how a device is kept: iomt.Device hides its hashes from JSON.
 type deviceRecord struct {
-	ID               string    `json:"id"`
-	Tenant           string    `json:"tenant"`
-	Kind             string    `json:"kind"`
-	Patient          string    `json:"patient,omitempty"`
-	MQTTPasswordHash []byte    `json:"mqttPasswordHash,omitempty"`
-	TokenHash        []byte    `json:"tokenHash,omitempty"`
-	CreatedAt        time.Time `json:"createdAt"`
-	LastSeen         time.Time `json:"lastSeen,omitzero"`
-	Battery          *float64  `json:"battery,omitempty"`
+	ID      string `json:"id"`
+	Tenant  string `json:"tenant"`
+	Kind    string `json:"kind"`
+	Patient string `json:"patient,omitempty"`
+	// Identifiers: absent in records written before devices had them, which read as none.
+	Identifiers      []iomt.Identifier `json:"identifiers,omitempty"`
+	MQTTPasswordHash []byte            `json:"mqttPasswordHash,omitempty"`
+	TokenHash        []byte            `json:"tokenHash,omitempty"`
+	CreatedAt        time.Time         `json:"createdAt"`
+	LastSeen         time.Time         `json:"lastSeen,omitzero"`
+	Battery          *float64          `json:"battery,omitempty"`
 }
 
 func (r deviceRecord) device() iomt.Device { return iomt.Device(r) }
@@ -226,6 +228,9 @@ func (s *Store) CreateDevice(ctx context.Context, d iomt.Device) error {
 		if err := checkID(c.what, c.v, c.what == "id"); err != nil {
 			return fmt.Errorf("embedded: create device: %w", err)
 		}
+	}
+	if err := iomt.CheckIdentifiers(d.Identifiers); err != nil {
+		return fmt.Errorf("embedded: create device %q: %w", d.ID, err)
 	}
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = time.Now()
@@ -450,6 +455,9 @@ func (s *Store) UpdateDevice(ctx context.Context, d iomt.Device) error {
 			return fmt.Errorf("embedded: update device: %w", err)
 		}
 	}
+	if err := iomt.CheckIdentifiers(d.Identifiers); err != nil {
+		return fmt.Errorf("embedded: update device %q: %w", d.ID, err)
+	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	if !s.enter() {
@@ -464,7 +472,7 @@ func (s *Store) UpdateDevice(ctx context.Context, d iomt.Device) error {
 		return fmt.Errorf("embedded: update device %q: %w", d.ID, err)
 	}
 	nw := old
-	nw.Kind, nw.Patient = d.Kind, d.Patient
+	nw.Kind, nw.Patient, nw.Identifiers = d.Kind, d.Patient, d.Identifiers
 	v, err := json.Marshal(nw)
 	if err != nil {
 		return fmt.Errorf("embedded: update device: %w", err)

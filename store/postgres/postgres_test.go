@@ -458,6 +458,24 @@ func TestSpO2ScaleChecked(t *testing.T) {
 	}
 }
 
+// A device written by plain SQL without identifiers (as every device before migration 0004)
+// reads as having none; the column holds an array or nothing else.
+func TestDeviceIdentifiersColumn(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, testDB(t), Options{})
+	ctx := context.Background()
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO devices (id, tenant, kind, created_at) VALUES ('d1', 't1', 'scale', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Device(ctx, "d1"); err != nil || d.Identifiers != nil {
+		t.Fatalf("device without identifiers: %+v, %v", d, err)
+	}
+	_, err := s.Pool().Exec(ctx, `UPDATE devices SET identifiers = '{"system":"urn:x","value":"1"}' WHERE id = 'd1'`)
+	if constraint(err) != "devices_identifiers_check" {
+		t.Fatalf("an object for identifiers by SQL: %v, want the check constraint", err)
+	}
+}
+
 func TestConcurrentDuplicates(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -145,12 +146,20 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	return nil
 }
 
-const deviceCols = `id, tenant, kind, coalesce(patient, ''), mqtt_password_hash, token_hash, created_at, last_seen, battery`
+const deviceCols = `id, tenant, kind, coalesce(patient, ''), identifiers, mqtt_password_hash, token_hash, created_at, last_seen, battery`
 
 func scanDevice(row pgx.Row, d *iomt.Device) error {
 	var seen *time.Time
-	if err := row.Scan(&d.ID, &d.Tenant, &d.Kind, &d.Patient, &d.MQTTPasswordHash, &d.TokenHash, &d.CreatedAt, &seen, &d.Battery); err != nil {
+	var ids []byte
+	if err := row.Scan(&d.ID, &d.Tenant, &d.Kind, &d.Patient, &ids, &d.MQTTPasswordHash, &d.TokenHash, &d.CreatedAt, &seen, &d.Battery); err != nil {
 		return err
+	}
+	d.Identifiers = nil
+	if err := json.Unmarshal(ids, &d.Identifiers); err != nil {
+		return fmt.Errorf("identifiers of device %q: %w", d.ID, err)
+	}
+	if len(d.Identifiers) == 0 {
+		d.Identifiers = nil // none reads the same as from the embedded store
 	}
 	d.CreatedAt = d.CreatedAt.UTC()
 	if seen != nil {
@@ -170,6 +179,10 @@ func (s *Store) CreateDevice(ctx context.Context, d iomt.Device) error {
 	if err := checkFields("id", d.ID, "tenant", d.Tenant, "kind", d.Kind, "patient", d.Patient); err != nil {
 		return fmt.Errorf("postgres: create device: %w", err)
 	}
+	ids, err := identifiersJSON(d.Identifiers)
+	if err != nil {
+		return fmt.Errorf("postgres: create device %q: %w", d.ID, err)
+	}
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = time.Now()
 	}
@@ -181,9 +194,9 @@ func (s *Store) CreateDevice(ctx context.Context, d iomt.Device) error {
 		return fmt.Errorf("postgres: create device: %w", errClosed)
 	}
 	defer s.leave()
-	_, err := s.pool.Exec(ctx, `INSERT INTO devices (id, tenant, kind, patient, mqtt_password_hash, token_hash, created_at, last_seen, battery)
-		VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, $8, $9)`,
-		d.ID, d.Tenant, d.Kind, d.Patient, d.MQTTPasswordHash, d.TokenHash, d.CreatedAt, seen, d.Battery)
+	_, err = s.pool.Exec(ctx, `INSERT INTO devices (id, tenant, kind, patient, identifiers, mqtt_password_hash, token_hash, created_at, last_seen, battery)
+		VALUES ($1, $2, $3, NULLIF($4, ''), $5::jsonb, $6, $7, $8, $9, $10)`,
+		d.ID, d.Tenant, d.Kind, d.Patient, ids, d.MQTTPasswordHash, d.TokenHash, d.CreatedAt, seen, d.Battery)
 	if err != nil {
 		return wrap(ctx, "create device", duplicate(err, fmt.Sprintf("device %q exists", d.ID)))
 	}
@@ -272,11 +285,15 @@ func (s *Store) UpdateDevice(ctx context.Context, d iomt.Device) error {
 	if err := checkFields("id", d.ID, "kind", d.Kind, "patient", d.Patient); err != nil {
 		return fmt.Errorf("postgres: update device: %w", err)
 	}
+	ids, err := identifiersJSON(d.Identifiers)
+	if err != nil {
+		return fmt.Errorf("postgres: update device %q: %w", d.ID, err)
+	}
 	if !s.enter() {
 		return fmt.Errorf("postgres: update device: %w", errClosed)
 	}
 	defer s.leave()
-	tag, err := s.pool.Exec(ctx, `UPDATE devices SET kind = $2, patient = NULLIF($3, '') WHERE id = $1`, d.ID, d.Kind, d.Patient)
+	tag, err := s.pool.Exec(ctx, `UPDATE devices SET kind = $2, patient = NULLIF($3, ''), identifiers = $4::jsonb WHERE id = $1`, d.ID, d.Kind, d.Patient, ids)
 	if err != nil {
 		return wrap(ctx, "update device", err)
 	}
@@ -284,6 +301,22 @@ func (s *Store) UpdateDevice(ctx context.Context, d iomt.Device) error {
 		return fmt.Errorf("postgres: update device %q: %w", d.ID, iomt.ErrNotFound)
 	}
 	return nil
+}
+
+// identifiersJSON checks identifiers and encodes them for the identifiers column: always an
+// array, "[]" for none. CheckIdentifiers also refuses the NUL character jsonb cannot hold.
+func identifiersJSON(ids []iomt.Identifier) (string, error) {
+	if err := iomt.CheckIdentifiers(ids); err != nil {
+		return "", err
+	}
+	if len(ids) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return "", fmt.Errorf("encode identifiers: %w", err)
+	}
+	return string(b), nil
 }
 
 // UpdateDeviceStatus implements iomt.Registry. Status is merged in memory (a LastSeen older

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"UpdatePatient", testUpdatePatient},
 		{"PatientSpO2Scale", testPatientSpO2Scale},
 		{"UpdateDevice", testUpdateDevice},
+		{"DeviceIdentifiers", testDeviceIdentifiers},
 		{"ContextCanceled", testContextCanceled},
 		{"Alarms", testAlarms},
 		{"AlarmConfigs", testAlarmConfigs},
@@ -876,5 +877,68 @@ func testUpdateDevice(t *testing.T, s iomt.Store) {
 	}
 	if err := s.UpdateDevice(ctx, iomt.Device{ID: "nope", Kind: "x"}); !errors.Is(err, iomt.ErrNotFound) {
 		t.Fatalf("unknown device: %v, want ErrNotFound", err)
+	}
+}
+
+func testDeviceIdentifiers(t *testing.T, s iomt.Store) {
+	ctx := context.Background()
+	ids := []iomt.Identifier{
+		{System: "http://goodcare.org/devices/id", Value: "345675"},
+		{System: "urn:oid:2.16.840.1.113883.3.3719", Value: "(01)00844588003288(17)141120(10)7654321D(21)10987654d321"},
+		{Value: "asset 17 — ward 3"}, // no system; spaces and non-ASCII in a value are fine
+	}
+	if err := s.CreateDevice(ctx, iomt.Device{ID: "d1", Tenant: "t1", Kind: "other", Identifiers: ids, CreatedAt: T0}); err != nil {
+		t.Fatalf("CreateDevice with identifiers: %v", err)
+	}
+	if err := s.CreateDevice(ctx, iomt.Device{ID: "d2", Tenant: "t1", Kind: "scale", CreatedAt: T0}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Device(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Identifiers, ids) {
+		t.Fatalf("Device(d1).Identifiers = %+v, want %+v", got.Identifiers, ids)
+	}
+	if got, err := s.Device(ctx, "d2"); err != nil || got.Identifiers != nil {
+		t.Fatalf("a device without identifiers reads %#v (%v), want nil", got.Identifiers, err)
+	}
+	ds, err := s.Devices(ctx, iomt.DeviceFilter{Tenant: "t1"})
+	if err != nil || len(ds) != 2 || !slices.Equal(ds[0].Identifiers, ids) || ds[1].Identifiers != nil {
+		t.Fatalf("Devices: %+v, %v", ds, err)
+	}
+	// Status updates keep them.
+	if err := s.UpdateDeviceStatus(ctx, []iomt.DeviceStatus{{Device: "d1", LastSeen: T0.Add(time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	// An update replaces them: with a new list, then with none.
+	next := []iomt.Identifier{{System: "urn:example:serial", Value: "SN-1"}}
+	if err := s.UpdateDevice(ctx, iomt.Device{ID: "d1", Kind: "other", Identifiers: next}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Device(ctx, "d1"); !slices.Equal(got.Identifiers, next) || !got.LastSeen.Equal(T0.Add(time.Minute)) {
+		t.Fatalf("after update: identifiers %+v, last seen %v", got.Identifiers, got.LastSeen)
+	}
+	if err := s.UpdateDevice(ctx, iomt.Device{ID: "d1", Kind: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Device(ctx, "d1"); got.Identifiers != nil {
+		t.Fatalf("after clearing: identifiers %+v", got.Identifiers)
+	}
+	// Identifiers CheckIdentifiers refuses are refused by the store too, and change nothing.
+	for _, bad := range [][]iomt.Identifier{
+		{{System: "urn:x", Value: ""}},
+		{{System: "urn:x", Value: "a\x00b"}},
+		{{System: "urn:x", Value: "1"}, {System: "urn:x", Value: "1"}},
+	} {
+		if err := s.CreateDevice(ctx, iomt.Device{ID: "d3", Tenant: "t1", Kind: "other", Identifiers: bad, CreatedAt: T0}); !errors.Is(err, iomt.ErrInvalid) {
+			t.Errorf("CreateDevice with %q: %v, want ErrInvalid", bad, err)
+		}
+		if err := s.UpdateDevice(ctx, iomt.Device{ID: "d2", Kind: "scale", Identifiers: bad}); !errors.Is(err, iomt.ErrInvalid) {
+			t.Errorf("UpdateDevice with %q: %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := s.Device(ctx, "d3"); !errors.Is(err, iomt.ErrNotFound) {
+		t.Errorf("a refused device was stored: %v", err)
 	}
 }
