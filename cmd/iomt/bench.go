@@ -159,7 +159,9 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 	}
 	fmt.Fprintf(stdout, "%d ECG patches + %d pulse oximeters → %s (%s), warm-up %s, measuring %s\n", *ecg, *vitals, broker, *format, *warmup, *duration)
-	runCtx, cancel := context.WithTimeout(ctx, *warmup+*duration)
+	// The load runs a little past the measuring window, so the window closes on a steady state
+	// rather than on connections being torn down.
+	runCtx, cancel := context.WithTimeout(ctx, *warmup+*duration+2*time.Second)
 	defer cancel()
 	var st sim.Stats
 	done := make(chan error, 1)
@@ -182,36 +184,55 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	defer tick.Stop()
 	lastM, last := m0, t0
 	var runErr error
+	// What the window measured, read when it closes: the simulator's teardown afterwards is
+	// not part of it.
+	var m1, s1, d1 int64
+	var cpu1, scpu1, el, rss, peak float64
+	var q []time.Duration
+	closeWindow := func() {
+		el = time.Since(t0).Seconds()
+		m1, s1, d1 = st.Messages.Load(), st.Samples.Load(), delivered.Load()
+		cpu1, scpu1 = cpuSeconds(pid), cpuSeconds(os.Getpid())
+		q = st.Latency(0.5, 0.99)
+		rss, peak = rssMB(pid)
+	}
+	window := time.NewTimer(*duration)
+	defer window.Stop()
 loop:
 	for {
 		select {
 		case runErr = <-done:
+			if el == 0 {
+				closeWindow()
+			}
 			break loop
+		case <-window.C:
+			closeWindow()
 		case now := <-tick.C:
+			if el != 0 {
+				continue
+			}
 			m := st.Messages.Load()
 			fmt.Fprintf(stdout, "  %4.0fs  %7.0f msgs/s  connected %d (%d failed attempts)  refused %d  failed %d\n",
 				now.Sub(t0).Seconds(), float64(m-lastM)/now.Sub(last).Seconds(), st.Connects.Load(), st.ConnErrs.Load(), st.Refused.Load(), st.Failed.Load())
 			lastM, last = m, now
 		}
 	}
-	el := time.Since(t0).Seconds()
 	if runErr != nil {
 		return fail(runErr)
 	}
-	q := st.Latency(0.5, 0.99)
-	rss, peak := rssMB(pid)
 	res := BenchResult{
 		Target: *target, ECGPatches: *ecg, VitalDevices: *vitals, Format: *format, Seconds: el,
-		MsgsPerSec:  float64(st.Messages.Load()-m0) / el,
-		SamplesPerS: float64(st.Samples.Load()-s0) / el,
+		MsgsPerSec:  float64(m1-m0) / el,
+		SamplesPerS: float64(s1-s0) / el,
 		OfferedMsgs: float64(*ecg + *vitals),
 		AckP50ms:    float64(q[0]) / 1e6, AckP99ms: float64(q[1]) / 1e6,
 		Refused: st.Refused.Load(), Failed: st.Failed.Load(),
-		ServerCPU: (cpuSeconds(pid) - cpu0) / el, ServerRSSMB: rss, ServerPeakMB: peak,
-		SimCPU: (cpuSeconds(os.Getpid()) - scpu0) / el,
+		ServerCPU: (cpu1 - cpu0) / el, ServerRSSMB: rss, ServerPeakMB: peak,
+		SimCPU: (scpu1 - scpu0) / el,
 	}
 	if *target == "relay" {
-		res.Delivered = delivered.Load() - d0
+		res.Delivered = d1 - d0
 	}
 	if child == nil {
 		res.ServerCPU, res.ServerRSSMB, res.ServerPeakMB = 0, 0, 0 // not ours to measure
