@@ -54,6 +54,8 @@ func TestLookupNameForms(t *testing.T) {
 		{"MDC_PULS_OXIM_PLETH", "MDC_PULS_OXIM_PLETH"}, {"150452", "MDC_PULS_OXIM_PLETH"}, {"pleth", "MDC_PULS_OXIM_PLETH"}, {"PPG", "MDC_PULS_OXIM_PLETH"},
 		{"MDC_AI_TYPE_SENSOR_FALL", "MDC_AI_TYPE_SENSOR_FALL"}, {"8519681", "MDC_AI_TYPE_SENSOR_FALL"}, {"fall", "MDC_AI_TYPE_SENSOR_FALL"},
 		{"MDC_ATTR_VAL_BATT_CHARGE", "MDC_ATTR_VAL_BATT_CHARGE"}, {"67996", "MDC_ATTR_VAL_BATT_CHARGE"}, {"battery", "MDC_ATTR_VAL_BATT_CHARGE"},
+		// the ECG watcher's measures: codes of their own, never the devices' heart rate
+		{"76282-3", "76282-3"}, {"hr-ecg", "76282-3"}, {"76643-6", "76643-6"}, {"SDNN-ECG", "76643-6"},
 	}
 	for _, tc := range cases {
 		if got := mustLookup(t, c, tc.name); got.ID != tc.id {
@@ -165,6 +167,9 @@ func TestConvert(t *testing.T) {
 		// pleth, fall, battery
 		{"pleth", 123, "MDC_DIM_DIMLESS", 123, 0}, {"fall", 1, "/", 1, 0},
 		{"battery", 55, "%EL", 55, 0}, {"battery", 0.55, "/", 55, 1e-12},
+		// intervals: ms, or seconds as UCUM and the HL7 reference messages' MDC_DIM_SEC say them
+		{"sdnn-ecg", 42, "ms", 42, 0}, {"sdnn-ecg", 0.042, "s", 42, 1e-12}, {"76643-6", 0.05, "MDC_DIM_SEC", 50, 1e-12},
+		{"hr-ecg", 72, "bpm", 72, 0},
 	}
 	for _, tc := range cases {
 		code := mustLookup(t, c, tc.name)
@@ -193,6 +198,8 @@ func TestConvertRefusals(t *testing.T) {
 		{"spo2", "%RH", `codes: unit "%RH" cannot express Oxygen saturation in Arterial blood by Pulse oximetry (59408-5, %)`},
 		// "EL" is SenML's remaining battery time in seconds
 		{"battery", "EL", `codes: unit "EL" cannot express Battery charge (MDC_ATTR_VAL_BATT_CHARGE, %)`},
+		// "MS" would be megasiemens in UCUM: units are case-sensitive
+		{"sdnn-ecg", "MS", `codes: unit "MS" cannot express R-R interval.standard deviation by EKG (76643-6, ms)`},
 		{"weight", "mmol/L", `codes: unit "mmol/L" cannot express Body weight (29463-7, kg)`},
 		{"glucose", "MG/DL", `codes: unit "MG/DL" cannot express Glucose [Mass/volume] in Blood (2339-0, mg/dL)`},
 		{"pleth", "%", `codes: unit "%" cannot express Plethysmogram (pulse oximetry) (MDC_PULS_OXIM_PLETH, 1)`},
@@ -275,7 +282,7 @@ func TestRangesHoldTypicalAdultValues(t *testing.T) {
 		"MDC_PULS_OXIM_PLETH": 234, "MDC_AI_TYPE_SENSOR_FALL": 1, "MDC_ATTR_VAL_BATT_CHARGE": 80,
 		"3151-8": 2, "1104441000000107": 1, "1104051000000101": 1,
 		"76215-3": 120, "76213-8": 80, "76214-6": 92, "8440-0": 25, "8385-7": 10, "8414-5": 15,
-		"MDC_ECG_V_P_C_CNT": 0, "MDC_HF_SPEED": 10,
+		"MDC_ECG_V_P_C_CNT": 0, "MDC_HF_SPEED": 10, "76282-3": 72, "76643-6": 50,
 		"MDC_HF_REPETITION_COUNT": 12, "MDC_HF_RESISTANCE": 20, "MDC_HF_REPETITION": 40,
 	}
 	c := codes.New()

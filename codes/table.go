@@ -178,6 +178,23 @@ func table() []entry {
 			MDC: "MDC_ECG_V_P_C_CNT", MDCCode: mdc(partSCADA, 16993), Aliases: []string{"pvc"},
 			Unit: "/min", Kind: Vital, Min: 0, Max: 350,
 		}, heartRateUnits},
+		// What the ECG watcher measures each minute (watch.ECGMinute). LOINC public: 76282-3
+		// in the JP Core FHIR guide's electrocardiogram example (jami-fhir-jp-wg/jp-core-v1x)
+		// and the OHDSI LOINC vocabulary; 76643-6 with 80404-7 (the same without a method) in
+		// an HRV value set verified against Athena and tx.fhir.org (RicardoLSantos/shorthand).
+		// Codes of their own, not 8867-4: NEWS2 and vital-signs searches keep to the devices'
+		// heart rate. No MDC term is known for either, none is guessed; nor is a LOINC or MDC
+		// code known for RMSSD or AF burden, so those are not stored.
+		{Code{
+			ID: "76282-3", Display: "Heart rate.beat-to-beat by EKG", LOINC: "76282-3", Aliases: []string{"hr-ecg"},
+			Unit: "/min", Kind: Vital, Min: 0, Max: 350,
+		}, heartRateUnits},
+		// SDNN, the standard deviation of normal-to-normal R-R intervals. 5 s bounds any
+		// spread of intervals a heart can have within the recordings this is computed over.
+		{Code{
+			ID: "76643-6", Display: "R-R interval.standard deviation by EKG", LOINC: "76643-6", Aliases: []string{"sdnn-ecg"},
+			Unit: "ms", Kind: Vital, Min: 0, Max: 5000,
+		}, durationUnits},
 		// LOINC public (not in data). MDC data: ipf_valid-glucose-continua-wan OBX
 		// 160184^MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD (term 29112), not 160196, which is venous
 		// plasma (below). Other whole-blood sites: public.

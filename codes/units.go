@@ -51,6 +51,7 @@ const (
 	scoreUnits
 	speedUnits
 	countUnits
+	durationUnits // time intervals such as HRV's SDNN, in ms
 )
 
 // table returns a fresh map of the units this family accepts besides the canonical one, which
@@ -154,6 +155,8 @@ func (s unitSet) table() map[string]linear {
 		}
 	case countUnits:
 		return map[string]linear{"{count}": same, "count": same, "1": same, "MDC_DIM_DIMLESS": same}
+	case durationUnits:
+		return map[string]linear{"ms": same, "s": times(1000), "MDC_DIM_SEC": times(1000)}
 	}
 	return map[string]linear{}
 }

@@ -70,9 +70,10 @@ func Category(c codes.Code) string {
 		return CatVitalSigns
 	case c.Unit == "mg/dL":
 		return CatLaboratory
-	case c.Unit == "mm[Hg]" || strings.HasPrefix(c.MDC, "MDC_ECG_"):
-		// Pulmonary-artery pressures and ECG measures such as the PVC rate: catheterisation
-		// and electrodiagnostics are FHIR's examples of "procedure".
+	case c.Unit == "mm[Hg]" || strings.HasPrefix(c.MDC, "MDC_ECG_") || strings.HasSuffix(c.Display, " by EKG"):
+		// Pulmonary-artery pressures and ECG measures such as the PVC rate or the ECG
+		// watcher's (LOINC names the EKG method "by EKG"): catheterisation and
+		// electrodiagnostics are FHIR's examples of "procedure".
 		return CatProcedure
 	default:
 		return CatActivity

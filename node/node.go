@@ -296,6 +296,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}, log)
 	rhythm.Owns = n.owns(ecgGroup)
+	// Each minute of good ECG becomes observations (heart rate, SDNN) like a NEWS2 score.
+	rhythm.Minutes = func(m watch.ECGMinute) {
+		if obs := m.Observations(); len(obs) > 0 {
+			go n.storeDerived(runCtx, "ecg summary", m.Tenant, m.Patient, watch.ECGDevice, obs)
+		}
+	}
 	if err := n.bus.Subscribe(runCtx, ecgGroup, rhythm.Deliver); err != nil {
 		return nil, err
 	}
@@ -309,7 +315,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	scorer := watch.NewNEWS2(nil, func(sc watch.NEWS2Score) {
 		publish(sc.Patient, news2Event, sc.Time, sc)
 		if sc.Store {
-			go n.storeNEWS2(runCtx, sc)
+			obs := iomt.Observation{Patient: sc.Patient, Device: watch.NEWS2Device, Code: watch.NEWS2Code,
+				Time: sc.Time.UTC().Truncate(iomt.TimePrecision), Value: float64(sc.Assessment.Result.Total), Unit: "{score}"}
+			go n.storeDerived(runCtx, "news2 score", sc.Tenant, sc.Patient, watch.NEWS2Device, []iomt.Observation{obs})
 		}
 	})
 	scorer.Owns = n.owns(news2Group)
@@ -399,23 +407,30 @@ const (
 	news2Event = "news2"
 )
 
-// storeNEWS2 stores a complete score as an observation and puts it on the bus. It runs
-// outside the bus handler that produced it: publishing from inside a handler could wait on
-// that same handler.
-func (n *Node) storeNEWS2(ctx context.Context, sc watch.NEWS2Score) {
-	b := iomt.Batch{Tenant: sc.Tenant, Device: watch.NEWS2Device, Patient: sc.Patient, Received: time.Now().UTC(),
-		Observations: []iomt.Observation{{Patient: sc.Patient, Device: watch.NEWS2Device, Code: watch.NEWS2Code,
-			Time: sc.Time.UTC().Truncate(iomt.TimePrecision), Value: float64(sc.Assessment.Result.Total), Unit: "{score}"}}}
-	dups, err := n.store.Append(ctx, []iomt.Batch{b})
+// storeDerived stores what an analysis computed (a NEWS2 score, an ECG minute) as the
+// readings of its own device and puts the new ones on the bus, so that live streams and the
+// EHR export see them as any reading. It runs outside the bus handler that produced them:
+// publishing from inside a handler could wait on that same handler. Each reading is its own
+// batch, so that one stored already (by another owner during a handover, or from a second
+// ECG lead) is neither stored nor published again while the others are.
+func (n *Node) storeDerived(ctx context.Context, what, tenant, patient, device string, obs []iomt.Observation) {
+	received := time.Now().UTC()
+	batches := make([]iomt.Batch, len(obs))
+	for i, o := range obs {
+		batches[i] = iomt.Batch{Tenant: tenant, Device: device, Patient: patient, Received: received, Observations: []iomt.Observation{o}}
+	}
+	dups, err := n.store.Append(ctx, batches)
 	if err != nil {
-		n.log.Error("news2 score not stored", "patient", sc.Patient, "err", err)
+		n.log.Error(what+" not stored", "patient", patient, "err", err)
 		return
 	}
-	if len(dups) > 0 && dups[0] > 0 {
-		return // another owner (during a handover) stored it already
-	}
-	if err := n.bus.Publish(ctx, b); err != nil {
-		n.log.Warn("news2 score not published", "patient", sc.Patient, "err", err)
+	for i, b := range batches {
+		if i < len(dups) && dups[i] > 0 {
+			continue
+		}
+		if err := n.bus.Publish(ctx, b); err != nil {
+			n.log.Warn(what+" not published", "patient", patient, "code", b.Observations[0].Code, "err", err)
+		}
 	}
 }
 

@@ -249,6 +249,13 @@ func (m *Monitor) onBeat(b Beat) {
 	m.rh.onBeat(b.Sample, m.pwave(b.Sample), m.dominant(b.Sample), &m.out)
 }
 
+// AFSettled returns the sample before which the AF episodes reported so far are final: later
+// output opens or closes AF episodes only at or after it. AF is decided AFHalfWindow beats
+// late, and a tentative episode is dated back to its onset once it has lasted AFMinBeats
+// beats, so this trails the newest beat by some 20 to 40 beats; after Flush it is the end.
+// Callers summarising a stretch of signal (AF burden) wait until it has passed the stretch.
+func (m *Monitor) AFSettled() int64 { return m.rh.afSettled() }
+
 // Flush ends the stream: beats still pending in the detector are released and open episodes
 // are closed at the last sample.
 func (m *Monitor) Flush() Output {

@@ -26,6 +26,7 @@ type rhythm struct {
 	afOnset     int64
 	afDecided   bool // an AF decision has been made
 	afBeats     int
+	settled     int64 // AF labels before this sample are final (Monitor.AFSettled)
 	bradyOpen   bool
 	bradyOnset  int64
 	tachyOpen   bool
@@ -202,6 +203,9 @@ func (r *rhythm) af(o *Output) {
 		// Hold the last decision. Nor does this last for ever in one rhythm: a new QRS shape
 		// that persists becomes the template within 8 beats and its intervals count again,
 		// and a persistent ectopic pattern is caught above.
+		if r.afDecided {
+			r.settled = r.beat[c] // the held label now reaches the centre
+		}
 		return
 	}
 	// Organised atrial activity (a consistent wave before the QRS: P waves, or flutter waves
@@ -219,6 +223,7 @@ func (r *rhythm) af(o *Output) {
 	at := r.beat[c] // start of the centre interval
 	first := !r.afDecided
 	r.afDecided = true
+	r.settled = at
 	switch {
 	case !r.afOpen && !r.afTentative && irr > r.cfg.AFOn:
 		r.afTentative, r.afOnset, r.afBeats = true, at, 1
@@ -241,6 +246,16 @@ func (r *rhythm) af(o *Output) {
 	}
 }
 
+// afSettled is the sample before which the AF labels reported so far are final: the next
+// decision labels from its own centre on, and a tentative episode, once confirmed, is dated
+// back to its onset.
+func (r *rhythm) afSettled() int64 {
+	if r.afTentative {
+		return min(r.settled, r.afOnset)
+	}
+	return r.settled
+}
+
 // flush closes open episodes at sample end.
 func (r *rhythm) flush(end int64, o *Output) {
 	if r.afOpen {
@@ -248,6 +263,7 @@ func (r *rhythm) flush(end int64, o *Output) {
 		r.afOpen = false
 	}
 	r.afTentative = false
+	r.settled = end
 	if r.bradyOpen {
 		o.Episodes = append(o.Episodes, Episode{Bradycardia, r.bradyOnset, end})
 		r.bradyOpen = false
