@@ -199,8 +199,8 @@ func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.T
 	// One or two waveform codes per pack: a slice searched from its end is cheaper
 	// than a map assignment per sample.
 	type wave struct {
-		id  string
-		pts []wavePoint
+		id, name string // name: the first record name that gave this code
+		pts      []wavePoint
 	}
 	var waves []wave
 	refuse := func(i int, name, format string, args ...any) {
@@ -278,7 +278,7 @@ func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.T
 				w--
 			}
 			if w < 0 {
-				waves = append(waves, wave{id: code.ID, pts: make([]wavePoint, 0, len(recs))})
+				waves = append(waves, wave{id: code.ID, name: name, pts: make([]wavePoint, 0, len(recs))})
 				w = len(waves) - 1
 			}
 			waves[w].pts = append(waves[w].pts, wavePoint{rec: i, t: r.Time, v: v})
@@ -288,12 +288,16 @@ func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.T
 			Patient: dev.Patient, Device: dev.ID, Code: code.ID, Time: at, Value: v, Unit: code.Unit,
 		})
 	}
-	// Resolve sorts records by time; report refusals in pack order.
-	slices.SortStableFunc(res.Refused, func(x, y Refusal) int { return x.Record - y.Record })
 	for _, w := range waves {
 		code, _ := in.cat.ByID(w.id)
-		b.Waveforms = append(b.Waveforms, segments(dev, code, w.pts)...)
+		segs, lone := segments(dev, code, w.pts)
+		b.Waveforms = append(b.Waveforms, segs...)
+		for _, p := range lone {
+			refuse(p.rec, w.name, "a lone %s sample: without another sample of it in the pack its sampling period is unknown", code.ID)
+		}
 	}
+	// Resolve sorts records by time; report refusals in pack order.
+	slices.SortStableFunc(res.Refused, func(x, y Refusal) int { return x.Record - y.Record })
 	slices.SortFunc(b.Waveforms, func(x, y iomt.Waveform) int {
 		if c := strings.Compare(x.Code, y.Code); c != 0 {
 			return c
@@ -307,10 +311,12 @@ func (in *Ingester) normalise(dev iomt.Device, recs []senml.Resolved, now time.T
 // half a millisecond, since iomt's times are milliseconds.
 const periodTolerance = 0.0005
 
-// segments cuts a code's samples into evenly spaced runs.
-func segments(dev iomt.Device, code codes.Code, pts []wavePoint) []iomt.Waveform {
+// segments cuts a code's samples into evenly spaced runs. A run of one sample (a lone sample,
+// or one off its neighbours' grid) takes the period of the run before it, else of the run
+// after it; a pack with no other sample of the code leaves its period unknown, and that
+// sample is returned in lone rather than stored with a period it does not have.
+func segments(dev iomt.Device, code codes.Code, pts []wavePoint) (out []iomt.Waveform, lone []wavePoint) {
 	slices.SortFunc(pts, func(a, b wavePoint) int { return cmpFloat(a.t, b.t) })
-	var out []iomt.Waveform
 	for start := 0; start < len(pts); {
 		end := start + 1
 		var period float64
@@ -340,7 +346,25 @@ func segments(dev iomt.Device, code codes.Code, pts []wavePoint) []iomt.Waveform
 		out = append(out, w)
 		start = end
 	}
-	return out
+	// Fill each one-sample run's period from the nearest run before it that has one, else
+	// from the first one after it.
+	known := time.Duration(0)
+	for i := range out {
+		if out[i].Period != 0 {
+			known = out[i].Period
+			break
+		}
+	}
+	if known == 0 {
+		return nil, pts // no run of two: every sample is alone
+	}
+	for i := range out {
+		if out[i].Period == 0 {
+			out[i].Period = known
+		}
+		known = out[i].Period
+	}
+	return out, nil
 }
 
 func cmpFloat(a, b float64) int {

@@ -114,6 +114,43 @@ func TestGapSplitsSegments(t *testing.T) {
 	}
 }
 
+// A sample off its neighbours' grid at the end of a pack is a run of one: it takes the
+// period of the run before it. A pack holding a single sample of a waveform has no period to
+// give it, so that sample is refused with the reason, and the rest of the pack is stored.
+func TestLoneWaveformSample(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	p := ecgPack(f.now.Add(-2*time.Second), 11)
+	p[10].Time += 0.1
+	data, _ := senml.EncodeJSON(p)
+	if res, err := f.in.Ingest(ctx, f.dev, data, "test"); err != nil || len(res.Refused) != 0 {
+		t.Fatalf("off-grid last sample: %+v, %v", res, err)
+	}
+	q := iomt.WaveformQuery{Patient: "p1", Code: "MDC_ECG_ELEC_POTL_II", From: f.now.Add(-time.Minute), To: f.now}
+	ws, _ := f.store.Waveforms(ctx, q)
+	if len(ws) != 2 || len(ws[0].Samples) != 10 || len(ws[1].Samples) != 1 || ws[1].Period != ws[0].Period {
+		t.Fatalf("segments %+v, want 10 samples and 1 with their period", ws)
+	}
+
+	one := ecgPack(f.now.Add(-time.Second), 1)
+	hr := 72.0
+	one = append(one, senml.Record{Name: "hr", Unit: "/min", Value: &hr})
+	data, _ = senml.EncodeJSON(one)
+	res, err := f.in.Ingest(ctx, f.dev, data, "test")
+	if err != nil {
+		t.Fatalf("one sample and a heart rate: %v", err)
+	}
+	if len(res.Refused) != 1 || res.Refused[0].Record != 0 || !strings.Contains(res.Refused[0].Reason, "lone MDC_ECG_ELEC_POTL_II sample") {
+		t.Fatalf("refused %+v, want the lone sample", res.Refused)
+	}
+	if obs, _ := f.store.Latest(ctx, "p1"); len(obs) != 1 || obs[0].Value != 72 {
+		t.Errorf("the heart rate of that pack: %+v", obs)
+	}
+	if ws2, _ := f.store.Waveforms(ctx, q); len(ws2) != len(ws) {
+		t.Errorf("the lone sample was stored: %d segments", len(ws2))
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	f := setup(t)
 	cases := []struct {
