@@ -19,7 +19,8 @@ import (
 // Client is a lean MQTT 5 publisher for a simulated device: CONNECT with credentials, QoS 1
 // PUBLISH pipelined up to a window of unacknowledged packets, PUBACK reason codes and reason
 // strings reported, PINGREQ when idle, and every unacknowledged publish sent again after a
-// reconnect. Control packets are encoded and decoded with mochi-mqtt's packets package; the
+// reconnect. It can also subscribe (QoS 1, on every connect) to a few topics, such as the
+// device's command topic, and hand what arrives there to OnMessage. Control packets are encoded and decoded with mochi-mqtt's packets package; the
 // hot path (PUBLISH out, PUBACK in) is written by hand over a buffered connection, because a
 // general client (Paho) costs ~100 µs of CPU per publish and one process must drive ten
 // thousand devices.
@@ -62,8 +63,17 @@ type ClientOptions struct {
 	AckTimeout time.Duration
 	// OnAck is called, from the connection's reader, for every PUBACK: its reason code
 	// (≥ 0x80 is a refusal) and reason string, and what was given to Publish.
-	OnAck  func(Ack)
-	Logger *slog.Logger
+	OnAck func(Ack)
+	// Subscribe lists topic filters subscribed to at QoS 1 on every connect (the session is
+	// clean, so a reconnect must subscribe again); Connect returns once the broker has
+	// answered. A filter the broker refuses is logged and the connection kept: a device
+	// that cannot hear commands still sends its readings.
+	Subscribe []string
+	// OnMessage is called, from the connection's reader, with every PUBLISH the broker sends
+	// (after it has been acknowledged). The payload is the callee's. It must not block, nor
+	// call Publish, which may wait for PUBACKs that this same reader has to process.
+	OnMessage func(topic string, payload []byte)
+	Logger    *slog.Logger
 }
 
 // Ack is the server's answer to one publish.
@@ -214,8 +224,73 @@ func (c *Client) handshake(ctx context.Context, conn net.Conn) (packets.Packet, 
 	if ca.ReasonCode >= 0x80 {
 		return packets.Packet{}, nil, &ConnectError{Code: ca.ReasonCode, Reason: ca.Properties.ReasonString}
 	}
+	if err := c.subscribe(conn, r); err != nil {
+		if ctx.Err() != nil {
+			return packets.Packet{}, nil, fmt.Errorf("mqtt: subscribe: %w", ctx.Err())
+		}
+		return packets.Packet{}, nil, err
+	}
 	_ = conn.SetDeadline(time.Time{})
 	return ca, r, nil
+}
+
+// subscribePacketID identifies the SUBSCRIBE sent while connecting: nothing else is in flight
+// on the connection until its SUBACK has arrived, so no publish can share it.
+const subscribePacketID = 1
+
+// subscribe sends the SUBSCRIBE of o.Subscribe, if any, and waits for its SUBACK. A PUBLISH
+// that overtakes the SUBACK is handled as usual.
+func (c *Client) subscribe(conn net.Conn, r *bufio.Reader) error {
+	if len(c.o.Subscribe) == 0 {
+		return nil
+	}
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+		ProtocolVersion: 5,
+		PacketID:        subscribePacketID,
+	}
+	for _, f := range c.o.Subscribe {
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: 1})
+	}
+	var buf bytes.Buffer
+	if err := pk.SubscribeEncode(&buf); err != nil {
+		return fmt.Errorf("mqtt: encode subscribe: %w", err)
+	}
+	if _, err := conn.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("mqtt: subscribe: %w", err)
+	}
+	var body []byte
+	for {
+		typ, b, err := readPacket(r, body)
+		if err != nil {
+			return fmt.Errorf("mqtt: suback: %w", err)
+		}
+		body = b
+		switch typ >> 4 {
+		case packets.Suback:
+		case packets.Publish, packets.Disconnect:
+			if err := c.handle(conn, typ, body); err != nil {
+				return err
+			}
+			continue
+		default:
+			return fmt.Errorf("mqtt: expected SUBACK, got packet type %d", typ>>4)
+		}
+		sa := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Suback, Remaining: len(body)}}
+		if err := sa.SubackDecode(body); err != nil {
+			return fmt.Errorf("mqtt: suback: %w", err)
+		}
+		if sa.PacketID != subscribePacketID {
+			return fmt.Errorf("mqtt: SUBACK for packet %d, sent %d", sa.PacketID, subscribePacketID)
+		}
+		for i, code := range sa.ReasonCodes {
+			if code >= 0x80 && i < len(c.o.Subscribe) {
+				c.o.Logger.Warn("mqtt subscription refused", "client", c.o.ClientID, "topic", c.o.Subscribe[i],
+					"code", fmt.Sprintf("0x%02x", code), "reason", sa.Properties.ReasonString)
+			}
+		}
+		return nil
+	}
 }
 
 // Lost receives, once, why the current connection ended. It is nil before Connect.
@@ -418,17 +493,35 @@ func (c *Client) handle(conn net.Conn, typ byte, body []byte) error {
 		}
 		return &DisconnectError{Code: pk.ReasonCode, Reason: pk.Properties.ReasonString}
 	case packets.Publish:
-		// A command on the device's topic: acknowledge QoS 1 so the server's queue drains.
-		if (typ>>1)&3 == 1 {
-			if id, ok := publishID(body); ok {
-				if _, err := conn.Write([]byte{packets.Puback << 4, 2, byte(id >> 8), byte(id)}); err != nil {
-					return fmt.Errorf("mqtt: puback: %w", err)
-				}
-			}
-		}
-		return nil
+		return c.received(conn, typ, body)
 	}
 	return fmt.Errorf("mqtt: unexpected packet type %d", typ>>4)
+}
+
+// received acknowledges a PUBLISH from the server (a command on the device's topic) and hands
+// it to OnMessage. Subscriptions are QoS 1 at most, so QoS 2 is a protocol error.
+func (c *Client) received(conn net.Conn, typ byte, body []byte) error {
+	pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Remaining: len(body)}}
+	if err := pk.FixedHeader.Decode(typ); err != nil {
+		return fmt.Errorf("mqtt: publish from server: %w", err)
+	}
+	if pk.FixedHeader.Qos > 1 {
+		return fmt.Errorf("mqtt: publish from server at QoS %d, subscribed at 1", pk.FixedHeader.Qos)
+	}
+	if err := pk.PublishDecode(body); err != nil {
+		return fmt.Errorf("mqtt: publish from server: %w", err)
+	}
+	if pk.FixedHeader.Qos == 1 {
+		id := pk.PacketID
+		if _, err := conn.Write([]byte{packets.Puback << 4, 2, byte(id >> 8), byte(id)}); err != nil {
+			return fmt.Errorf("mqtt: puback: %w", err)
+		}
+	}
+	if c.o.OnMessage != nil {
+		// body is the reader's buffer, reused for the next packet.
+		c.o.OnMessage(pk.TopicName, bytes.Clone(pk.Payload))
+	}
+	return nil
 }
 
 // DisconnectError is a DISCONNECT from the server, with its reason code.
@@ -567,16 +660,4 @@ func readPacket(r *bufio.Reader, buf []byte) (byte, []byte, error) {
 		return 0, buf, err
 	}
 	return typ, buf, nil
-}
-
-// publishID is the packet identifier of a QoS 1 PUBLISH body.
-func publishID(body []byte) (uint16, bool) {
-	if len(body) < 2 {
-		return 0, false
-	}
-	tl := int(binary.BigEndian.Uint16(body))
-	if len(body) < 2+tl+2 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint16(body[2+tl:]), true
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -334,4 +335,79 @@ func TestClientMosquitto(t *testing.T) {
 			t.Fatalf("received %d of %d", i, packs)
 		}
 	}
+}
+
+// A client subscribed to its command topic hears commands, acknowledges them (QoS 1), and
+// subscribes again after a reconnect: the session is clean, so the broker forgot it. A topic
+// the broker refuses (another device's) is logged and the connection kept.
+func TestClientHearsCommandsAcrossReconnects(t *testing.T) {
+	n, id, pw, topic := testNode(t)
+	px := newCutProxy(t, n.MQTTAddr())
+	ctx := context.Background()
+	type msg struct{ topic, payload string }
+	got := make(chan msg, 8)
+	var logs syncLog
+	cmdTopic := ingestmqtt.CommandTopic(iomt.DefaultTenant, id)
+	other := ingestmqtt.CommandTopic(iomt.DefaultTenant, "someone-else")
+	var acked acks
+	c := NewClient(ClientOptions{Addr: px.ln.Addr().String(), ClientID: id, Username: id, Password: pw,
+		Subscribe: []string{cmdTopic, other}, OnAck: acked.add,
+		OnMessage: func(topic string, payload []byte) { got <- msg{topic, string(payload)} },
+		Logger:    slog.New(slog.NewTextHandler(&logs, nil))})
+	defer c.Close()
+	receive := func(payload string) {
+		t.Helper()
+		if err := n.SendCommand(iomt.DefaultTenant, id, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-got:
+			if m.topic != cmdTopic || m.payload != payload {
+				t.Fatalf("got %q on %s, want %q on %s", m.payload, m.topic, payload, cmdTopic)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("command %s not received", payload)
+		}
+	}
+	for i, payload := range []string{`{"id":"c1"}`, `{"id":"c2"}`} {
+		if err := c.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		receive(payload)
+		if i == 0 {
+			lost := c.Lost()
+			px.cut()
+			if err := <-lost; err == nil {
+				t.Fatal("no error for the lost connection")
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "mqtt subscription refused") || !strings.Contains(logs.String(), other) {
+		t.Fatalf("refused subscription not logged: %s", logs.String())
+	}
+	// The connection still carries readings.
+	if err := c.Publish(ctx, topic, hrPack(time.Now().Add(-time.Minute), 70), 7); err != nil {
+		t.Fatal(err)
+	}
+	if a := acked.wait(t, 1)[0]; a.Code != 0 || a.Meta != 7 {
+		t.Fatalf("ack: %+v", a)
+	}
+}
+
+// syncLog is a log sink written from the client's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

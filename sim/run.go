@@ -34,7 +34,13 @@ type Stats struct {
 	Failed   atomic.Int64 // packs in flight when a connection was lost or timed out (sent again)
 	Connects atomic.Int64 // devices connected
 	ConnErrs atomic.Int64 // connection attempts that failed
-	lat      latencies
+	// Commands from the server (e.g. measure-bp from an alarm rule): carried out, answered
+	// "rejected" (unknown, or not something this device does; or unreadable), and repeated
+	// IDs acknowledged again without acting.
+	Commands    atomic.Int64
+	CmdRejected atomic.Int64
+	CmdRepeated atomic.Int64
+	lat         latencies
 }
 
 // Latency returns the publish → PUBACK quantiles (q in 0..1) of the acknowledged packs since
@@ -109,12 +115,22 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 			return fmt.Errorf("bed %d: unknown scenario %q", i, b.Scenario)
 		}
 		devs := map[string]*device{}
+		// Commands for the bed's devices are carried out by the bed's goroutine, which owns
+		// the patient model. They are rare; a small buffer rides out a burst.
+		inbox := make(chan inbound, 16)
 		for _, d := range b.Devices {
 			dv := &device{Device: d, st: st, log: log, gate: gate, ready: make(chan struct{})}
-			dv.c = NewClient(ClientOptions{
+			co := ClientOptions{
 				Addr: o.Broker, ClientID: d.ID, Username: d.ID, Password: d.Password,
 				OnAck: dv.onAck, Logger: log,
-			})
+			}
+			if cmd, ack, ok := commandTopics(d.Topic); ok {
+				dv.cmdTopic, dv.ackTopic, dv.inbox = cmd, ack, inbox
+				co.Subscribe, co.OnMessage = []string{cmd}, dv.onMessage
+			} else {
+				log.Warn("sim device will not hear commands: unexpected data topic", "device", d.ID, "topic", d.Topic)
+			}
+			dv.c = NewClient(co)
 			devs[d.Kind] = dv
 			wg.Add(1)
 			go func() {
@@ -130,7 +146,7 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 		wg.Add(1)
 		go func(b Bed) {
 			defer wg.Done()
-			bed(ctx, o, b, b.scenario(sc), devs)
+			bed(ctx, o, b, b.scenario(sc), devs, inbox)
 		}(b)
 	}
 	select {
@@ -143,8 +159,9 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 	return nil
 }
 
-// bed advances one patient every tick and hands each emission to its device.
-func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, devs map[string]*device) {
+// bed advances one patient every tick and hands each emission to its device, and carries out
+// the commands its devices receive.
+func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, devs map[string]*device, inbox <-chan inbound) {
 	speed := b.Speed
 	if speed < 1 {
 		speed = 1
@@ -177,6 +194,13 @@ func bed(ctx context.Context, o Options, b Bed, sc sensing.Scenario, devs map[st
 		select {
 		case <-ctx.Done():
 			return
+		case m := <-inbox:
+			if err := handleCommand(ctx, p, clock(time.Now()), m); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				m.dev.log.Error("sim command", "err", err)
+			}
 		case now := <-tick.C:
 			em = p.AdvanceAppend(em[:0], clock(now))
 			for i := range em {
@@ -251,6 +275,13 @@ type device struct {
 	c     *Client
 	gate  <-chan struct{}
 	ready chan struct{} // closed once the device has connected the first time
+
+	cmdTopic, ackTopic string
+	inbox              chan<- inbound // the bed's; nil if the device hears no commands
+	// Answers to the commands carried out, by ID, oldest first in doneOrder; used only by
+	// the bed's goroutine.
+	done      map[string]commandAck
+	doneOrder []string
 }
 
 // run keeps the device connected until ctx ends. Publishes queue in the client while it is
@@ -312,6 +343,12 @@ func (d *device) connect(ctx context.Context) error {
 
 // onAck counts the server's answer to one pack.
 func (d *device) onAck(a Ack) {
+	if a.Meta == ackMeta {
+		if a.Code >= 0x80 {
+			d.log.Warn("sim command ack refused", "device", d.ID, "code", a.Code, "reason", a.Reason)
+		}
+		return
+	}
 	switch {
 	case a.Code >= 0x80:
 		d.st.Refused.Add(1)
