@@ -35,6 +35,7 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	speed := fs.Float64("speed", 1, "clock speed: with --lead, a patient starts that far in the past and runs this many times faster until it reaches now")
 	lead := fs.Duration("lead", 0, "how far in the past the patients' clocks start")
 	seed := fs.Uint64("seed", 1, "seed of the first patient (the others follow)")
+	logLevel := fs.String("log-level", "warn", "debug, info (each device command), warn or error")
 	if err := config.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -44,6 +45,11 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	}
 	if *format != "json" && *format != "cbor" {
 		fmt.Fprintf(stderr, "iomt sim: --format must be json or cbor, got %q\n", *format)
+		return 2
+	}
+	log, err := newLogger(stderr, *logLevel, "text")
+	if err != nil {
+		fmt.Fprintf(stderr, "iomt sim: %v\n", err)
 		return 2
 	}
 	// Thousands of devices make mostly short-lived packs: collect less often, as the bench does.
@@ -101,8 +107,10 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	fmt.Fprintf(stdout, "simulating %d patients, %d devices, to %s (%s)\n", len(beds), devices, *broker, *format)
 	var st sim.Stats
 	done := make(chan error, 1)
-	go func() { done <- sim.Run(ctx, sim.Options{Broker: *broker, CBOR: *format == "cbor"}, beds, &st) }()
-	err := report(ctx, stdout, &st, done)
+	go func() {
+		done <- sim.Run(ctx, sim.Options{Broker: *broker, CBOR: *format == "cbor", Logger: log}, beds, &st)
+	}()
+	err = report(ctx, stdout, &st, done)
 	printTotals(stdout, &st)
 	if err != nil {
 		fmt.Fprintf(stderr, "iomt sim: %v\n", err)
@@ -135,8 +143,9 @@ func report(ctx context.Context, w io.Writer, st *sim.Stats, done <-chan error) 
 }
 
 func printTotals(w io.Writer, st *sim.Stats) {
-	fmt.Fprintf(w, "total: %d packs acknowledged (%d with some records refused), %d samples, %d packs refused, %d not acknowledged\n",
-		st.Messages.Load(), st.Partial.Load(), st.Samples.Load(), st.Refused.Load(), st.Failed.Load())
+	fmt.Fprintf(w, "total: %d packs acknowledged (%d with some records refused), %d samples, %d packs refused, %d not acknowledged; %d device commands carried out, %d rejected, %d repeats answered again\n",
+		st.Messages.Load(), st.Partial.Load(), st.Samples.Load(), st.Refused.Load(), st.Failed.Load(),
+		st.Commands.Load(), st.CmdRejected.Load(), st.CmdRepeated.Load())
 }
 
 func scenarioNames() []string {
@@ -281,7 +290,9 @@ Ctrl-C stops.
 	}
 	var st sim.Stats
 	done := make(chan error, 1)
-	go func() { done <- sim.Run(ctx, sim.Options{Broker: n.MQTTAddr(), CBOR: *format == "cbor"}, beds, &st) }()
+	go func() {
+		done <- sim.Run(ctx, sim.Options{Broker: n.MQTTAddr(), CBOR: *format == "cbor", Logger: log.With("component", "sim")}, beds, &st)
+	}()
 	if err := <-done; err != nil {
 		fmt.Fprintf(stderr, "iomt demo: %v\n", err)
 		return 1
