@@ -155,6 +155,31 @@ type AlarmConfig struct {
 	Saved   time.Time `json:"saved"`
 }
 
+// AlarmSilence pauses the notifications of a patient's alarms (narrowed to one rule and/or
+// device when those are set) until Until, including alarms raised while it lasts. It is stored
+// so that a restart or a partition handover does not end it early. A silence is identified by
+// its tenant, scope and Until (kept to the millisecond): saving it again keeps one.
+type AlarmSilence struct {
+	Tenant  string    `json:"tenant"`
+	Patient string    `json:"patient"`
+	Rule    string    `json:"rule,omitempty"`
+	Device  string    `json:"device,omitempty"`
+	Until   time.Time `json:"until"`
+	Who     string    `json:"who"`
+	Why     string    `json:"why,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// AlarmSilenceFilter selects silences; zero fields do not filter. Results are ordered by
+// tenant, patient, rule, device and Until.
+type AlarmSilenceFilter struct {
+	Tenant string
+	// Patients, if not nil, keeps silences of these patients only.
+	Patients []string
+	// At keeps the silences still in force at At (Until after it).
+	At time.Time
+}
+
 // AlarmStore keeps alarms, so that they survive restarts and move with their patient's
 // partition, and the versions of each tenant's alarm configuration.
 type AlarmStore interface {
@@ -169,4 +194,26 @@ type AlarmStore interface {
 	SaveAlarmConfig(ctx context.Context, c AlarmConfig) error
 	// AlarmConfigs returns the newest version of every tenant's rules and routing.
 	AlarmConfigs(ctx context.Context) ([]AlarmConfig, error)
+	// SaveAlarmSilence stores a silence durably (ErrInvalid without tenant, patient, who,
+	// until or created). The same save drops the silences that ended before s.Created: expired
+	// ones serve no one, and this keeps the table small without a sweeper.
+	SaveAlarmSilence(ctx context.Context, s AlarmSilence) error
+	AlarmSilences(ctx context.Context, f AlarmSilenceFilter) ([]AlarmSilence, error)
+}
+
+// CheckAlarmSilence reports (ErrInvalid) what a stored silence lacks.
+func CheckAlarmSilence(s AlarmSilence) error {
+	switch {
+	case s.Tenant == "":
+		return fmt.Errorf("%w: alarm silence: tenant is empty", ErrInvalid)
+	case s.Patient == "":
+		return fmt.Errorf("%w: alarm silence: patient is empty", ErrInvalid)
+	case s.Who == "":
+		return fmt.Errorf("%w: alarm silence: who is empty", ErrInvalid)
+	case s.Until.IsZero():
+		return fmt.Errorf("%w: alarm silence: until is not set", ErrInvalid)
+	case s.Created.IsZero():
+		return fmt.Errorf("%w: alarm silence: created is not set", ErrInvalid)
+	}
+	return nil
 }

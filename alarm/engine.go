@@ -795,6 +795,8 @@ func (e *Engine) Silence(s Silence) ([]Change, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock()
+	// Milliseconds, as stored: the silence restored after a restart is the same silence.
+	s.Until = s.Until.Truncate(time.Millisecond)
 	switch {
 	case s.Who == "":
 		return nil, fmt.Errorf("%w: silence: who is required", ErrInvalidTransition)
@@ -824,9 +826,64 @@ func (e *Engine) Silence(s Silence) ([]Change, error) {
 		out = append(out, Change{Kind: SilencedBy, Alarm: clone(a)})
 	}
 	if s.Alarm == "" {
-		e.silences = append(e.silences, s)
+		e.keepSilence(s)
 	}
 	return out, nil
+}
+
+// keepSilence holds a scoped silence for the alarms raised while it lasts, once.
+func (e *Engine) keepSilence(s Silence) {
+	if !slices.ContainsFunc(e.silences, func(h Silence) bool { return h.Scope == s.Scope && h.Until.Equal(s.Until) }) {
+		e.silences = append(e.silences, s)
+	}
+}
+
+// RestoreSilences puts back the patient-scoped silences still in force (from the wiring's
+// store, after a restart or a partition takeover), so that alarms raised while they last are
+// silenced. A silence already held (same scope and end, to the millisecond) is not added
+// twice. The alarms they silenced carry their own SilencedUntil and come back with Restore.
+func (e *Engine) RestoreSilences(ss []Silence) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock()
+	for _, s := range ss {
+		s.Until = s.Until.Truncate(time.Millisecond)
+		if s.Alarm != "" || s.Patient == "" || !s.Until.After(now) {
+			continue
+		}
+		e.keepSilence(s)
+	}
+}
+
+// Silences returns the patient-scoped silences in force for a patient ("" for every patient),
+// soonest to end first.
+func (e *Engine) Silences(patient string) []Silence {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock()
+	var out []Silence
+	for _, s := range e.silences {
+		if (patient == "" || s.Patient == patient) && s.Until.After(now) {
+			out = append(out, s)
+		}
+	}
+	slices.SortStableFunc(out, func(x, y Silence) int { return x.Until.Compare(y.Until) })
+	return out
+}
+
+// Tenant returns the tenant of a patient the engine holds readings or alarms of.
+func (e *Engine) Tenant(patient string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.patients[patient]; p != nil {
+		return p.tenant, true
+	}
+	for _, a := range e.alarms {
+		if a.Patient == patient {
+			return a.Tenant, true
+		}
+	}
+	return "", false
 }
 
 // Filter selects unresolved alarms; zero fields match everything.
@@ -919,7 +976,7 @@ func (e *Engine) Restore(as []Alarm) {
 }
 
 // Release drops a patient's state without touching their alarms' lifecycle: their partition
-// moved to another node, which restores the unresolved alarms from the store.
+// moved to another node, which restores the unresolved alarms and the silences from the store.
 func (e *Engine) Release(patient string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -928,10 +985,11 @@ func (e *Engine) Release(patient string) {
 			delete(e.alarms, id)
 		}
 	}
+	e.silences = slices.DeleteFunc(e.silences, func(s Silence) bool { return s.Patient == patient })
 	delete(e.patients, patient)
 }
 
-// Patients lists the patients the engine holds state for (readings or alarms).
+// Patients lists the patients the engine holds state for (readings, alarms or silences).
 func (e *Engine) Patients() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -941,6 +999,9 @@ func (e *Engine) Patients() []string {
 	}
 	for _, a := range e.alarms {
 		seen[a.Patient] = true
+	}
+	for _, s := range e.silences {
+		seen[s.Patient] = true
 	}
 	return sortedKeys(seen)
 }

@@ -130,6 +130,10 @@ func (n *Node) startAlarms(ctx context.Context, cfg AlarmsConfig, cat *codes.Cat
 	svc, err := service.New(service.Config{
 		Engine: engine, Store: n.store, Events: events, Catalog: cat, Notify: dispatcher.Dispatch,
 		Owned: func() []int { return o.Owned(alarmGroup) }, Partition: o.Partition,
+		Tenant: func(ctx context.Context, patient string) (string, error) {
+			p, err := n.store.Patient(ctx, patient)
+			return p.Tenant, err
+		},
 		Node: n.cfg.NodeID, Logger: log.With("component", "alarms"), Registerer: reg,
 	})
 	if err != nil {

@@ -92,6 +92,7 @@ func (s *Service) do(ctx context.Context, r request) ([]iomt.Alarm, error) {
 // apply performs a request on this node's engine and stores and publishes the changes.
 func (s *Service) apply(ctx context.Context, r request) ([]iomt.Alarm, error) {
 	var chs []alarm.Change
+	var sils []iomt.AlarmSilence
 	switch r.Op {
 	case "acknowledge", "resolve":
 		f := s.e.Acknowledge
@@ -104,6 +105,20 @@ func (s *Service) apply(ctx context.Context, r request) ([]iomt.Alarm, error) {
 		}
 		chs = []alarm.Change{ch}
 	case "silence":
+		if r.Silence == nil {
+			return nil, fmt.Errorf("%w: a silence request without its silence", iomt.ErrInvalid)
+		}
+		if r.Silence.Alarm == "" {
+			// It also covers alarms raised later, so it is stored before the answer: a restart
+			// or a handover must not end it early.
+			tenant, err := s.tenant(ctx, r.Silence.Patient)
+			if err != nil {
+				return nil, err
+			}
+			sils = append(sils, iomt.AlarmSilence{Tenant: tenant, Patient: r.Silence.Patient, Rule: r.Silence.Rule,
+				Device: r.Silence.Device, Until: r.Silence.Until.Truncate(time.Millisecond), Who: r.Silence.Who,
+				Why: r.Silence.Why, Created: s.cfg.Clock()})
+		}
 		var err error
 		if chs, err = s.e.Silence(*r.Silence); err != nil {
 			return nil, err
@@ -111,7 +126,7 @@ func (s *Service) apply(ctx context.Context, r request) ([]iomt.Alarm, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown operation %q", iomt.ErrInvalid, r.Op)
 	}
-	if err := s.handleWait(ctx, chs); err != nil {
+	if err := s.handleWait(ctx, chs, sils...); err != nil {
 		return nil, err
 	}
 	out := make([]iomt.Alarm, len(chs))
@@ -203,4 +218,19 @@ func (s *Service) serveRequest(ctx context.Context, ev iomt.Event) {
 	if err != nil {
 		s.log.Warn("alarm reply not sent", "request", r.ID, "err", err)
 	}
+}
+
+// tenant is the tenant of a patient, for the silence stored under it.
+func (s *Service) tenant(ctx context.Context, patient string) (string, error) {
+	if t, ok := s.e.Tenant(patient); ok {
+		return t, nil
+	}
+	if s.cfg.Tenant == nil {
+		return iomt.DefaultTenant, nil
+	}
+	t, err := s.cfg.Tenant(ctx, patient)
+	if err != nil {
+		return "", fmt.Errorf("silence: patient %s: %w", patient, err)
+	}
+	return t, nil
 }

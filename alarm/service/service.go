@@ -5,7 +5,8 @@
 // made on any node reach the node that owns the alarm's patient through the events bus.
 //
 // When a partition moves, the old owner releases its patients' state and the new owner restores
-// their unresolved alarms from the store before it evaluates their next reading.
+// their unresolved alarms and the silences still in force from the store before it evaluates
+// their next reading.
 package service
 
 import (
@@ -63,6 +64,10 @@ type Config struct {
 	// patient to its partition; both nil: this node owns every patient.
 	Owned     func() []int
 	Partition func(patient string) int
+	// Tenant finds the tenant of a patient the engine holds nothing of yet, to store a
+	// patient-scoped silence under (Registry.Patient's; ErrNotFound refuses the silence).
+	// nil: such a patient is taken to be of iomt.DefaultTenant.
+	Tenant func(ctx context.Context, patient string) (string, error)
 	// Node names this node in requests and logs.
 	Node string
 	// RequestTimeout bounds how long a lifecycle request waits for the owning node (5 s).
@@ -205,18 +210,32 @@ func (s *Service) ensure(ctx context.Context, p int) error {
 	if err != nil {
 		return fmt.Errorf("alarm service: restore partitions: %w", err)
 	}
+	// Silences too: a nurse who silenced a patient for ten minutes is not paged because the
+	// node restarted or the partition moved.
+	stored, err := s.cfg.Store.AlarmSilences(ctx, iomt.AlarmSilenceFilter{At: s.cfg.Clock()})
+	if err != nil {
+		return fmt.Errorf("alarm service: restore partitions: silences: %w", err)
+	}
 	mine := as[:0]
 	for _, a := range as {
 		if load[s.partition(a.Patient)] {
 			mine = append(mine, a)
 		}
 	}
+	var sils []alarm.Silence
+	for _, x := range stored {
+		if load[s.partition(x.Patient)] {
+			sils = append(sils, alarm.Silence{Scope: alarm.Scope{Patient: x.Patient, Rule: x.Rule, Device: x.Device},
+				Who: x.Who, Why: x.Why, Until: x.Until})
+		}
+	}
+	s.e.RestoreSilences(sils)
 	s.e.Restore(mine)
 	for q := range load {
 		s.restored[q] = true
 	}
-	if len(mine) > 0 {
-		s.log.Info("alarms restored", "partitions", len(load), "alarms", len(mine))
+	if len(mine) > 0 || len(sils) > 0 {
+		s.log.Info("alarms restored", "partitions", len(load), "alarms", len(mine), "silences", len(sils))
 	}
 	// Notifications a previous owner was sending when it stopped go out again, with the same
 	// delivery IDs (receivers drop what they already had).
@@ -237,7 +256,10 @@ func (s *Service) ensure(ctx context.Context, p int) error {
 // it again.
 func (s *Service) Deliver(ctx context.Context, b iomt.Batch) error {
 	if !s.owns(b.Patient) {
-		return nil
+		// Not this node's partition (any more: the lease moved while the batch was on its
+		// way). Acknowledging would drop the reading unevaluated; delivered again, it reaches
+		// whoever owns the partition then.
+		return fmt.Errorf("alarm service: patient %s: partition %d is not owned by this node (yet)", b.Patient, s.partition(b.Patient))
 	}
 	if err := s.ensure(ctx, s.partition(b.Patient)); err != nil {
 		return err
@@ -296,26 +318,28 @@ func (s *Service) OnEvent(ctx context.Context, ev iomt.Event) {
 	s.handle(s.e.Event(ev))
 }
 
-// queued is one call's changes waiting for the writer; done, when set, receives the outcome.
+// queued is one call's changes (and patient-scoped silences) waiting for the writer; done,
+// when set, receives the outcome.
 type queued struct {
-	chs  []alarm.Change
-	done chan error
+	chs      []alarm.Change
+	silences []iomt.AlarmSilence
+	done     chan error
 }
 
 // handle queues changes for the writer and returns at once: the bus's goroutine goes on to
 // the next reading while they are stored.
 func (s *Service) handle(chs []alarm.Change) {
-	s.enqueue(chs, nil)
+	s.enqueue(queued{chs: chs})
 }
 
-// handleWait queues changes and waits until they are stored and told (for API requests,
-// whose callers expect to read what they changed).
-func (s *Service) handleWait(ctx context.Context, chs []alarm.Change) error {
-	if len(chs) == 0 {
+// handleWait queues changes and silences and waits until they are stored and told (for API
+// requests, whose callers expect to read what they changed).
+func (s *Service) handleWait(ctx context.Context, chs []alarm.Change, sils ...iomt.AlarmSilence) error {
+	if len(chs) == 0 && len(sils) == 0 {
 		return nil
 	}
 	done := make(chan error, 1)
-	if !s.enqueue(chs, done) {
+	if !s.enqueue(queued{chs: chs, silences: sils, done: done}) {
 		return errors.New("alarm service: stopped")
 	}
 	select {
@@ -326,17 +350,17 @@ func (s *Service) handleWait(ctx context.Context, chs []alarm.Change) error {
 	}
 }
 
-func (s *Service) enqueue(chs []alarm.Change, done chan error) bool {
-	if len(chs) == 0 {
+func (s *Service) enqueue(w queued) bool {
+	if len(w.chs) == 0 && len(w.silences) == 0 {
 		return true
 	}
 	s.wmu.Lock()
 	if s.wclosed {
 		s.wmu.Unlock()
-		s.log.Error("alarm changes after the service stopped are dropped", "changes", len(chs))
+		s.log.Error("alarm changes after the service stopped are dropped", "changes", len(w.chs), "silences", len(w.silences))
 		return false
 	}
-	s.wq = append(s.wq, queued{chs, done})
+	s.wq = append(s.wq, w)
 	s.wmu.Unlock()
 	select {
 	case s.wkick <- struct{}{}:
@@ -375,6 +399,19 @@ func (s *Service) write(q []queued) {
 	// Not Run's context: what was decided is stored even while the node stops.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Silences first: an alarm stored silenced has its silence stored too. A silence's error
+	// goes to its own request only.
+	silErr := make([]error, len(q))
+	for i, w := range q {
+		for _, x := range w.silences {
+			if err := s.cfg.Store.SaveAlarmSilence(ctx, x); err != nil {
+				s.saveErrors.Inc()
+				s.log.Error("alarm silence not stored: it holds on this node until it ends or the node stops",
+					"patient", x.Patient, "until", x.Until, "err", err)
+				silErr[i] = errors.Join(silErr[i], fmt.Errorf("alarm service: store silence of patient %s: %w", x.Patient, err))
+			}
+		}
+	}
 	var snaps []iomt.Alarm
 	for _, w := range q {
 		for _, ch := range w.chs {
@@ -386,18 +423,24 @@ func (s *Service) write(q []queued) {
 			snaps = append(snaps, a)
 		}
 	}
-	err := s.cfg.Store.SaveAlarms(ctx, latestOnly(snaps))
-	if err != nil {
-		s.saveErrors.Inc()
-		s.log.Error("alarm changes not stored; told all the same", "changes", len(snaps), "err", err)
-		err = fmt.Errorf("alarm service: store: %w", err)
+	var err error
+	if len(snaps) > 0 {
+		if err = s.cfg.Store.SaveAlarms(ctx, latestOnly(snaps)); err != nil {
+			s.saveErrors.Inc()
+			s.log.Error("alarm changes not stored; told all the same", "changes", len(snaps), "err", err)
+			err = fmt.Errorf("alarm service: store: %w", err)
+		}
 	}
-	for _, w := range q {
+	for i, w := range q {
 		for _, ch := range w.chs {
 			s.tell(ctx, ch)
 		}
 		if w.done != nil {
-			w.done <- err
+			werr := silErr[i]
+			if len(w.chs) > 0 {
+				werr = errors.Join(werr, err)
+			}
+			w.done <- werr
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -19,6 +20,7 @@ import (
 //	'a' id                       alarm snapshot (JSON)
 //	'u' id                       the alarm is unresolved (restoring scans these only)
 //	'g' tenant 0 kind 0 version  alarm configuration version (JSON), version uint32 BE
+//	'q' tenant 0 patient 0 rule 0 device 0 until   alarm silence (JSON), until Unix ms (sortable BE)
 //
 // A ward keeps thousands of alarms, not millions, so lists scan and filter in memory.
 
@@ -261,6 +263,100 @@ func (s *Store) AlarmConfigs(ctx context.Context) ([]iomt.AlarmConfig, error) {
 			continue
 		}
 		out = append(out, c)
+	}
+	return out, nil
+}
+
+func silenceKey(x iomt.AlarmSilence) []byte {
+	k := append(strKey('q', x.Tenant, x.Patient, x.Rule, x.Device), 0)
+	return binary.BigEndian.AppendUint64(k, sortable(x.Until.UnixMilli()))
+}
+
+// SaveAlarmSilence implements iomt.AlarmStore.
+func (s *Store) SaveAlarmSilence(ctx context.Context, x iomt.AlarmSilence) error {
+	if err := ctxErr(ctx, "save alarm silence"); err != nil {
+		return err
+	}
+	if err := iomt.CheckAlarmSilence(x); err != nil {
+		return fmt.Errorf("embedded: save alarm silence: %w", err)
+	}
+	for _, p := range []struct{ what, v string }{{"tenant", x.Tenant}, {"patient", x.Patient}, {"rule", x.Rule}, {"device", x.Device}} {
+		if err := checkID(p.what, p.v, false); err != nil {
+			return fmt.Errorf("embedded: save alarm silence: %w", err)
+		}
+	}
+	x.Until, x.Created = x.Until.UTC().Truncate(time.Millisecond), x.Created.UTC().Truncate(time.Millisecond)
+	v, err := json.Marshal(x)
+	if err != nil {
+		return fmt.Errorf("embedded: save alarm silence: %w", err)
+	}
+	if !s.enter() {
+		return fmt.Errorf("embedded: save alarm silence: %w", errClosed)
+	}
+	defer s.leave()
+	b := s.db.NewBatch()
+	defer b.Close()
+	// A ward holds a handful of silences: finding the expired ones is a short scan.
+	old, err := s.silences(ctx, iomt.AlarmSilenceFilter{})
+	if err != nil {
+		return fmt.Errorf("embedded: save alarm silence: %w", err)
+	}
+	for _, o := range old {
+		if o.Until.Before(x.Created) {
+			_ = b.Delete(silenceKey(o), nil)
+		}
+	}
+	_ = b.Set(silenceKey(x), v, nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("embedded: save alarm silence: %w", err)
+	}
+	return nil
+}
+
+// AlarmSilences implements iomt.AlarmStore.
+func (s *Store) AlarmSilences(ctx context.Context, f iomt.AlarmSilenceFilter) ([]iomt.AlarmSilence, error) {
+	if err := ctxErr(ctx, "alarm silences"); err != nil {
+		return nil, err
+	}
+	if !s.enter() {
+		return nil, fmt.Errorf("embedded: alarm silences: %w", errClosed)
+	}
+	defer s.leave()
+	out, err := s.silences(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: alarm silences: %w", err)
+	}
+	return out, nil
+}
+
+// silences lists the stored silences f selects, in key order (tenant, patient, rule, device,
+// until).
+func (s *Store) silences(ctx context.Context, f iomt.AlarmSilenceFilter) ([]iomt.AlarmSilence, error) {
+	prefix := []byte{'q'}
+	if f.Tenant != "" {
+		prefix = append(strKey('q', f.Tenant), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := []iomt.AlarmSilence{}
+	for it.First(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		var x iomt.AlarmSilence
+		if err := json.Unmarshal(v, &x); err != nil {
+			return nil, fmt.Errorf("decode silence %q: %w", it.Key()[1:], err)
+		}
+		if (f.Patients == nil || slices.Contains(f.Patients, x.Patient)) && (f.At.IsZero() || x.Until.After(f.At)) {
+			out = append(out, x)
+		}
 	}
 	return out, nil
 }

@@ -157,3 +157,72 @@ func testAlarmConfigs(t *testing.T, s iomt.Store) {
 		t.Fatalf("AlarmConfigs = %v, want %v", got, want)
 	}
 }
+
+// testAlarmSilences: silences round-trip to the millisecond, filter by tenant, patient and
+// time, are kept once when saved twice, and a save drops those that ended before it.
+func testAlarmSilences(t *testing.T, s iomt.Store) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	list := func(f iomt.AlarmSilenceFilter) []iomt.AlarmSilence {
+		t.Helper()
+		got, err := s.AlarmSilences(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			got[i].Until, got[i].Created = got[i].Until.UTC(), got[i].Created.UTC()
+		}
+		return got
+	}
+	ended := iomt.AlarmSilence{Tenant: "w7", Patient: "p9", Until: t0.Add(time.Minute), Who: "ann", Created: t0.Add(-5 * time.Minute)}
+	if err := s.SaveAlarmSilence(ctx, ended); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(iomt.AlarmSilenceFilter{At: t0.Add(2 * time.Minute)}); len(got) != 0 {
+		t.Fatalf("silences in force after their end: %+v", got)
+	}
+	if got := list(iomt.AlarmSilenceFilter{}); len(got) != 1 {
+		t.Fatalf("all silences: %+v, want the one saved", got)
+	}
+	created := t0.Add(2 * time.Minute)
+	patient := iomt.AlarmSilence{Tenant: "w7", Patient: "p1", Who: "admin/ann", Why: "repositioning",
+		Until: t0.Add(10*time.Minute + 123456789), Created: created} // sub-millisecond part dropped
+	rule := iomt.AlarmSilence{Tenant: "w7", Patient: "p1", Rule: "spo2-low", Until: t0.Add(5 * time.Minute), Who: "admin/ned", Created: created}
+	device := iomt.AlarmSilence{Tenant: "w8", Patient: "p2", Device: "d-p2", Until: t0.Add(20 * time.Minute), Who: "admin/cat", Why: "lead change", Created: created}
+	for _, x := range []iomt.AlarmSilence{patient, rule, device, patient} { // patient twice: kept once
+		if err := s.SaveAlarmSilence(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patient.Until = patient.Until.Truncate(time.Millisecond)
+	all := list(iomt.AlarmSilenceFilter{})
+	if want := []iomt.AlarmSilence{patient, rule, device}; !reflect.DeepEqual(all, want) {
+		t.Fatalf("silences after saving three (one twice) = %+v, want %+v (the ended one dropped)", all, want)
+	}
+	for _, c := range []struct {
+		f    iomt.AlarmSilenceFilter
+		want []iomt.AlarmSilence
+	}{
+		{iomt.AlarmSilenceFilter{Tenant: "w8"}, []iomt.AlarmSilence{device}},
+		{iomt.AlarmSilenceFilter{Patients: []string{"p2", "p3"}}, []iomt.AlarmSilence{device}},
+		{iomt.AlarmSilenceFilter{Patients: []string{}}, []iomt.AlarmSilence{}},
+		{iomt.AlarmSilenceFilter{At: t0.Add(5 * time.Minute)}, []iomt.AlarmSilence{patient, device}},
+		{iomt.AlarmSilenceFilter{Tenant: "w7", At: t0.Add(15 * time.Minute)}, []iomt.AlarmSilence{}},
+	} {
+		if got := list(c.f); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("AlarmSilences(%+v) = %+v, want %+v", c.f, got, c.want)
+		}
+	}
+	for _, bad := range []iomt.AlarmSilence{
+		{Patient: "p1", Who: "ann", Until: t0, Created: t0},
+		{Tenant: "w7", Who: "ann", Until: t0, Created: t0},
+		{Tenant: "w7", Patient: "p1", Until: t0, Created: t0},
+		{Tenant: "w7", Patient: "p1", Who: "ann", Created: t0},
+		{Tenant: "w7", Patient: "p1", Who: "ann", Until: t0},
+		{Tenant: "w7", Patient: "p\x001", Who: "ann", Until: t0, Created: t0},
+	} {
+		if err := s.SaveAlarmSilence(ctx, bad); !errors.Is(err, iomt.ErrInvalid) {
+			t.Errorf("SaveAlarmSilence(%+v): %v, want ErrInvalid", bad, err)
+		}
+	}
+}

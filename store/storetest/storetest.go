@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"ContextCanceled", testContextCanceled},
 		{"Alarms", testAlarms},
 		{"AlarmConfigs", testAlarmConfigs},
+		{"AlarmSilences", testAlarmSilences},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
