@@ -322,6 +322,9 @@ func (m *member) acquire(p int, rev uint64, start time.Time) {
 	l := &lease{p: p, rev: rev, cancel: cancel, done: make(chan struct{})}
 	l.deadline.Store(start.Add(m.b.ttl).UnixNano())
 	m.leases[p] = l
+	// Owned must list the partition before its first batch reaches a handler: handlers that
+	// check ownership would otherwise refuse it.
+	m.setOwned()
 	m.log.Info("nats partition acquired", "partition", p)
 	m.wg.Add(1)
 	go func() {
