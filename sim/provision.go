@@ -123,7 +123,10 @@ var familyNames = []string{"Okafor", "Lindqvist", "Moreau", "Tanaka", "Novak", "
 // Provision registers a patient and its devices for each bed (Patient and Devices filled in),
 // a few beds at a time.
 func Provision(ctx context.Context, a API, beds []Bed) ([]Bed, error) {
-	scs := sensing.Builtin()
+	scs, err := scenarios(beds)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Bed, len(beds))
 	stamp := time.Now().Unix() % 100000
 	var (

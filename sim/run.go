@@ -89,7 +89,10 @@ func Run(ctx context.Context, o Options, beds []Bed, st *Stats) error {
 	if o.ConnectRate <= 0 {
 		o.ConnectRate = 1000
 	}
-	scs := sensing.Builtin()
+	scs, err := scenarios(beds)
+	if err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	gate := make(chan struct{})
 	go func() {

@@ -28,12 +28,13 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	broker := fs.String("mqtt", "127.0.0.1:1883", "the server's MQTT address")
 	token := fs.String("admin-token", "", "the server's admin token (needed with --provision)")
 	provision := fs.Int("provision", 0, "register this many simulated patients and their devices through the API")
-	scenarios := fs.String("scenario", "stable-adult", "scenarios to give the patients, comma-separated, used in turn ("+strings.Join(scenarioNames(), ", ")+")")
+	scenarios := fs.String("scenario", "stable-adult", "scenarios to give the patients, comma-separated, used in turn: built-in ("+strings.Join(scenarioNames(), ", ")+") or scenario files (.yaml, format in sensing/README.md)")
 	bedsFile := fs.String("beds", "", "file of provisioned patients and device credentials: written after --provision, read without it")
 	format := fs.String("format", "json", "SenML encoding: json or cbor")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	speed := fs.Float64("speed", 1, "clock speed: with --lead, a patient starts that far in the past and runs this many times faster until it reaches now")
 	lead := fs.Duration("lead", 0, "how far in the past the patients' clocks start")
+	compress := fs.Float64("compress", 0, "play the scenarios' timelines this many times faster, readings in real time (e.g. 8: an hour's deterioration in 7.5 minutes)")
 	seed := fs.Uint64("seed", 1, "seed of the first patient (the others follow)")
 	logLevel := fs.String("log-level", "warn", "debug, info (each device command), warn or error")
 	if err := config.Parse(fs, args, getenv); err != nil {
@@ -45,6 +46,10 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	}
 	if *format != "json" && *format != "cbor" {
 		fmt.Fprintf(stderr, "iomt sim: --format must be json or cbor, got %q\n", *format)
+		return 2
+	}
+	if *compress != 0 && *compress < 1 {
+		fmt.Fprintf(stderr, "iomt sim: --compress must be 0 (off) or at least 1, got %g\n", *compress)
 		return 2
 	}
 	log, err := newLogger(stderr, *logLevel, "text")
@@ -63,14 +68,21 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		}
 		names := strings.Split(*scenarios, ",")
 		for _, n := range names {
-			if _, ok := sensing.Builtin()[n]; !ok {
-				fmt.Fprintf(stderr, "iomt sim: unknown scenario %q (have %s)\n", n, strings.Join(scenarioNames(), ", "))
+			if _, ok := sensing.Builtin()[n]; ok {
+				continue
+			}
+			if !sim.IsScenarioFile(n) {
+				fmt.Fprintf(stderr, "iomt sim: unknown scenario %q (built in: %s; or a scenario file, .yaml)\n", n, strings.Join(scenarioNames(), ", "))
+				return 2
+			}
+			if _, err := sim.LoadScenarioFile(n); err != nil {
+				fmt.Fprintf(stderr, "iomt sim: %v\n", err)
 				return 2
 			}
 		}
 		want := make([]sim.Bed, *provision)
 		for i := range want {
-			want[i] = sim.Bed{Scenario: names[i%len(names)], Seed: *seed + uint64(i), Lead: *lead, Speed: *speed}
+			want[i] = sim.Bed{Scenario: names[i%len(names)], Seed: *seed + uint64(i), Lead: *lead, Speed: *speed, Compress: *compress}
 		}
 		var err error
 		fmt.Fprintf(stdout, "provisioning %d patients on %s ...\n", len(want), *apiURL)
