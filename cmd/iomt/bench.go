@@ -75,9 +75,9 @@ type BenchResult struct {
 	Refused      int64   `json:"refused"`
 	Failed       int64   `json:"failed"`
 	Delivered    int64   `json:"delivered,omitempty"` // relay: messages the subscriber received
-	ServerCPU    float64 `json:"serverCpuCores"`
-	ServerRSSMB  float64 `json:"serverRssMB"`
-	ServerPeakMB float64 `json:"serverPeakRssMB"`
+	ServerCPU    float64 `json:"serverCpuCores,omitempty"`
+	ServerRSSMB  float64 `json:"serverRssMB,omitempty"`
+	ServerPeakMB float64 `json:"serverPeakRssMB,omitempty"`
 	SimCPU       float64 `json:"simCpuCores"`
 	// CPU time per stored message: steadier than rates on a machine shared with other work.
 	ServerCPUPerMsg float64 `json:"serverCpuUsPerMsg,omitempty"`
@@ -247,6 +247,11 @@ loop:
 		_ = enc.Encode(res)
 		return 0
 	}
+	serverCPU := fmt.Sprintf("%.2f cores (%.0f µs per message)", res.ServerCPU, res.ServerCPUPerMsg)
+	serverRSS := fmt.Sprintf("%.0f MB (peak %.0f MB)", res.ServerRSSMB, res.ServerPeakMB)
+	if child == nil {
+		serverCPU, serverRSS = "not measured (a server the bench did not start)", "not measured"
+	}
 	fmt.Fprintf(stdout, `
 target                 %s
 devices                %d ECG patches (250 Hz) + %d pulse oximeters (1 Hz), %s
@@ -254,12 +259,11 @@ offered                %.0f msgs/s
 stored (acknowledged)  %.0f msgs/s, %.0f samples/s
 publish→stored         p50 %.2f ms, p99 %.2f ms
 refused / failed       %d / %d
-server CPU             %.2f cores (%.0f µs per message)
-server RSS             %.0f MB (peak %.0f MB)
+server CPU             %s
+server RSS             %s
 simulator CPU          %.2f cores (%.0f µs per message)
 `, res.Target, res.ECGPatches, res.VitalDevices, res.Format, res.OfferedMsgs, res.MsgsPerSec, res.SamplesPerS,
-		res.AckP50ms, res.AckP99ms, res.Refused, res.Failed, res.ServerCPU, res.ServerCPUPerMsg, res.ServerRSSMB, res.ServerPeakMB,
-		res.SimCPU, res.SimCPUPerMsg)
+		res.AckP50ms, res.AckP99ms, res.Refused, res.Failed, serverCPU, serverRSS, res.SimCPU, res.SimCPUPerMsg)
 	if *target == "relay" {
 		fmt.Fprintf(stdout, "delivered              %.0f msgs/s to one subscriber\n", float64(res.Delivered)/el)
 	}

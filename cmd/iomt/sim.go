@@ -239,6 +239,10 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		fmt.Fprintf(stderr, "iomt demo: --patients must be 1..5000, got %d\n", *patients)
 		return 2
 	}
+	if *format != "json" && *format != "cbor" {
+		fmt.Fprintf(stderr, "iomt demo: --format must be json or cbor, got %q\n", *format)
+		return 2
+	}
 	log, err := newLogger(stderr, *logLevel, "text")
 	if err != nil {
 		fmt.Fprintf(stderr, "iomt demo: %v\n", err)
@@ -290,8 +294,8 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer, g
   MQTT        %s
   admin token %s
   data        %s
-Two patients deteriorate (sepsis, on an 8× and a 4× timeline), one goes into atrial
-fibrillation within a minute, and a diabetic's night runs on a 60× clock that starts 8 h ago
+Three patients are septic: two deteriorate on 8× and 4× timelines, the third in real time;
+one goes into atrial fibrillation within a minute, and a diabetic's night runs on a 60× clock that starts 8 h ago
 and catches up with now: the low comes at about 8 minutes (its readings are dated overnight).
 Ctrl-C stops.
 `, len(beds), base, tok, base, tok, base, n.MQTTAddr(), tok, dir)
