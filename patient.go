@@ -2,16 +2,23 @@ package iomt
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
 // Patient is a person whose vital signs are monitored.
 type Patient struct {
-	ID        string `json:"id"`
-	Tenant    string `json:"tenant"`
-	Name      string `json:"name"`
-	BirthDate string `json:"birthDate,omitempty"` // YYYY-MM-DD
-	MRN       string `json:"mrn,omitempty"`       // medical record number, unique per tenant
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	// Name is the name as displayed. Family and Given are its parts when the sender gave
+	// them (a FHIR HumanName's family and given); a name given only as text has no parts,
+	// since splitting one would be a guess. See JoinName.
+	Name      string   `json:"name"`
+	Family    string   `json:"family,omitempty"`
+	Given     []string `json:"given,omitempty"`
+	Gender    string   `json:"gender,omitempty"`    // FHIR administrative gender; "" not given. See CheckGender
+	BirthDate string   `json:"birthDate,omitempty"` // YYYY-MM-DD
+	MRN       string   `json:"mrn,omitempty"`       // medical record number, unique per tenant
 	// SpO2Scale is the NEWS2 SpO2 scale the pipeline scores this patient on: 0 (not set) and
 	// 1 mean scale 1; 2 is scale 2, which a clinician prescribes for hypercapnic respiratory
 	// failure with a target saturation of 88–92 %. See CheckSpO2Scale.
@@ -27,6 +34,44 @@ func CheckSpO2Scale(scale int) error {
 		return fmt.Errorf("%w: NEWS2 SpO2 scale must be 1 or 2 (0: not set, scale 1), got %d", ErrInvalid, scale)
 	}
 	return nil
+}
+
+// Administrative genders: FHIR R4's AdministrativeGender value set, which HL7 v2 and most
+// EHRs map onto. "" means not given.
+const (
+	GenderMale    = "male"
+	GenderFemale  = "female"
+	GenderOther   = "other"
+	GenderUnknown = "unknown"
+)
+
+// Genders lists the administrative genders CheckGender accepts (besides "").
+func Genders() []string { return []string{GenderMale, GenderFemale, GenderOther, GenderUnknown} }
+
+// CheckGender refuses anything but "" (not given) and the four administrative genders, with
+// an error wrapping ErrInvalid. Stores call it too, so that a FHIR or HL7 client reading the
+// registry never meets a code outside the value set (such as "m" or "F").
+func CheckGender(g string) error {
+	switch g {
+	case "", GenderMale, GenderFemale, GenderOther, GenderUnknown:
+		return nil
+	}
+	return fmt.Errorf("%w: gender must be one of %s (or not given), got %q", ErrInvalid, strings.Join(Genders(), ", "), g)
+}
+
+// JoinName is the display text of a name given in parts: the given names, then the family
+// name, separated by single spaces (empty parts left out).
+func JoinName(given []string, family string) string {
+	parts := make([]string, 0, len(given)+1)
+	for _, g := range given {
+		if g = strings.TrimSpace(g); g != "" {
+			parts = append(parts, g)
+		}
+	}
+	if family = strings.TrimSpace(family); family != "" {
+		parts = append(parts, family)
+	}
+	return strings.Join(parts, " ")
 }
 
 // PatientFilter selects patients; zero fields match everything.

@@ -230,10 +230,13 @@ func limitParam(r *http.Request, def, max int) (int, error) {
 // ---- patients ----
 
 type patientIn struct {
-	Name      string `json:"name"`
-	BirthDate string `json:"birthDate"`
-	MRN       string `json:"mrn"`
-	SpO2Scale int    `json:"spo2Scale"`
+	Name      string   `json:"name"`
+	Family    string   `json:"family"`
+	Given     []string `json:"given"`
+	Gender    string   `json:"gender"`
+	BirthDate string   `json:"birthDate"`
+	MRN       string   `json:"mrn"`
+	SpO2Scale int      `json:"spo2Scale"`
 }
 
 // checkBirthDate returns why a date of birth is refused, or "".
@@ -260,17 +263,46 @@ func checkSpO2Scale(scale int) string {
 	return ""
 }
 
+// checkGender returns why an administrative gender is refused, or "".
+func checkGender(g string) string {
+	if iomt.CheckGender(g) != nil {
+		return fmt.Sprintf(`"gender" must be one of %s (or left out), got %q`, strings.Join(iomt.Genders(), ", "), g)
+	}
+	return ""
+}
+
+// trimGiven trims the given names; an empty one is refused rather than dropped, as it is
+// more likely a client's bug than a name.
+func trimGiven(given []string) ([]string, string) {
+	if len(given) == 0 {
+		return nil, ""
+	}
+	out := make([]string, len(given))
+	for i, g := range given {
+		if out[i] = strings.TrimSpace(g); out[i] == "" {
+			return nil, fmt.Sprintf(`"given" names cannot be empty (given[%d])`, i)
+		}
+	}
+	return out, ""
+}
+
 func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 	var in patientIn
 	if !s.decodeBody(w, r, &in) {
 		return
 	}
-	in.Name = strings.TrimSpace(in.Name)
+	var whyGiven string
+	in.Given, whyGiven = trimGiven(in.Given)
+	in.Name, in.Family = strings.TrimSpace(in.Name), strings.TrimSpace(in.Family)
 	if in.Name == "" {
-		writeProblem(w, r, http.StatusBadRequest, `"name" is required`)
-		return
+		// Given only in parts: displayed as the given names, then the family name.
+		in.Name = iomt.JoinName(in.Given, in.Family)
 	}
-	for _, why := range []string{checkBirthDate(in.BirthDate), checkSpO2Scale(in.SpO2Scale)} {
+	whyName := ""
+	if in.Name == "" && whyGiven == "" {
+		whyName = `"name" is required (or its parts, "family" and "given")`
+	}
+	for _, why := range []string{whyGiven, whyName, checkGender(in.Gender), checkBirthDate(in.BirthDate), checkSpO2Scale(in.SpO2Scale)} {
 		if why != "" {
 			writeProblem(w, r, http.StatusBadRequest, why)
 			return
@@ -281,8 +313,8 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient", err)
 		return
 	}
-	p := iomt.Patient{ID: id, Tenant: iomt.DefaultTenant, Name: in.Name, BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN),
-		SpO2Scale: in.SpO2Scale, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	p := iomt.Patient{ID: id, Tenant: iomt.DefaultTenant, Name: in.Name, Family: in.Family, Given: in.Given, Gender: in.Gender,
+		BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN), SpO2Scale: in.SpO2Scale, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := s.Store.CreatePatient(r.Context(), p); err != nil {
 		if errors.Is(err, iomt.ErrDuplicate) {
 			writeProblem(w, r, http.StatusConflict, fmt.Sprintf("a patient with MRN %q already exists", p.MRN))
@@ -299,15 +331,19 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 // patientPatch changes a patient: a field present replaces the record's, an absent (or null)
 // one keeps it. ID, tenant and creation time cannot change.
 type patientPatch struct {
-	Name      *string `json:"name"`
-	BirthDate *string `json:"birthDate"`
-	MRN       *string `json:"mrn"`
-	SpO2Scale *int    `json:"spo2Scale"`
+	Name      *string   `json:"name"`
+	Family    *string   `json:"family"`
+	Given     *[]string `json:"given"`
+	Gender    *string   `json:"gender"`
+	BirthDate *string   `json:"birthDate"`
+	MRN       *string   `json:"mrn"`
+	SpO2Scale *int      `json:"spo2Scale"`
 }
 
 // updatePatient applies a patientPatch. A change of SpO2 scale changes how NEWS2 scores the
 // patient, so the audit record says which fields changed and the scale before and after; the
-// values of the identifying fields stay out of the audit log.
+// values of the identifying fields (and of the gender: personal, and not needed to trace a
+// scoring change) stay out of the audit log.
 func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var in patientPatch
@@ -329,6 +365,30 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if in.Family != nil {
+		nw.Family = strings.TrimSpace(*in.Family)
+	}
+	if in.Given != nil {
+		var why string
+		if nw.Given, why = trimGiven(*in.Given); why != "" {
+			writeProblem(w, r, http.StatusBadRequest, why)
+			return
+		}
+	}
+	// A name that was its parts joined follows the parts, unless the patch sets the name too;
+	// a name typed as text (say "Dr Ada King") stays as it is.
+	if in.Name == nil && (in.Family != nil || in.Given != nil) && cur.Name == iomt.JoinName(cur.Given, cur.Family) {
+		if joined := iomt.JoinName(nw.Given, nw.Family); joined != "" {
+			nw.Name = joined
+		}
+	}
+	if in.Gender != nil {
+		if why := checkGender(*in.Gender); why != "" {
+			writeProblem(w, r, http.StatusBadRequest, why)
+			return
+		}
+		nw.Gender = *in.Gender
+	}
 	if in.BirthDate != nil {
 		if why := checkBirthDate(*in.BirthDate); why != "" {
 			writeProblem(w, r, http.StatusBadRequest, why)
@@ -348,10 +408,14 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 	}
 	var changed []string
 	for _, f := range []struct {
-		name     string
-		old, new any
-	}{{"name", cur.Name, nw.Name}, {"birthDate", cur.BirthDate, nw.BirthDate}, {"mrn", cur.MRN, nw.MRN}, {"spo2Scale", cur.SpO2Scale, nw.SpO2Scale}} {
-		if f.old != f.new {
+		name    string
+		changed bool
+	}{
+		{"name", cur.Name != nw.Name}, {"family", cur.Family != nw.Family}, {"given", !slices.Equal(cur.Given, nw.Given)},
+		{"gender", cur.Gender != nw.Gender}, {"birthDate", cur.BirthDate != nw.BirthDate}, {"mrn", cur.MRN != nw.MRN},
+		{"spo2Scale", cur.SpO2Scale != nw.SpO2Scale},
+	} {
+		if f.changed {
 			changed = append(changed, f.name)
 		}
 	}

@@ -577,7 +577,8 @@ func TestCreateAndUpdate(t *testing.T) {
 		status     int
 		code, expr string
 	}{
-		{`{"resourceType":"Patient","name":[{"text":"X"}],"gender":"female"}`, 422, "not-supported", "Patient.gender"},
+		{`{"resourceType":"Patient","name":[{"text":"X"}],"gender":"f"}`, 422, "code-invalid", "Patient.gender"},
+		{`{"resourceType":"Patient","name":[{"text":"X"}],"telecom":[{"system":"phone","value":"1"}]}`, 422, "not-supported", "Patient.telecom"},
 		{`{"resourceType":"Patient","name":[{"text":"X"}],"identifier":[{"system":"urn:ssn","value":"1"}]}`, 422, "not-supported", "Patient.identifier[0]"},
 		{`{"resourceType":"Patient"}`, 422, "required", "Patient.name"},
 		{`{"resourceType":"Patient","name":[{"text":"X"}],"birthDate":"1970"}`, 422, "value", "Patient.birthDate"},

@@ -82,7 +82,7 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 			Interaction: inter, Versioning: "no-version", ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
 			SearchParam: append(append([]csSearchParam{}, common...), params...)}
 	}
-	patient := res("Patient", "The registry's patients: identifier (the MRN, system "+s.m.mrnSystem()+"), one name, birthDate. Writes holding other elements are refused with 422, as iomt could not store them. PUT to an unknown id creates the patient (client-chosen id).",
+	patient := res("Patient", "The registry's patients: identifier (the MRN, system "+s.m.mrnSystem()+"), one name (text, family, given), gender, birthDate. Writes holding other elements (telecom, address, contact, ...), name prefix, suffix or period, or meta.security are refused with 422, as iomt does not keep them; text and the rest of meta are ignored (iomt generates its own). PUT to an unknown id creates the patient (client-chosen id).",
 		[]csInteraction{read, search, {Code: "create"}, {Code: "update"}},
 		csSearchParam{Name: "identifier", Definition: spBase + "Patient-identifier", Type: "token"},
 		csSearchParam{Name: "name", Definition: spBase + "Patient-name", Type: "string"},

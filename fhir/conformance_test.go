@@ -119,6 +119,8 @@ func crawl(t *testing.T, f *fixture) {
 	f.do(t, "GET", "Observation?patient="+p1+"&bogus=1", nil)
 	f.do(t, "POST", "Observation", `{"resourceType":"Observation"}`)
 	f.do(t, "POST", "Patient", `{"resourceType":"Patient","name":[{"text":"New Person"}],"birthDate":"2001-02-03"}`)
+	f.do(t, "POST", "Patient", `{"resourceType":"Patient","name":[{"use":"official","family":"Curie","given":["Marie","Salomea"]}],"gender":"female","birthDate":"1967-11-07"}`)
+	f.do(t, "POST", "Patient", `{"resourceType":"Patient","name":[{"text":"X"}],"gender":"m"}`)
 	f.do(t, "GET", "Patient", nil, "Authorization", "")
 }
 

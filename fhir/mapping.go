@@ -444,16 +444,17 @@ func (m *Mapper) WaveformWindows(segs []iomt.Waveform, window time.Duration) []W
 
 var mrType = &CodeableConcept{Coding: []Coding{{System: SystemV2Identifer, Code: "MR", Display: "Medical record number"}}}
 
-// Patient maps a registry patient. The name is given as text only: iomt keeps one string and
-// does not guess which part is the family name.
+// Patient maps a registry patient. The name has its text, and family and given when the
+// patient's name was given in parts: iomt does not split a name kept as text only, as it
+// cannot tell which part is the family name.
 func (m *Mapper) Patient(p iomt.Patient) Patient {
 	active := true
-	out := Patient{ResourceType: "Patient", ID: p.ID, Active: &active, BirthDate: p.BirthDate}
+	out := Patient{ResourceType: "Patient", ID: p.ID, Active: &active, Gender: p.Gender, BirthDate: p.BirthDate}
 	if p.MRN != "" {
 		out.Identifier = []Identifier{{Use: "usual", Type: mrType, System: m.mrnSystem(), Value: p.MRN}}
 	}
-	if p.Name != "" {
-		out.Name = []HumanName{{Text: p.Name}}
+	if n := (HumanName{Text: p.Name, Family: p.Family, Given: p.Given}); n.Text != "" || n.Family != "" || len(n.Given) > 0 {
+		out.Name = []HumanName{n}
 	}
 	return out
 }
@@ -505,14 +506,39 @@ func decodeResource(body []byte, typ string, allowed []string, v any) error {
 	return nil
 }
 
+// patientElements are the elements of a Patient iomt keeps (besides id, meta and text). What
+// else a Patient may hold (telecom, address, contact, photo, maritalStatus, ...) is refused
+// rather than dropped: iomt keeps the identifying data monitoring needs, not a demographic
+// record, and a sender must learn that the rest was not kept.
+var patientElements = []string{"identifier", "active", "name", "gender", "birthDate"}
+
 // PatientFrom reads a Patient a client sent into a registry patient (ID, Tenant and CreatedAt
-// are the caller's to set). It accepts the MRN identifier, one name and the birth date.
+// are the caller's to set). It accepts the MRN identifier, one name (text, family, given), the
+// gender and the birth date; the narrative and meta are ignored, as iomt generates its own.
 func (m *Mapper) PatientFrom(body []byte) (iomt.Patient, string, error) {
 	var in Patient
-	if err := decodeResource(body, "Patient", []string{"identifier", "name", "birthDate", "active"}, &in); err != nil {
+	if err := decodeResource(body, "Patient", patientElements, &in); err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) && ie.Code == "not-supported" {
+			ie.Msg += " (data minimisation: iomt keeps the identifying data monitoring needs, not addresses, phone numbers or contacts; this Patient was not stored, so that nothing is dropped silently)"
+		}
 		return iomt.Patient{}, "", err
 	}
 	var p iomt.Patient
+	var raw struct {
+		Meta map[string]json.RawMessage   `json:"meta"`
+		Name []map[string]json.RawMessage `json:"name"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil || len(raw.Name) != len(in.Name) {
+		return p, in.ID, &InputError{Status: http.StatusBadRequest, Code: "structure", Expression: "Patient.name", Msg: "Patient.name must be a list of HumanName objects"}
+	}
+	// meta.versionId and lastUpdated are the server's to assign, profile, tag and source are
+	// the sender's bookkeeping: all safe to drop. Security labels are not: dropping one would
+	// strip a restriction the sender put on who may see the patient, which iomt cannot
+	// enforce.
+	if _, ok := raw.Meta["security"]; ok {
+		return p, in.ID, unprocessable("not-supported", "Patient.meta.security", "iomt cannot honour security labels: every user of the registry sees every patient of the tenant; send the patient without Patient.meta.security if that is acceptable")
+	}
 	if in.Active != nil && !*in.Active {
 		return p, in.ID, unprocessable("not-supported", "Patient.active", "iomt keeps no inactive patients")
 	}
@@ -542,15 +568,34 @@ func (m *Mapper) PatientFrom(body []byte) (iomt.Patient, string, error) {
 	default:
 		return p, in.ID, unprocessable("not-supported", "Patient.name[1]", "iomt keeps one name per patient")
 	}
-	n := in.Name[0]
-	name := strings.TrimSpace(n.Text)
-	if name == "" {
-		name = strings.TrimSpace(strings.Join(append(slices.Clone(n.Given), n.Family), " "))
+	// use (official, usual, ...) says which of several names this is; with one name kept, it
+	// changes nothing. Prefix, suffix and period would be lost.
+	var extra []string
+	for k := range raw.Name[0] {
+		if !slices.Contains([]string{"use", "text", "family", "given"}, k) {
+			extra = append(extra, "Patient.name[0]."+k)
+		}
 	}
-	if name == "" {
+	if len(extra) > 0 {
+		slices.Sort(extra)
+		return p, in.ID, unprocessable("not-supported", extra[0], "iomt keeps a name's text, family and given parts only, not %s", strings.Join(extra, ", "))
+	}
+	n := in.Name[0]
+	for i, g := range n.Given {
+		if g = strings.TrimSpace(g); g == "" {
+			return p, in.ID, unprocessable("value", fmt.Sprintf("Patient.name[0].given[%d]", i), "a given name is empty")
+		}
+		p.Given = append(p.Given, g)
+	}
+	p.Family = strings.TrimSpace(n.Family)
+	p.Name = cmp.Or(strings.TrimSpace(n.Text), iomt.JoinName(p.Given, p.Family))
+	if p.Name == "" {
 		return p, in.ID, unprocessable("required", "Patient.name[0]", "the name has neither text nor given/family parts")
 	}
-	p.Name = name
+	if iomt.CheckGender(in.Gender) != nil {
+		return p, in.ID, unprocessable("code-invalid", "Patient.gender", "Patient.gender must be one of %s (FHIR administrative gender), got %q", strings.Join(iomt.Genders(), ", "), in.Gender)
+	}
+	p.Gender = in.Gender
 	if in.BirthDate != "" {
 		d, err := time.Parse(time.DateOnly, in.BirthDate)
 		if err != nil {

@@ -89,6 +89,7 @@ type Patient struct {
 	Identifier   []Identifier `json:"identifier,omitempty"`
 	Active       *bool        `json:"active,omitempty"`
 	Name         []HumanName  `json:"name,omitempty"`
+	Gender       string       `json:"gender,omitempty"` // male | female | other | unknown
 	BirthDate    string       `json:"birthDate,omitempty"`
 }
 

@@ -235,7 +235,7 @@ func (s *server) searchPatients(r *http.Request, q map[string][]string) (results
 			return true
 		}
 		for _, v := range q["name"] {
-			if !nameMatch(p.Name, splitOr(v)) {
+			if !nameMatch(p.Name, splitOr(v)) && !nameMatch(p.Family, splitOr(v)) && !slices.ContainsFunc(p.Given, func(g string) bool { return nameMatch(g, splitOr(v)) }) {
 				return true
 			}
 		}

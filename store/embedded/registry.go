@@ -30,6 +30,24 @@ type deviceRecord struct {
 
 func (r deviceRecord) device() iomt.Device { return iomt.Device(r) }
 
+// patientRecord is how a patient is kept, with its own JSON names so that a change to the API's
+// field names cannot make stored records unreadable. Family, Given and Gender are absent from
+// records written before patients had them, which read as not given.
+type patientRecord struct {
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	Name      string    `json:"name"`
+	Family    string    `json:"family,omitempty"`
+	Given     []string  `json:"given,omitempty"`
+	Gender    string    `json:"gender,omitempty"`
+	BirthDate string    `json:"birthDate,omitempty"`
+	MRN       string    `json:"mrn,omitempty"`
+	SpO2Scale int       `json:"spo2Scale,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+func (r patientRecord) patient() iomt.Patient { return iomt.Patient(r) }
+
 func checkID(what, v string, required bool) error {
 	if required && v == "" {
 		return fmt.Errorf("%w: %s is empty", iomt.ErrInvalid, what)
@@ -77,6 +95,9 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
 		return fmt.Errorf("embedded: create patient: %w", err)
 	}
+	if err := iomt.CheckGender(p.Gender); err != nil {
+		return fmt.Errorf("embedded: create patient: %w", err)
+	}
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = time.Now()
 	}
@@ -101,7 +122,7 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 			return fmt.Errorf("embedded: create patient: %w", err)
 		}
 	}
-	v, err := json.Marshal(p)
+	v, err := json.Marshal(patientRecord(p))
 	if err != nil {
 		return fmt.Errorf("embedded: create patient: %w", err)
 	}
@@ -127,11 +148,11 @@ func (s *Store) Patient(ctx context.Context, id string) (iomt.Patient, error) {
 		return iomt.Patient{}, fmt.Errorf("embedded: patient: %w", errClosed)
 	}
 	defer s.leave()
-	var p iomt.Patient
+	var p patientRecord
 	if err := s.getJSON(strKey('p', id), &p); err != nil {
 		return iomt.Patient{}, fmt.Errorf("embedded: patient %q: %w", id, err)
 	}
-	return p, nil
+	return p.patient(), nil
 }
 
 // Patients implements iomt.Registry; patients come ordered by ID.
@@ -154,19 +175,19 @@ func (s *Store) Patients(ctx context.Context, f iomt.PatientFilter) ([]iomt.Pati
 		}
 		key := strKey('p', string(id))
 		closer.Close()
-		var p iomt.Patient
+		var p patientRecord
 		if err := s.getJSON(key, &p); err != nil {
 			return nil, fmt.Errorf("embedded: patients: %w", err)
 		}
-		return append(out, p), nil
+		return append(out, p.patient()), nil
 	}
 	err := s.scanRecords(ctx, 'P', 'p', f.Tenant, func(v []byte) (bool, error) {
-		var p iomt.Patient
+		var p patientRecord
 		if err := json.Unmarshal(v, &p); err != nil {
 			return false, err
 		}
 		if (f.Tenant == "" || p.Tenant == f.Tenant) && (f.MRN == "" || p.MRN == f.MRN) {
-			out = append(out, p)
+			out = append(out, p.patient())
 		}
 		return f.Limit > 0 && len(out) >= f.Limit, nil
 	})
@@ -404,13 +425,16 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
 		return fmt.Errorf("embedded: update patient: %w", err)
 	}
+	if err := iomt.CheckGender(p.Gender); err != nil {
+		return fmt.Errorf("embedded: update patient: %w", err)
+	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	if !s.enter() {
 		return fmt.Errorf("embedded: update patient: %w", errClosed)
 	}
 	defer s.leave()
-	var old iomt.Patient
+	var old patientRecord
 	if err := s.getJSON(strKey('p', p.ID), &old); err != nil {
 		return fmt.Errorf("embedded: update patient %q: %w", p.ID, err)
 	}
@@ -424,6 +448,7 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	}
 	nw := old
 	nw.Name, nw.BirthDate, nw.MRN, nw.SpO2Scale = p.Name, p.BirthDate, p.MRN, p.SpO2Scale
+	nw.Family, nw.Given, nw.Gender = p.Family, p.Given, p.Gender
 	v, err := json.Marshal(nw)
 	if err != nil {
 		return fmt.Errorf("embedded: update patient: %w", err)

@@ -21,14 +21,43 @@ func duplicate(err error, what string) error {
 	return err
 }
 
-const patientCols = `id, tenant, name, birth_date, coalesce(mrn, ''), spo2_scale, created_at`
+const patientCols = `id, tenant, name, family, given, gender, birth_date, coalesce(mrn, ''), spo2_scale, created_at`
 
 func scanPatient(row pgx.Row, p *iomt.Patient) error {
-	if err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.BirthDate, &p.MRN, &p.SpO2Scale, &p.CreatedAt); err != nil {
+	if err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.Family, &p.Given, &p.Gender, &p.BirthDate, &p.MRN, &p.SpO2Scale, &p.CreatedAt); err != nil {
 		return err
+	}
+	if len(p.Given) == 0 {
+		p.Given = nil // as the embedded store reads a name without given names
 	}
 	p.CreatedAt = p.CreatedAt.UTC()
 	return nil
+}
+
+// checkPatient refuses what the patients table would refuse less clearly (or, for NUL bytes,
+// with a protocol error): text that is not valid UTF-8, a bad SpO2 scale or gender.
+func checkPatient(p iomt.Patient) error {
+	if err := checkFields("id", p.ID, "tenant", p.Tenant, "name", p.Name, "family name", p.Family, "gender", p.Gender, "birth date", p.BirthDate, "mrn", p.MRN); err != nil {
+		return err
+	}
+	for _, g := range p.Given {
+		if err := checkText("given name", g); err != nil {
+			return err
+		}
+	}
+	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+		return err
+	}
+	return iomt.CheckGender(p.Gender)
+}
+
+// given is the given names as the NOT NULL text[] column takes them: pgx sends a nil slice as
+// NULL.
+func given(p iomt.Patient) []string {
+	if p.Given == nil {
+		return []string{}
+	}
+	return p.Given
 }
 
 // CreatePatient implements iomt.Registry.
@@ -39,10 +68,7 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 	if p.ID == "" {
 		return fmt.Errorf("postgres: create patient: %w: id is empty", iomt.ErrInvalid)
 	}
-	if err := checkFields("id", p.ID, "tenant", p.Tenant, "name", p.Name, "birth date", p.BirthDate, "mrn", p.MRN); err != nil {
-		return fmt.Errorf("postgres: create patient: %w", err)
-	}
-	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+	if err := checkPatient(p); err != nil {
 		return fmt.Errorf("postgres: create patient: %w", err)
 	}
 	if p.CreatedAt.IsZero() {
@@ -52,8 +78,9 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 		return fmt.Errorf("postgres: create patient: %w", errClosed)
 	}
 	defer s.leave()
-	_, err := s.pool.Exec(ctx, `INSERT INTO patients (id, tenant, name, birth_date, mrn, spo2_scale, created_at)
-		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)`, p.ID, p.Tenant, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.CreatedAt)
+	_, err := s.pool.Exec(ctx, `INSERT INTO patients (id, tenant, name, birth_date, mrn, spo2_scale, created_at, family, given, gender)
+		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9, $10)`,
+		p.ID, p.Tenant, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.CreatedAt, p.Family, given(p), p.Gender)
 	if err != nil {
 		what := fmt.Sprintf("patient %q exists", p.ID)
 		if constraint(err) == "patients_tenant_mrn_key" {
@@ -125,18 +152,16 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	if p.ID == "" {
 		return fmt.Errorf("postgres: update patient: %w: id is empty", iomt.ErrInvalid)
 	}
-	if err := checkFields("id", p.ID, "name", p.Name, "birth date", p.BirthDate, "mrn", p.MRN); err != nil {
-		return fmt.Errorf("postgres: update patient: %w", err)
-	}
-	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+	if err := checkPatient(p); err != nil {
 		return fmt.Errorf("postgres: update patient: %w", err)
 	}
 	if !s.enter() {
 		return fmt.Errorf("postgres: update patient: %w", errClosed)
 	}
 	defer s.leave()
-	tag, err := s.pool.Exec(ctx, `UPDATE patients SET name = $2, birth_date = $3, mrn = NULLIF($4, ''), spo2_scale = $5 WHERE id = $1`,
-		p.ID, p.Name, p.BirthDate, p.MRN, p.SpO2Scale)
+	tag, err := s.pool.Exec(ctx, `UPDATE patients SET name = $2, birth_date = $3, mrn = NULLIF($4, ''), spo2_scale = $5,
+		family = $6, given = $7, gender = $8 WHERE id = $1`,
+		p.ID, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.Family, given(p), p.Gender)
 	if err != nil {
 		return wrap(ctx, "update patient", duplicate(err, fmt.Sprintf("the tenant already has a patient with MRN %q", p.MRN)))
 	}

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"DeviceStatus", testDeviceStatus},
 		{"UpdatePatient", testUpdatePatient},
 		{"PatientSpO2Scale", testPatientSpO2Scale},
+		{"PatientGenderAndName", testPatientGenderAndName},
 		{"UpdateDevice", testUpdateDevice},
 		{"DeviceIdentifiers", testDeviceIdentifiers},
 		{"ContextCanceled", testContextCanceled},
