@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -100,8 +99,10 @@ type news2State struct {
 	received time.Time // when it arrived
 	result   *news2.Result
 	stored   time.Time
-	gaps     string      // the last incomplete assessment's missing and stale parameters
-	scale    news2.Scale // the scale of result
+	// The last incomplete assessment's missing and (sorted) stale parameters.
+	missing, stale []news2.Param
+	inputs         []iomt.Observation // Assess's input buffer, reused
+	scale          news2.Scale        // the scale of result
 }
 
 // NewNEWS2 returns a scorer that calls tell for every assessment worth telling: a complete
@@ -213,7 +214,10 @@ func (w *NEWS2) scaleTTL() time.Duration {
 // says which scale the score stands on.
 func (w *NEWS2) assess(patient string, s *news2State, now time.Time) (NEWS2Score, bool) {
 	scale := w.scales[patient].scale
-	in := news2.Inputs{Scale: scale}
+	// The inputs reuse the patient's buffer: Assess keeps no reference to them, and this runs
+	// at every SpO2 reading.
+	in := news2.Inputs{Scale: scale, Observations: s.inputs[:0]}
+	defer func() { s.inputs = in.Observations[:0] }()
 	for code, o := range s.latest {
 		switch code {
 		case ACVPUCode:
@@ -240,31 +244,35 @@ func (w *NEWS2) assess(patient string, s *news2State, now time.Time) (NEWS2Score
 	}
 	sc := NEWS2Score{Patient: patient, Tenant: s.tenant, Time: now, Assessment: a, Scale: scale}
 	if a.Result == nil {
-		gaps := gapsOf(a)
-		changed := gaps != s.gaps || s.result != nil
-		s.gaps, s.result = gaps, nil
+		changed := s.setGaps(a) || s.result != nil
+		s.result = nil
 		return sc, changed
 	}
 	r := *a.Result
 	changed := s.result == nil || s.result.Total != r.Total || s.result.Band != r.Band || s.scale != scale
 	if changed || now.Sub(s.stored) >= news2Resample {
-		s.result, s.stored, s.gaps, s.scale = &r, now, "", scale
+		s.result, s.stored, s.missing, s.stale, s.scale = &r, now, nil, nil, scale
 		sc.Store = true
 		return sc, true
 	}
 	return sc, false
 }
 
-func gapsOf(a news2.Assessment) string {
-	var parts []string
-	for _, p := range a.Missing {
-		parts = append(parts, "missing "+string(p))
-	}
+// setGaps records what a's assessment lacks and says whether that changed. It runs for every
+// reading of a patient whose score is incomplete (a ward of oximeters only), so it allocates
+// only when the gaps change.
+func (s *news2State) setGaps(a news2.Assessment) bool {
+	var buf [16]news2.Param
+	stale := buf[:0]
 	for p := range a.Stale {
-		parts = append(parts, "stale "+string(p))
+		stale = append(stale, p)
 	}
-	slices.Sort(parts)
-	return strings.Join(parts, ",")
+	slices.Sort(stale)
+	if slices.Equal(s.missing, a.Missing) && slices.Equal(s.stale, stale) {
+		return false
+	}
+	s.missing, s.stale = slices.Clone(a.Missing), slices.Clone(stale)
+	return true
 }
 
 // Tick re-assesses every patient on their own clock (newest reading time plus the time since

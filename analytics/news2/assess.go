@@ -2,6 +2,7 @@ package news2
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/iomt/iomt"
@@ -82,27 +83,38 @@ type Assessment struct {
 
 // Assess computes NEWS2 at time now.
 func Assess(now time.Time, in Inputs, fresh Freshness) (Assessment, error) {
-	latest := map[string]iomt.Observation{}
+	// The newest reading of each charted code: a handful, so a slice on the stack rather than
+	// a map (the pipeline assesses a patient at every SpO2 reading).
+	var buf [8]iomt.Observation
+	latest := buf[:0]
 	for _, o := range in.Observations {
 		if o.Time.After(now) {
 			continue
 		}
-		code := o.Code
-		switch code {
+		switch o.Code {
 		case CodeSaO2:
-			code = CodeSpO2
+			o.Code = CodeSpO2
 		case CodePulseOx:
-			code = CodePulse
+			o.Code = CodePulse
 		}
-		if cur, ok := latest[code]; !ok || o.Time.After(cur.Time) {
-			o.Code = code
-			latest[code] = o
+		i := slices.IndexFunc(latest, func(l iomt.Observation) bool { return l.Code == o.Code })
+		switch {
+		case i < 0:
+			latest = append(latest, o)
+		case o.Time.After(latest[i].Time):
+			latest[i] = o
 		}
 	}
-	a := Assessment{Used: map[Param]Reading{}}
+	a := Assessment{Used: make(map[Param]Reading, 7)}
+	missing := func(p Param) {
+		if a.Missing == nil {
+			a.Missing = make([]Param, 0, 7) // one allocation, however many are missing
+		}
+		a.Missing = append(a.Missing, p)
+	}
 	check := func(p Param, t time.Time, v float64) bool {
 		if t.IsZero() {
-			a.Missing = append(a.Missing, p)
+			missing(p)
 			return false
 		}
 		a.Used[p] = Reading{Value: v, Time: t}
@@ -121,12 +133,12 @@ func Assess(now time.Time, in Inputs, fresh Freshness) (Assessment, error) {
 		v.Scale = Scale1
 	}
 	obs := func(p Param, code string) (float64, bool) {
-		o, ok := latest[code]
-		if !ok {
-			a.Missing = append(a.Missing, p)
+		i := slices.IndexFunc(latest, func(l iomt.Observation) bool { return l.Code == code })
+		if i < 0 {
+			missing(p)
 			return 0, false
 		}
-		return o.Value, check(p, o.Time, o.Value)
+		return latest[i].Value, check(p, latest[i].Time, latest[i].Value)
 	}
 	okRR, okSpO2, okSBP, okPulse, okTemp := false, false, false, false, false
 	if v.RespRate, okRR = obs(ParamRespRate, CodeRespRate); okRR {

@@ -23,6 +23,7 @@ type Options struct {
 // Bus is an in-process, partitioned publish/subscribe bus.
 type Bus struct {
 	partitions int
+	all        []int // every partition, for Owned
 	buffer     int
 
 	mu         sync.RWMutex
@@ -51,7 +52,11 @@ func New(o Options) *Bus {
 	if o.Buffer <= 0 {
 		o.Buffer = 1024
 	}
-	return &Bus{partitions: o.Partitions, buffer: o.Buffer, groups: map[string]*group{}}
+	all := make([]int, o.Partitions)
+	for i := range all {
+		all[i] = i
+	}
+	return &Bus{partitions: o.Partitions, buffer: o.Buffer, groups: map[string]*group{}, all: all}
 }
 
 // Partition returns the partition a patient's batches travel on (iomt.Partition).
@@ -169,18 +174,15 @@ func (b *Bus) Close() error {
 }
 
 // Owned lists the partitions of group this bus serves: all of them while the group has its
-// (single) subscriber.
+// (single) subscriber. The slice is shared and must not be changed: the alarm path asks for
+// it with every batch.
 func (b *Bus) Owned(group string) []int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if _, ok := b.groups[group]; !ok {
 		return nil
 	}
-	out := make([]int, b.partitions)
-	for i := range out {
-		out[i] = i
-	}
-	return out
+	return b.all
 }
 
 // PublishEvent implements iomt.Events: every event subscriber hears e before it returns.
