@@ -173,16 +173,7 @@ func TestAlarmSilenceAcrossHandover(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	dir := t.TempDir()
-	rules, routes := filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "routing.yaml")
-	if err := os.WriteFile(rules, []byte(alarmRulesYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	routing := "default_team: ward\nteams:\n  - id: ward\n    escalation: {}\n    members: []\n    hooks: [\"" + hook.URL + "\"]\n"
-	if err := os.WriteFile(routes, []byte(routing), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	nodes, owner := twoNodes(t, node.AlarmsConfig{RulesFile: rules, RoutingFile: routes, WebhookSecret: "s"})
+	nodes, owner := twoNodes(t, hookedAlarms(t, hook.URL))
 	patient, dev := nodes["a"].ward()
 	own := owner(patient)
 	other := "a"

@@ -31,26 +31,7 @@ func TestAlarmDeliveryResumesAfterRestart(t *testing.T) {
 		}
 	}))
 	defer hook.Close()
-	dir := t.TempDir()
-	rules, routes := filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "routing.yaml")
-	if err := os.WriteFile(rules, []byte(alarmRulesYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	routing := "default_team: ward\nteams:\n  - id: ward\n    escalation: {}\n    members: []\n    hooks: [\"" + hook.URL + "\"]\n"
-	if err := os.WriteFile(routes, []byte(routing), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data")
-	var first node.Config
-	edit := func(c *node.Config) {
-		if first.DataDir == "" {
-			c.DataDir = data
-			first = *c
-		} else { // the same store and bus again
-			c.DataDir, c.Postgres, c.NATS = first.DataDir, first.Postgres, first.NATS
-		}
-		c.Alarms = node.AlarmsConfig{RulesFile: rules, RoutingFile: routes, WebhookSecret: "s"}
-	}
+	edit := restartable(t, hookedAlarms(t, hook.URL))
 	e := startWith(t, edit)
 	_, dev := e.ward()
 	body := []byte(`[{"bn":"urn:dev:id:` + dev.ID + `:","bt":` + strconv.FormatInt(time.Now().Unix(), 10) + `,"n":"59408-5","u":"%","v":88}]`)
@@ -89,5 +70,38 @@ func TestAlarmDeliveryResumesAfterRestart(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("delivery %s not sent again after the restart: attempts %v", id, got)
 		}
+	}
+}
+
+// hookedAlarms writes the test rules and a routing whose one team, "ward", notifies hookURL,
+// and returns the alarm configuration that uses them (webhook secret "s").
+func hookedAlarms(t *testing.T, hookURL string) node.AlarmsConfig {
+	t.Helper()
+	dir := t.TempDir()
+	rules, routes := filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "routing.yaml")
+	if err := os.WriteFile(rules, []byte(alarmRulesYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routing := "default_team: ward\nteams:\n  - id: ward\n    escalation: {}\n    members: []\n    hooks: [\"" + hookURL + "\"]\n"
+	if err := os.WriteFile(routes, []byte(routing), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return node.AlarmsConfig{RulesFile: rules, RoutingFile: routes, WebhookSecret: "s"}
+}
+
+// restartable returns a config edit that starts every node of a test on one data directory
+// (and, in scale-out, the first node's store and bus), with the given alarms, so that a test
+// can restart a node on the same state.
+func restartable(t *testing.T, alarms node.AlarmsConfig) func(*node.Config) {
+	data := filepath.Join(t.TempDir(), "data")
+	var first node.Config
+	return func(c *node.Config) {
+		if first.DataDir == "" {
+			c.DataDir = data
+			first = *c
+		} else { // the same store and bus again
+			c.DataDir, c.Postgres, c.NATS = first.DataDir, first.Postgres, first.NATS
+		}
+		c.Alarms = alarms
 	}
 }

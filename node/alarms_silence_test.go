@@ -5,15 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/iomt/iomt/alarm/notify"
-	"github.com/iomt/iomt/node"
 )
 
 // A nurse silences a patient's alarms; the node restarts on the same data. A new alarm of that
@@ -40,26 +37,7 @@ func TestPatientSilenceSurvivesRestart(t *testing.T) {
 		defer mu.Unlock()
 		return append([]string(nil), reasons...)
 	}
-	dir := t.TempDir()
-	rules, routes := filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "routing.yaml")
-	if err := os.WriteFile(rules, []byte(alarmRulesYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	routing := "default_team: ward\nteams:\n  - id: ward\n    escalation: {}\n    members: []\n    hooks: [\"" + hook.URL + "\"]\n"
-	if err := os.WriteFile(routes, []byte(routing), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data")
-	var first node.Config
-	edit := func(c *node.Config) {
-		if first.DataDir == "" {
-			c.DataDir = data
-			first = *c
-		} else { // the same store and bus again
-			c.DataDir, c.Postgres, c.NATS = first.DataDir, first.Postgres, first.NATS
-		}
-		c.Alarms = node.AlarmsConfig{RulesFile: rules, RoutingFile: routes, WebhookSecret: "s"}
-	}
+	edit := restartable(t, hookedAlarms(t, hook.URL))
 	e := startWith(t, edit)
 	patient, dev := e.ward()
 	var silenced struct{ Silenced []json.RawMessage }
