@@ -105,10 +105,14 @@ func (n *Node) startAlarms(ctx context.Context, cfg AlarmsConfig, cat *codes.Cat
 	notifiers := map[alarm.Channel]notify.Notifier{
 		alarm.DeviceCmd: &notify.DeviceNotifier{Commander: commander, Resolve: n.deviceOfKind},
 	}
+	// A channel without its settings still has a notifier: its deliveries fail, counted and
+	// logged, rather than vanish while the alarm escalates.
+	notifiers[alarm.Webhook] = notify.Unconfigured{Why: "webhook deliveries are signed: set --alarm-webhook-secret (IOMT_ALARM_WEBHOOK_SECRET)"}
 	if cfg.WebhookSecret != "" {
 		secret := []byte(cfg.WebhookSecret)
 		notifiers[alarm.Webhook] = &notify.Webhook{Secret: func(string) ([]byte, error) { return secret, nil }, Logger: log}
 	}
+	notifiers[alarm.Email] = notify.Unconfigured{Why: "e-mail needs a relay: set --smtp-addr (IOMT_SMTP_ADDR)"}
 	if cfg.SMTPAddr != "" {
 		notifiers[alarm.Email] = &notify.Email{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}
 	}

@@ -59,6 +59,22 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ch alarm.Change) error {
 	return errors.Join(errs...)
 }
 
+// ErrNotConfigured is the error of a delivery through a channel this node has not been set up
+// for (a webhook without a signing secret, an e-mail without a relay).
+var ErrNotConfigured = errors.New("channel not configured on this node")
+
+// Unconfigured stands for a channel the node was not set up for: each delivery fails at once
+// with ErrNotConfigured and the reason, so that it is counted and logged as failed instead of
+// being skipped in silence while the alarm escalates with no one told.
+type Unconfigured struct {
+	Why string // what would configure it, e.g. "set --alarm-webhook-secret"
+}
+
+// Notify implements Notifier.
+func (u Unconfigured) Notify(context.Context, alarm.Delivery, alarm.Alarm) error {
+	return fmt.Errorf("%w: %s", ErrNotConfigured, u.Why)
+}
+
 func target(d alarm.Delivery) string {
 	switch {
 	case d.Member != "":

@@ -261,3 +261,19 @@ type notifierFunc func(context.Context, alarm.Delivery, alarm.Alarm) error
 func (f notifierFunc) Notify(ctx context.Context, d alarm.Delivery, a alarm.Alarm) error {
 	return f(ctx, d, a)
 }
+
+// A channel the node was not set up for fails each delivery with the reason, so the
+// dispatcher reports (and its Done counts) a failure rather than skipping it.
+func TestUnconfiguredChannel(t *testing.T) {
+	var outcomes []error
+	ds := &Dispatcher{
+		Notifiers: map[alarm.Channel]Notifier{alarm.Webhook: Unconfigured{Why: "set --alarm-webhook-secret"}},
+		Done:      func(_ alarm.Delivery, err error) { outcomes = append(outcomes, err) },
+	}
+	err := ds.Dispatch(context.Background(), alarm.Change{Alarm: testAlarm, Deliveries: []alarm.Delivery{
+		{ID: "w", Channel: alarm.Webhook, Address: "https://pager.example/hook"}}})
+	if !errors.Is(err, ErrNotConfigured) || !strings.Contains(err.Error(), "set --alarm-webhook-secret") ||
+		len(outcomes) != 1 || !errors.Is(outcomes[0], ErrNotConfigured) {
+		t.Errorf("err %v, outcomes %v", err, outcomes)
+	}
+}
