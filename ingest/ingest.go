@@ -145,6 +145,13 @@ func (in *Ingester) ingest(ctx context.Context, dev iomt.Device, payload []byte,
 		} else if dups, err = in.store.Append(ctx, []iomt.Batch{batch}); err == nil {
 			publish(dups)
 		}
+		if errors.Is(err, iomt.ErrInvalid) {
+			// The store refuses the batch itself, not for now: sent again it would be refused
+			// again, for ever. Ingest's own checks should have caught it, hence the error log.
+			in.met.pack(transport, "malformed")
+			in.log.Error("store refused a pack ingest had accepted", "device", dev.ID, "transport", transport, "err", err)
+			return Result{}, fmt.Errorf("%w: the store refused it: %v", ErrMalformed, err)
+		}
 		if err != nil {
 			in.met.pack(transport, "error")
 			return Result{}, fmt.Errorf("store batch of device %s: %w", dev.ID, err)

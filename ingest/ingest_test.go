@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -319,5 +320,29 @@ func TestPublishedBeforeDurable(t *testing.T) {
 	case b := <-got:
 		t.Fatalf("a duplicate was published: %+v", b)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// refusingStore is a store that refuses every batch as invalid, as a store's own checks would
+// a batch ingest should never have passed on.
+type refusingStore struct{ *embedded.Store }
+
+func (refusingStore) Append(context.Context, []iomt.Batch) ([]int, error) {
+	return nil, fmt.Errorf("%w: batch 0 waveform 0: needs code, start, period > 0 and samples", iomt.ErrInvalid)
+}
+
+func (s refusingStore) AppendStaged(ctx context.Context, b []iomt.Batch, _ func([]int)) ([]int, error) {
+	return s.Append(ctx, b)
+}
+
+// A batch the store refuses as invalid is refused to the device as malformed (400 / 0x99),
+// not answered "retry later": sent again, it would be refused again for ever.
+func TestStoreRefusalIsNotRetried(t *testing.T) {
+	f := setup(t)
+	in := ingest.New(codes.New(), refusingStore{f.store}, f.store, memory.New(memory.Options{}), nil, nil,
+		ingest.Options{Now: func() time.Time { return f.now }})
+	_, err := in.Ingest(context.Background(), f.dev, []byte(`[{"n":"hr","u":"/min","v":70}]`), "test")
+	if !errors.Is(err, ingest.ErrMalformed) || !strings.Contains(err.Error(), "the store refused it") || !strings.Contains(err.Error(), "period > 0") {
+		t.Errorf("err %v, want ErrMalformed naming the store's reason", err)
 	}
 }
