@@ -797,15 +797,17 @@ func (e *Engine) Silence(s Silence) ([]Change, error) {
 	now := e.clock()
 	// Milliseconds, as stored: the silence restored after a restart is the same silence.
 	s.Until = s.Until.Truncate(time.Millisecond)
+	// A silence asked for wrongly is bad input (the API's 422), not a conflict with the
+	// alarm's state.
 	switch {
 	case s.Who == "":
-		return nil, fmt.Errorf("%w: silence: who is required", ErrInvalidTransition)
+		return nil, fmt.Errorf("%w: silence: who is required", iomt.ErrInvalid)
 	case s.Alarm == "" && s.Patient == "":
-		return nil, fmt.Errorf("%w: silence: the scope needs an alarm or a patient", ErrInvalidTransition)
+		return nil, fmt.Errorf("%w: silence: the scope needs an alarm or a patient", iomt.ErrInvalid)
 	case !s.Until.After(now):
-		return nil, fmt.Errorf("%w: silence: until %s is not in the future", ErrInvalidTransition, s.Until.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: silence: until %s is not in the future", iomt.ErrInvalid, s.Until.Format(time.RFC3339))
 	case s.Until.Sub(now) > e.maxSil:
-		return nil, fmt.Errorf("%w: silence: %s is longer than the longest allowed, %s", ErrInvalidTransition,
+		return nil, fmt.Errorf("%w: silence: %s is longer than the longest allowed, %s", iomt.ErrInvalid,
 			s.Until.Sub(now).Round(time.Second), e.maxSil)
 	}
 	if s.Alarm != "" && e.alarms[s.Alarm] == nil {

@@ -197,7 +197,7 @@ func TestLifecycleErrors(t *testing.T) {
 		{Scope: Scope{}, Who: "ann", Until: c.now.Add(time.Minute)},
 		{Scope: Scope{Patient: "p"}, Until: c.now.Add(time.Minute)},
 	} {
-		if _, err := e.Silence(s); !errors.Is(err, ErrInvalidTransition) {
+		if _, err := e.Silence(s); !errors.Is(err, iomt.ErrInvalid) {
 			t.Errorf("silence %+v: %v", s, err)
 		}
 	}

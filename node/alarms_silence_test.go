@@ -56,6 +56,12 @@ func TestPatientSilenceSurvivesRestart(t *testing.T) {
 	if code := e.call("POST", "/api/v1/alarms/silence", adminToken, map[string]string{"patient": "pt_nosuch", "for": "1m"}, nil); code != 404 {
 		t.Fatalf("silence of an unknown patient: %d, want 404", code)
 	}
+	// Bad requests change nothing: too long (over the hour), no scope, not a duration.
+	for body, want := range map[string]int{`{"patient":"` + patient + `","for":"2h"}`: 422, `{"for":"5m"}`: 400, `{"patient":"` + patient + `","for":"soon"}`: 400} {
+		if code := e.call("POST", "/api/v1/alarms/silence", adminToken, []byte(body), nil); code != want {
+			t.Errorf("silence %s: %d, want %d", body, code, want)
+		}
+	}
 	if err := e.n.Close(); err != nil {
 		t.Fatal(err)
 	}
