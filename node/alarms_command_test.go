@@ -3,9 +3,7 @@ package node_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -100,20 +98,7 @@ func TestAlarmCommandAcknowledgedByDevice(t *testing.T) {
 			if !answer {
 				want = `iomt_alarm_deliveries_total{channel="device",outcome="failed"} 1`
 			}
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				resp, err := http.Get(e.base + "/metrics")
-				if err != nil {
-					t.Fatal(err)
-				}
-				m, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if strings.Contains(string(m), want) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("metrics lack %s", want)
-				}
-			}
+			e.waitMetric(t, want, 10*time.Second)
 		})
 	}
 }

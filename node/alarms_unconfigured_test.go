@@ -1,11 +1,9 @@
 package node_test
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,20 +26,7 @@ func TestUnconfiguredChannelFailsLoudly(t *testing.T) {
 		t.Fatalf("ingest: %d", code)
 	}
 	want := `iomt_alarm_deliveries_total{channel="webhook",outcome="failed"}`
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(e.base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.Contains(string(m), want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics lack %s", want)
-		}
-	}
+	e.waitMetric(t, want, 15*time.Second)
 	if n := calls.Load(); n != 0 {
 		t.Errorf("%d unsigned webhook requests sent", n)
 	}

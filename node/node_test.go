@@ -94,6 +94,25 @@ type device struct {
 	} `json:"mqtt"`
 }
 
+// waitMetric polls the node's /metrics until a line contains want, failing after timeout.
+func (e *env) waitMetric(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(e.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(m), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %s", want)
+		}
+	}
+}
+
 func (e *env) ward() (patient string, dev device) {
 	e.t.Helper()
 	var p struct{ ID string }
