@@ -88,47 +88,39 @@ func (s *Store) Alarms(ctx context.Context, f iomt.AlarmFilter) ([]iomt.Alarm, e
 	if err := checkFields("tenant", f.Tenant, "patient", f.Patient); err != nil {
 		return nil, fmt.Errorf("postgres: alarms: %w", err)
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	var w filter
 	if f.Tenant != "" {
-		where = append(where, "tenant = "+arg(f.Tenant))
+		w.add("tenant = ", f.Tenant, "")
 	}
 	if f.Patient != "" {
-		where = append(where, "patient = "+arg(f.Patient))
+		w.add("patient = ", f.Patient, "")
 	}
 	if f.Patients != nil {
-		where = append(where, "patient = ANY("+arg(f.Patients)+"::text[])")
+		w.add("patient = ANY(", f.Patients, "::text[])")
 	}
 	if len(f.States) > 0 {
 		states := make([]string, len(f.States))
 		for i, st := range f.States {
 			states[i] = string(st)
 		}
-		where = append(where, "state = ANY("+arg(states)+"::text[])")
+		w.add("state = ANY(", states, "::text[])")
 	}
 	if !f.Since.IsZero() {
-		where = append(where, "raised_at >= "+arg(f.Since))
+		w.add("raised_at >= ", f.Since, "")
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "raised_at < "+arg(f.Until))
+		w.add("raised_at < ", f.Until, "")
 	}
-	q := "SELECT doc FROM alarms"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
+	q := "SELECT doc FROM alarms" + w.sql()
 	q += " ORDER BY raised_at DESC, id"
 	if f.Limit > 0 {
-		q += " LIMIT " + arg(f.Limit)
+		q += " LIMIT " + w.param(f.Limit)
 	}
 	if !s.enter() {
 		return nil, fmt.Errorf("postgres: alarms: %w", errClosed)
 	}
 	defer s.leave()
-	rows, err := s.pool.Query(ctx, q, args...)
+	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, wrap(ctx, "alarms", err)
 	}
@@ -252,31 +244,23 @@ func (s *Store) AlarmSilences(ctx context.Context, f iomt.AlarmSilenceFilter) ([
 	if err := checkFields("tenant", f.Tenant); err != nil {
 		return nil, fmt.Errorf("postgres: alarm silences: %w", err)
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	var w filter
 	if f.Tenant != "" {
-		where = append(where, "tenant = "+arg(f.Tenant))
+		w.add("tenant = ", f.Tenant, "")
 	}
 	if f.Patients != nil {
-		where = append(where, "patient = ANY("+arg(f.Patients)+"::text[])")
+		w.add("patient = ANY(", f.Patients, "::text[])")
 	}
 	if !f.At.IsZero() {
-		where = append(where, "until_at > "+arg(f.At))
+		w.add("until_at > ", f.At, "")
 	}
-	q := "SELECT tenant, patient, rule, device, until_at, who, why, created_at FROM alarm_silences"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY tenant, patient, rule, device, until_at"
+	q := "SELECT tenant, patient, rule, device, until_at, who, why, created_at FROM alarm_silences" + w.sql() +
+		" ORDER BY tenant, patient, rule, device, until_at"
 	if !s.enter() {
 		return nil, fmt.Errorf("postgres: alarm silences: %w", errClosed)
 	}
 	defer s.leave()
-	rows, err := s.pool.Query(ctx, q, args...)
+	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, wrap(ctx, "alarm silences", err)
 	}
@@ -293,4 +277,29 @@ func (s *Store) AlarmSilences(ctx context.Context, f iomt.AlarmSilenceFilter) ([
 		out = []iomt.AlarmSilence{}
 	}
 	return out, nil
+}
+
+// filter builds a WHERE clause whose values are query parameters ($1, $2, ...).
+type filter struct {
+	where []string
+	args  []any
+}
+
+// add appends the condition before + $n + after, $n standing for v.
+func (f *filter) add(before string, v any, after string) {
+	f.where = append(f.where, before+f.param(v)+after)
+}
+
+// param adds v as a parameter and returns its placeholder, $n.
+func (f *filter) param(v any) string {
+	f.args = append(f.args, v)
+	return "$" + strconv.Itoa(len(f.args))
+}
+
+// sql is the WHERE clause ("" without conditions).
+func (f *filter) sql() string {
+	if len(f.where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(f.where, " AND ")
 }
