@@ -18,26 +18,38 @@ func IsScenarioFile(name string) bool {
 	return ext == ".yaml" || ext == ".yml" || strings.ContainsRune(name, os.PathSeparator)
 }
 
-// scenarios resolves the scenarios that beds name: built-in ones by name, files (see
-// IsScenarioFile) read once each, so ten thousand beds of one file parse it once.
+// scenarios resolves the scenarios that beds name (see Scenarios).
 func scenarios(beds []Bed) (map[string]sensing.Scenario, error) {
+	names := make([]string, len(beds))
+	for i, b := range beds {
+		names[i] = b.Scenario
+	}
+	return Scenarios(names)
+}
+
+// Scenarios resolves scenario names: built-in ones (BuiltinNames) by name, files (see
+// IsScenarioFile) read once each, so ten thousand beds of one file parse it once. The map
+// holds every built-in scenario too.
+func Scenarios(names []string) (map[string]sensing.Scenario, error) {
 	scs := sensing.Builtin()
-	for _, b := range beds {
-		if _, ok := scs[b.Scenario]; ok {
+	for _, n := range names {
+		if _, ok := scs[n]; ok {
 			continue
 		}
-		if !IsScenarioFile(b.Scenario) {
-			names := slices.Sorted(maps.Keys(sensing.Builtin()))
-			return nil, fmt.Errorf("unknown scenario %q: give a built-in one (%s) or a scenario file (.yaml)", b.Scenario, strings.Join(names, ", "))
+		if !IsScenarioFile(n) {
+			return nil, fmt.Errorf("unknown scenario %q: give a built-in one (%s) or a scenario file (.yaml)", n, strings.Join(BuiltinNames(), ", "))
 		}
-		sc, err := LoadScenarioFile(b.Scenario)
+		sc, err := LoadScenarioFile(n)
 		if err != nil {
 			return nil, err
 		}
-		scs[b.Scenario] = sc
+		scs[n] = sc
 	}
 	return scs, nil
 }
+
+// BuiltinNames lists the built-in scenarios, sorted.
+func BuiltinNames() []string { return slices.Sorted(maps.Keys(sensing.Builtin())) }
 
 // LoadScenarioFile reads a scenario file (format: sensing/README.md).
 func LoadScenarioFile(path string) (sensing.Scenario, error) {

@@ -9,13 +9,11 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/iomt/iomt/config"
 	"github.com/iomt/iomt/node"
-	"github.com/iomt/iomt/sensing"
 	"github.com/iomt/iomt/sim"
 )
 
@@ -28,7 +26,7 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	broker := fs.String("mqtt", "127.0.0.1:1883", "the server's MQTT address")
 	token := fs.String("admin-token", "", "the server's admin token (needed with --provision)")
 	provision := fs.Int("provision", 0, "register this many simulated patients and their devices through the API")
-	scenarios := fs.String("scenario", "stable-adult", "scenarios to give the patients, comma-separated, used in turn: built-in ("+strings.Join(scenarioNames(), ", ")+") or scenario files (.yaml, format in sensing/README.md)")
+	scenarios := fs.String("scenario", "stable-adult", "scenarios to give the patients, comma-separated, used in turn: built-in ("+strings.Join(sim.BuiltinNames(), ", ")+") or scenario files (.yaml, format in sensing/README.md)")
 	bedsFile := fs.String("beds", "", "file of provisioned patients and device credentials: written after --provision, read without it")
 	format := fs.String("format", "json", "SenML encoding: json or cbor")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
@@ -67,18 +65,9 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 			return 2
 		}
 		names := strings.Split(*scenarios, ",")
-		for _, n := range names {
-			if _, ok := sensing.Builtin()[n]; ok {
-				continue
-			}
-			if !sim.IsScenarioFile(n) {
-				fmt.Fprintf(stderr, "iomt sim: unknown scenario %q (built in: %s; or a scenario file, .yaml)\n", n, strings.Join(scenarioNames(), ", "))
-				return 2
-			}
-			if _, err := sim.LoadScenarioFile(n); err != nil {
-				fmt.Fprintf(stderr, "iomt sim: %v\n", err)
-				return 2
-			}
+		if _, err := sim.Scenarios(names); err != nil {
+			fmt.Fprintf(stderr, "iomt sim: %v\n", err)
+			return 2
 		}
 		want := make([]sim.Bed, *provision)
 		for i := range want {
@@ -158,15 +147,6 @@ func printTotals(w io.Writer, st *sim.Stats) {
 	fmt.Fprintf(w, "total: %d packs acknowledged (%d with some records refused), %d samples, %d packs refused, %d not acknowledged; %d device commands carried out, %d rejected, %d repeats answered again\n",
 		st.Messages.Load(), st.Partial.Load(), st.Samples.Load(), st.Refused.Load(), st.Failed.Load(),
 		st.Commands.Load(), st.CmdRejected.Load(), st.CmdRepeated.Load())
-}
-
-func scenarioNames() []string {
-	var ns []string
-	for n := range sensing.Builtin() {
-		ns = append(ns, n)
-	}
-	slices.Sort(ns)
-	return ns
 }
 
 // demoWard is the demo's mix of patients: most stable, some deteriorating on a fast clock
