@@ -2,6 +2,7 @@ package iomt
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -52,8 +53,7 @@ func Genders() []string { return []string{GenderMale, GenderFemale, GenderOther,
 // an error wrapping ErrInvalid. Stores call it too, so that a FHIR or HL7 client reading the
 // registry never meets a code outside the value set (such as "m" or "F").
 func CheckGender(g string) error {
-	switch g {
-	case "", GenderMale, GenderFemale, GenderOther, GenderUnknown:
+	if g == "" || slices.Contains(Genders(), g) {
 		return nil
 	}
 	return fmt.Errorf("%w: gender must be one of %s (or not given), got %q", ErrInvalid, strings.Join(Genders(), ", "), g)
