@@ -25,7 +25,10 @@ const ecgUsage = `Usage: iomt ecg eval --db DIR [--records 100,101,...] [--rate 
 Evaluates the QRS detector and the AF detector against a WFDB database's reference
 annotations (.atr) as in ANSI/AAMI EC57: beat by beat with a 150 ms match window, every beat
 annotation code counted as a beat, whole records from their first sample; AF as duration
-sensitivity and positive predictivity over the records whose reference contains AF.
+sensitivity and positive predictivity over the records whose reference contains AF, with
+reference-marked atrial flutter excluded from the AF comparison as EC57's reference
+implementation (epicmp) does: AF detected during annotated flutter counts neither for nor
+against the detector, and the figure without that exclusion is printed beside it.
 With --rate the lead is first resampled (linear interpolation) to test another sampling rate;
 with --noise, white Gaussian noise of that RMS (mV, seeded by record name) is added, as a
 stress test on signals the detector was not developed on.
@@ -53,11 +56,14 @@ type recordResult struct {
 	Lead   string `json:"lead"`
 	Beats  int    `json:"beats"`
 	ecg.Match
-	Se      float64 `json:"se"`
-	PPV     float64 `json:"ppv"`
-	AFRef   float64 `json:"afRefSeconds"`
-	AFDet   float64 `json:"afDetSeconds"`
-	AFBoth  float64 `json:"afBothSeconds"`
+	Se     float64 `json:"se"`
+	PPV    float64 `json:"ppv"`
+	AFRef  float64 `json:"afRefSeconds"`
+	AFDet  float64 `json:"afDetSeconds"`
+	AFBoth float64 `json:"afBothSeconds"`
+	// AFInAFL is detected AF during reference atrial flutter: excluded from AFDet's share in
+	// the EC57 positive predictivity.
+	AFInAFL float64 `json:"afInFlutterSeconds"`
 	Seconds float64 `json:"seconds"`
 	CPU     float64 `json:"analysisSeconds"` // wall-clock time of the analysis alone
 }
@@ -71,6 +77,8 @@ type evalReport struct {
 	AFRecords []string       `json:"afRecords"`
 	AFSe      float64        `json:"afSe"`
 	AFPPV     float64        `json:"afPpv"`
+	// AFPPVWithFlutter is the PPV had AF detected during reference flutter counted as false.
+	AFPPVWithFlutter float64 `json:"afPpvWithFlutter"`
 	// RealTime is recorded seconds of ECG analysed per second of one core.
 	RealTime float64 `json:"realTime"`
 }
@@ -109,7 +117,7 @@ func ecgEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	rep := evalReport{DB: *db}
-	var afBoth, afRef, afDet, secs, cpu float64
+	var afBoth, afRef, afDet, afInAFL, secs, cpu float64
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			fmt.Fprintf(stderr, "iomt ecg eval: %v\n", err)
@@ -127,12 +135,14 @@ func ecgEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			afBoth += r.AFBoth
 			afRef += r.AFRef
 			afDet += r.AFDet
+			afInAFL += r.AFInAFL
 		}
 		secs += r.Seconds
 		cpu += r.CPU
 	}
 	rep.Se, rep.PPV = rep.Gross.Se(), rep.Gross.PPV()
-	rep.AFSe, rep.AFPPV = fratio(afBoth, afRef), fratio(afBoth, afDet)
+	rep.AFSe, rep.AFPPV = fratio(afBoth, afRef), fratio(afBoth, afDet-afInAFL)
+	rep.AFPPVWithFlutter = fratio(afBoth, afDet)
 	rep.RealTime = fratio(secs, cpu)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -156,19 +166,19 @@ func fratio(a, b float64) float64 {
 
 func printEval(w io.Writer, rep evalReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "record\tlead\tbeats\tTP\tFP\tFN\tSe %\t+P %\tAF ref s\tAF det s\tAF both s\t")
+	fmt.Fprintln(tw, "record\tlead\tbeats\tTP\tFP\tFN\tSe %\t+P %\tAF ref s\tAF det s\tAF both s\tAF in AFL s\t")
 	for _, r := range rep.Records {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t\n", r.Record, r.Lead, r.Beats, r.TP, r.FP, r.FN,
-			100*r.Se, 100*r.PPV, r.AFRef, r.AFDet, r.AFBoth)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", r.Record, r.Lead, r.Beats, r.TP, r.FP, r.FN,
+			100*r.Se, 100*r.PPV, r.AFRef, r.AFDet, r.AFBoth, r.AFInAFL)
 	}
 	g := rep.Gross
-	fmt.Fprintf(tw, "gross\t\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t\t\t\t\n", g.TP+g.FN, g.TP, g.FP, g.FN, 100*rep.Se, 100*rep.PPV)
+	fmt.Fprintf(tw, "gross\t\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t\t\t\t\t\n", g.TP+g.FN, g.TP, g.FP, g.FN, 100*rep.Se, 100*rep.PPV)
 	tw.Flush()
 	fmt.Fprintf(w, "\nQRS gross: Se %.3f %%, +P %.3f %% (TP %d, FP %d, FN %d) over %d records\n",
 		100*rep.Se, 100*rep.PPV, g.TP, g.FP, g.FN, len(rep.Records))
 	if len(rep.AFRecords) > 0 {
-		fmt.Fprintf(w, "AF duration: Se %.2f %%, PPV %.2f %% over records with AF (%s)\n",
-			100*rep.AFSe, 100*rep.AFPPV, strings.Join(rep.AFRecords, ","))
+		fmt.Fprintf(w, "AF duration: Se %.2f %%, PPV %.2f %% over records with AF (%s); reference atrial flutter excluded as in EC57 (PPV %.2f %% if AF called during it counted as false)\n",
+			100*rep.AFSe, 100*rep.AFPPV, strings.Join(rep.AFRecords, ","), 100*rep.AFPPVWithFlutter)
 	} else {
 		fmt.Fprintln(w, "AF duration: no record with AF in the reference")
 	}
@@ -244,27 +254,7 @@ func evalRecord(db, name string, rate, noise float64) (recordResult, error) {
 		}
 	}
 	n := int64(len(x))
-	var ref []int64
-	var afRef []ecg.Interval
-	afStart := int64(-1)
-	for _, a := range anns {
-		at := int64(math.Round(float64(a.Sample) * scale))
-		if a.Code.IsBeat() {
-			ref = append(ref, at)
-		}
-		if a.Code == wfdb.Rhythm {
-			if afStart >= 0 {
-				afRef = append(afRef, ecg.Interval{Start: afStart, End: at})
-				afStart = -1
-			}
-			if a.Aux == "(AFIB" {
-				afStart = at
-			}
-		}
-	}
-	if afStart >= 0 {
-		afRef = append(afRef, ecg.Interval{Start: afStart, End: n})
-	}
+	ref, afRef, aflRef := referenceEpisodes(anns, scale, n)
 
 	cfg := ecg.DefaultConfig(fsr)
 	mon, err := ecg.NewMonitor(cfg)
@@ -294,11 +284,44 @@ func evalRecord(db, name string, rate, noise float64) (recordResult, error) {
 	window := int64(0.150*fsr + 0.5)
 	m := ecg.MatchBeats(ref, det, window)
 	both, lr, ld := ecg.Overlap(afRef, afDet)
+	inAFL, _, _ := ecg.Overlap(aflRef, afDet)
 	return recordResult{
 		Record: name, Lead: rec.Signals[lead].Description, Beats: len(ref), Match: m, Se: m.Se(), PPV: m.PPV(),
-		AFRef: float64(lr) / fsr, AFDet: float64(ld) / fsr, AFBoth: float64(both) / fsr,
+		AFRef: float64(lr) / fsr, AFDet: float64(ld) / fsr, AFBoth: float64(both) / fsr, AFInAFL: float64(inAFL) / fsr,
 		Seconds: float64(n) / fsr, CPU: cpu,
 	}, nil
+}
+
+// referenceEpisodes reads the reference beats and the AF and atrial-flutter episodes, in
+// analysed samples (reference sample × scale), from a record's annotations. An episode runs
+// from its rhythm annotation ("(AFIB", "(AFL") to the next rhythm annotation or the record's
+// end n, as epicmp reads them.
+func referenceEpisodes(anns []wfdb.Annotation, scale float64, n int64) (beats []int64, af, afl []ecg.Interval) {
+	var open *[]ecg.Interval
+	start := int64(0)
+	for _, a := range anns {
+		at := int64(math.Round(float64(a.Sample) * scale))
+		if a.Code.IsBeat() {
+			beats = append(beats, at)
+		}
+		if a.Code != wfdb.Rhythm {
+			continue
+		}
+		if open != nil {
+			*open = append(*open, ecg.Interval{Start: start, End: at})
+			open = nil
+		}
+		switch a.Aux {
+		case "(AFIB":
+			open, start = &af, at
+		case "(AFL":
+			open, start = &afl, at
+		}
+	}
+	if open != nil {
+		*open = append(*open, ecg.Interval{Start: start, End: n})
+	}
+	return beats, af, afl
 }
 
 // resample changes a signal's rate by the factor k by linear interpolation.
