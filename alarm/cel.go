@@ -64,9 +64,11 @@ const (
 )
 
 // news2Map is NEWS2 from the patient's fresh readings. Consciousness and supplemental oxygen
-// come from a nurse's chart when it is fresh and count 0 otherwise: the total is then a lower
-// bound of the charted score ("complete" says whether all seven parameters were there), and a
-// rule on it never alarms because of an assumption.
+// come from a nurse's chart when it is fresh and count 0 otherwise, and SpO2 is scored on the
+// patient's scale once the NEWS2 scorer has told it (NEWS2Event), on the lower of the two
+// scales' scores until then: the total is then a lower bound of the charted score ("complete"
+// says whether all seven parameters were there), and a rule on it never alarms because of an
+// assumption.
 func (p *patient) news2Map() map[string]any {
 	if p.news2 != nil {
 		return p.news2
@@ -82,11 +84,23 @@ func (p *patient) news2Map() map[string]any {
 		}
 		return 0, false
 	}
+	// What a nurse charted (consciousness, oxygen delivery), while fresh, completes the score.
+	if v, ok := get(codeACVPU); ok && news2.ACVPU(v) > news2.Alert {
+		s.Consciousness = 3
+	}
+	oxygen := false
+	if v, ok := get(codeO2Flow); ok && v > 0 {
+		s.AirOrOxygen, oxygen = 2, true
+	}
 	if v, ok := get(news2.CodeRespRate); ok {
 		s.RespRate = news2.RespRateScore(v)
 	}
 	if v, ok := get(news2.CodeSpO2, news2.CodeSaO2); ok {
-		s.SpO2 = news2.SpO2Score(v, news2.Scale1, false)
+		if p.scale != 0 {
+			s.SpO2 = news2.SpO2Score(v, p.scale, oxygen)
+		} else {
+			s.SpO2 = min(news2.SpO2Score(v, news2.Scale1, oxygen), news2.SpO2Score(v, news2.Scale2, oxygen))
+		}
 	}
 	if v, ok := get(news2.CodeSBP); ok {
 		s.SBP = news2.SBPScore(v)
@@ -97,13 +111,6 @@ func (p *patient) news2Map() map[string]any {
 	if v, ok := get(news2.CodeTemp); ok {
 		s.Temp = news2.TempScore(v)
 	}
-	// What a nurse charted (consciousness, oxygen delivery), while fresh, completes the score.
-	if v, ok := get(codeACVPU); ok && news2.ACVPU(v) > news2.Alert {
-		s.Consciousness = 3
-	}
-	if v, ok := get(codeO2Flow); ok && v > 0 {
-		s.AirOrOxygen = 2
-	}
 	r := news2.Aggregate(s)
 	p.news2 = map[string]any{
 		"total":    int64(r.Total),
@@ -111,6 +118,7 @@ func (p *patient) news2Map() map[string]any {
 		"red":      r.RedScore,
 		"complete": have == 7,
 		"params":   int64(have),
+		"scale":    int64(p.scale),
 	}
 	return p.news2
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/analytics/news2"
 )
 
 // Routing decides who hears of an alarm and when it moves to the next tier. *Router is the
@@ -91,6 +92,9 @@ type patient struct {
 	taken      time.Time      // newest reading time
 	arrival    time.Time      // when it arrived
 	news2      map[string]any // cached for the current vitals; nil: recompute
+	// scale is the patient's SpO2 scale as the NEWS2 scorer last told it (NEWS2Event); 0
+	// while unknown.
+	scale news2.Scale
 }
 
 type trackKey struct{ rule, device string }
@@ -547,6 +551,9 @@ func (p *patient) purge(at time.Time) {
 func (e *Engine) Event(ev iomt.Event) []Change {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if ev.Kind == NEWS2Event {
+		e.learnScale(ev)
+	}
 	rules := e.rulesFor(ev.Tenant).byEvent[ev.Kind]
 	if p := e.patients[ev.Patient]; p != nil {
 		rules = p.rules.byEvent[ev.Kind]
@@ -604,6 +611,26 @@ func (e *Engine) Event(ev iomt.Event) []Change {
 		out = e.step(out, p, rc, t, at, level, cleared, now)
 	}
 	return out
+}
+
+// NEWS2Event is the kind of the NEWS2 scorer's events (watch.NEWS2Score); the engine learns
+// each patient's SpO2 scale from their "scale" field, which the scorer reads from the registry.
+const NEWS2Event = "news2"
+
+// learnScale keeps the SpO2 scale a NEWS2 event was scored on (1 or 2; 0, unknown to the
+// scorer too, changes nothing), so that the news2 variable scores SpO2 as the chart does for
+// that patient.
+func (e *Engine) learnScale(ev iomt.Event) {
+	var d struct {
+		Scale news2.Scale `json:"scale"`
+	}
+	if json.Unmarshal(ev.Data, &d) != nil || (d.Scale != news2.Scale1 && d.Scale != news2.Scale2) {
+		return
+	}
+	p := e.patient(ev.Tenant, ev.Patient)
+	if p.scale != d.Scale {
+		p.scale, p.news2 = d.Scale, nil
+	}
 }
 
 // number finds the value an event carries, for the alarm's Value.

@@ -408,6 +408,8 @@ func TestNEWS2UsesChartedConsciousness(t *testing.T) {
 		// RR 22 (2), SpO2 95 (1), SBP 120 (0), HR 95 (1), temp 37 (0): 4.
 		return batch("p1", "mon", at, obs("9279-1", 22), obs("59408-5", 95), obs("8480-6", 120), obs("8867-4", 95), obs("8310-5", 37))
 	}
+	// The NEWS2 scorer tells the patient's scale with its first assessment.
+	e.Event(iomt.Event{Patient: "p1", Kind: NEWS2Event, Time: clock.Now(), Data: []byte(`{"scale":1}`)})
 	var all []Change
 	for i := 0; i < 120; i++ {
 		clock.Add(time.Second)
@@ -429,6 +431,55 @@ func TestNEWS2UsesChartedConsciousness(t *testing.T) {
 	for _, c := range all {
 		if c.Kind == Raised && c.Alarm.Rule == "news2" && c.Alarm.Priority != High {
 			t.Fatalf("news2 alarm at %s, want high (total 7)", c.Alarm.Priority)
+		}
+	}
+}
+
+// The news2 variable scores SpO2 on the patient's scale as the NEWS2 scorer tells it, and on
+// the lower of the two scales' scores while it is unknown, so that it stays a lower bound: a
+// patient with hypercapnic respiratory failure at 89 % on air scores 0 for SpO2, not 3.
+func TestNEWS2OnThePatientsScale(t *testing.T) {
+	clock := newClock()
+	e := newEngine(t, clock, Config{})
+	total := func(spo2 float64, charted ...observation) (int64, int64) {
+		t.Helper()
+		clock.Add(time.Second)
+		// RR 16, SBP 120, HR 70, temp 37: all 0; only SpO2 (and oxygen) score.
+		e.Observe(batch("p1", "mon", clock.Now(), obs("9279-1", 16), obs("59408-5", spo2), obs("8480-6", 120), obs("8867-4", 70), obs("8310-5", 37)))
+		if len(charted) > 0 {
+			e.Observe(batch("p1", "iomt-chart", clock.Now(), charted...))
+		}
+		m := e.patients["p1"].news2Map()
+		return m["total"].(int64), m["scale"].(int64)
+	}
+	scale := func(data string) {
+		e.Event(iomt.Event{Patient: "p1", Kind: NEWS2Event, Time: clock.Now(), Data: []byte(data)})
+	}
+	for _, c := range []struct {
+		event string // the scorer's event before the reading; "" none
+		spo2  float64
+		o2    float64 // charted oxygen flow, l/min; 0 none
+		total int64
+		scale int64
+	}{
+		{"", 89, 0, 0, 0},            // unknown: scale 1 scores 3, scale 2 on air 0
+		{"", 80, 0, 3, 0},            // both scales score 3
+		{`{"scale":2}`, 89, 0, 0, 2}, // scale 2, target 88–92 % on air
+		{`{"scale":0}`, 89, 0, 0, 2}, // the scorer did not know: the scale stands
+		{`{"scale":1}`, 89, 0, 3, 1},
+		// A charted oxygen flow stays fresh for an hour: the cases on oxygen come last.
+		{`{"scale":2}`, 97, 2, 2 + 3, 2}, // scale 2, 97 % on oxygen scores 3, plus 2 for oxygen
+		{`{"scale":1}`, 97, 2, 2, 1},     // scale 1: 97 % scores 0, on oxygen or not
+	} {
+		if c.event != "" {
+			scale(c.event)
+		}
+		var charted []observation
+		if c.o2 > 0 {
+			charted = append(charted, obs("3151-8", c.o2))
+		}
+		if got, sc := total(c.spo2, charted...); got != c.total || sc != c.scale {
+			t.Errorf("after %q, SpO2 %v, O2 %v: news2.total %d on scale %d, want %d on scale %d", c.event, c.spo2, c.o2, got, sc, c.total, c.scale)
 		}
 	}
 }

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iomt/iomt/node"
 )
 
 // A patient's device readings and the nurse's charted consciousness and oxygen delivery
@@ -181,5 +185,71 @@ func TestNEWS2PerPatientScaleInThePipeline(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no complete news2 event on the scale 2 patient's live stream")
+	}
+}
+
+// The alarm engine's news2 scores SpO2 on each patient's scale, which the NEWS2 scorer tells
+// it: the same readings on air (RR 21, SpO2 89 %, HR 92, the rest scoring 0) are 6 for a
+// scale 1 patient, who alarms at 5, and 3 for a scale 2 patient (88–92 % is their target),
+// who never does, not even before the scale is known.
+func TestNEWS2AlarmOnThePatientsScale(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	const yaml = `version: 1
+rules:
+  - id: news2-medium
+    kind: condition
+    levels: [{when: "news2.total >= 5", priority: medium}]
+    clear_when: "news2.total <= 3"
+    delay: 0s
+    message: "NEWS2 {value}"
+`
+	if err := os.WriteFile(rules, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startWith(t, func(c *node.Config) { c.Alarms = node.AlarmsConfig{RulesFile: rules} })
+	one, dev1 := e.ward()
+	two, dev2 := e.ward()
+	if code := e.call("PATCH", "/api/v1/patients/"+two, adminToken, []byte(`{"spo2Scale":2}`), nil); code != 200 {
+		t.Fatalf("PATCH spo2Scale 2: %d", code)
+	}
+	start := time.Now().Add(-time.Minute).Unix()
+	send := func(i int64) {
+		for _, dev := range []device{dev1, dev2} {
+			vitals := []byte(`[{"bn":"urn:dev:id:` + dev.ID + `:","bt":` + strconv.FormatInt(start+i, 10) + `,"n":"9279-1","u":"/min","v":21},` +
+				`{"n":"59408-5","u":"%","v":89},{"n":"8480-6","u":"mm[Hg]","v":120},{"n":"8867-4","u":"/min","v":92},{"n":"8310-5","u":"Cel","v":37.0}]`)
+			if code := e.call("POST", "/api/v1/ingest", dev.Token, vitals, nil); code != 200 {
+				t.Fatalf("ingest: %d", code)
+			}
+		}
+	}
+	type alarmList struct {
+		Alarms []struct {
+			Rule  string
+			Value float64
+		}
+	}
+	alarms := func(patient string) alarmList {
+		var l alarmList
+		e.call("GET", "/api/v1/alarms?patient="+patient, adminToken, nil, &l)
+		return l
+	}
+	var i int64
+	for deadline := time.Now().Add(10 * time.Second); len(alarms(one).Alarms) == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("no news2 alarm for the scale 1 patient")
+		}
+		send(i)
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A few more readings for both, now that the engine knows both scales.
+	for range 3 {
+		send(i)
+		i++
+	}
+	if got := alarms(two).Alarms; len(got) != 0 {
+		t.Errorf("scale 2 patient: %+v, want no alarm", got)
+	}
+	if got := alarms(one).Alarms; len(got) != 1 || got[0].Rule != "news2-medium" || got[0].Value != 6 {
+		t.Errorf("scale 1 patient: %+v, want one news2-medium alarm at 6", got)
 	}
 }

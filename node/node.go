@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/alarm"
 	"github.com/iomt/iomt/alarm/service"
 	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/api"
@@ -401,10 +402,10 @@ const (
 )
 
 // news2Group scores NEWS2 per patient (one owner per partition); news2Event names the
-// assessments on live streams.
+// assessments on live streams, and tells the alarm engine each patient's SpO2 scale.
 const (
 	news2Group = "news2"
-	news2Event = "news2"
+	news2Event = alarm.NEWS2Event
 )
 
 // storeDerived stores what an analysis computed (a NEWS2 score, an ECG minute) as the
