@@ -20,7 +20,7 @@ import (
 	"github.com/iomt/iomt/wire/wfdb"
 )
 
-const ecgUsage = `Usage: iomt ecg eval --db DIR [--records 100,101,...] [--rate HZ] [--noise MV] [--json]
+const ecgUsage = `Usage: iomt ecg eval --db DIR [--records 100,101,...] [--rate HZ] [--noise MV [--noise-kind K]] [--json]
 
 Evaluates the QRS detector and the AF detector against a WFDB database's reference
 annotations (.atr) as in ANSI/AAMI EC57: beat by beat with a 150 ms match window, every beat
@@ -30,8 +30,10 @@ reference-marked atrial flutter excluded from the AF comparison as EC57's refere
 implementation (epicmp) does: AF detected during annotated flutter counts neither for nor
 against the detector, and the figure without that exclusion is printed beside it.
 With --rate the lead is first resampled (linear interpolation) to test another sampling rate;
-with --noise, white Gaussian noise of that RMS (mV, seeded by record name) is added, as a
-stress test on signals the detector was not developed on.
+with --noise, noise of that RMS (mV, seeded by record name) is added, as a stress test on
+signals the detector was not developed on: --noise-kind white (default), mains (60 Hz),
+baseline (respiration and electrode drift), muscle (bursts above 20 Hz) or motion (bursts of
+electrode motion below 10 Hz, in the QRS band).
 `
 
 func ecgCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -74,11 +76,12 @@ type evalReport struct {
 	Gross     ecg.Match      `json:"gross"`
 	Se        float64        `json:"se"`
 	PPV       float64        `json:"ppv"`
-	AFRecords []string       `json:"afRecords"`
-	AFSe      float64        `json:"afSe"`
-	AFPPV     float64        `json:"afPpv"`
+	// The AF figures are absent when no record's reference has AF.
+	AFRecords []string `json:"afRecords,omitempty"`
+	AFSe      *float64 `json:"afSe,omitempty"`
+	AFPPV     *float64 `json:"afPpv,omitempty"`
 	// AFPPVWithFlutter is the PPV had AF detected during reference flutter counted as false.
-	AFPPVWithFlutter float64 `json:"afPpvWithFlutter"`
+	AFPPVWithFlutter *float64 `json:"afPpvWithFlutter,omitempty"`
 	// RealTime is recorded seconds of ECG analysed per second of one core.
 	RealTime float64 `json:"realTime"`
 }
@@ -91,7 +94,8 @@ func ecgEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	list := fs.String("records", "", "comma-separated record names; default every .hea in --db")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	rate := fs.Float64("rate", 0, "resample the lead to this rate in Hz (125–1000) before analysis; 0: as recorded")
-	noise := fs.Float64("noise", 0, "add white Gaussian noise of this RMS in mV (stress test)")
+	noise := fs.Float64("noise", 0, "add noise of this RMS in mV (stress test)")
+	noiseKind := fs.String("noise-kind", "white", "kind of --noise: "+strings.Join(noiseKinds, ", "))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -104,6 +108,10 @@ func ecgEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if !(*noise >= 0 && *noise <= 10) {
 		fmt.Fprintf(stderr, "iomt ecg eval: --noise must be within 0–10 mV, got %v\n", *noise)
+		return 2
+	}
+	if err := checkNoiseKind(*noiseKind); err != nil {
+		fmt.Fprintf(stderr, "iomt ecg eval: %v\n", err)
 		return 2
 	}
 	if *db == "" || fs.NArg() > 0 {
@@ -123,7 +131,7 @@ func ecgEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "iomt ecg eval: %v\n", err)
 			return 1
 		}
-		r, err := evalRecord(*db, name, *rate, *noise)
+		r, err := evalRecord(*db, name, *rate, *noise, *noiseKind)
 		if err != nil {
 			fmt.Fprintf(stderr, "iomt ecg eval: %v\n", err)
 			return 1
@@ -141,8 +149,10 @@ func ecgEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cpu += r.CPU
 	}
 	rep.Se, rep.PPV = rep.Gross.Se(), rep.Gross.PPV()
-	rep.AFSe, rep.AFPPV = fratio(afBoth, afRef), fratio(afBoth, afDet-afInAFL)
-	rep.AFPPVWithFlutter = fratio(afBoth, afDet)
+	if afRef > 0 {
+		se, ppv, ppvAll := afBoth/afRef, fratio(afBoth, afDet-afInAFL), fratio(afBoth, afDet)
+		rep.AFSe, rep.AFPPV, rep.AFPPVWithFlutter = &se, &ppv, &ppvAll
+	}
 	rep.RealTime = fratio(secs, cpu)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -176,9 +186,9 @@ func printEval(w io.Writer, rep evalReport) {
 	tw.Flush()
 	fmt.Fprintf(w, "\nQRS gross: Se %.3f %%, +P %.3f %% (TP %d, FP %d, FN %d) over %d records\n",
 		100*rep.Se, 100*rep.PPV, g.TP, g.FP, g.FN, len(rep.Records))
-	if len(rep.AFRecords) > 0 {
+	if rep.AFSe != nil {
 		fmt.Fprintf(w, "AF duration: Se %.2f %%, PPV %.2f %% over records with AF (%s); reference atrial flutter excluded as in EC57 (PPV %.2f %% if AF called during it counted as false)\n",
-			100*rep.AFSe, 100*rep.AFPPV, strings.Join(rep.AFRecords, ","), 100*rep.AFPPVWithFlutter)
+			100**rep.AFSe, 100**rep.AFPPV, strings.Join(rep.AFRecords, ","), 100**rep.AFPPVWithFlutter)
 	} else {
 		fmt.Fprintln(w, "AF duration: no record with AF in the reference")
 	}
@@ -224,7 +234,7 @@ func preferredLead(h wfdb.Header) int {
 	return 0
 }
 
-func evalRecord(db, name string, rate, noise float64) (recordResult, error) {
+func evalRecord(db, name string, rate, noise float64, noiseKind string) (recordResult, error) {
 	rec, err := wfdb.ReadRecord(db, name)
 	if err != nil {
 		return recordResult{}, err
@@ -249,9 +259,7 @@ func evalRecord(db, name string, rate, noise float64) (recordResult, error) {
 		h := fnv.New64a()
 		h.Write([]byte(name))
 		rng := rand.New(rand.NewPCG(h.Sum64(), 1))
-		for i := range x {
-			x[i] += noise * rng.NormFloat64()
-		}
+		addNoise(x, fsr, noise, noiseKind, rng)
 	}
 	n := int64(len(x))
 	ref, afRef, aflRef := referenceEpisodes(anns, scale, n)
