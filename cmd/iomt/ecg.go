@@ -71,11 +71,11 @@ type recordResult struct {
 }
 
 type evalReport struct {
-	DB        string         `json:"db"`
-	Records   []recordResult `json:"records"`
-	Gross     ecg.Match      `json:"gross"`
-	Se        float64        `json:"se"`
-	PPV       float64        `json:"ppv"`
+	DB      string         `json:"db"`
+	Records []recordResult `json:"records"`
+	Gross   ecg.Match      `json:"gross"`
+	Se      float64        `json:"se"`
+	PPV     float64        `json:"ppv"`
 	// The AF figures are absent when no record's reference has AF.
 	AFRecords []string `json:"afRecords,omitempty"`
 	AFSe      *float64 `json:"afSe,omitempty"`
