@@ -74,4 +74,17 @@ func TestECGRhythmEventOnLiveStream(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no AF onset on the live stream")
 	}
+	// The episode reaches the alarm engine too: the built-in af rule raises a medium alarm.
+	var l struct {
+		Alarms []struct{ Rule, Priority, State string }
+	}
+	for deadline := time.Now().Add(45 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		e.call("GET", "/api/v1/alarms?patient="+patient, adminToken, nil, &l)
+		if len(l.Alarms) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(l.Alarms) != 1 || l.Alarms[0].Rule != "af" || l.Alarms[0].Priority != "medium" || l.Alarms[0].State != "active" {
+		t.Errorf("alarms after AF onset: %+v, want one active medium af alarm", l.Alarms)
+	}
 }
