@@ -306,7 +306,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.bus.Subscribe(runCtx, ecgGroup, rhythm.Deliver); err != nil {
 		return nil, err
 	}
-	go rhythm.Run(runCtx, time.Minute)
+	go rhythm.Run(runCtx, 15*time.Second) // also flushes leads silent for watch.DefaultECGSilence
 	go cgm.Run(runCtx, time.Minute)
 
 	// NEWS2: scored from each patient's latest observations on the partition's owner; a

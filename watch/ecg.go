@@ -19,6 +19,12 @@ var ecgLeads = map[string]bool{"MDC_ECG_ELEC_POTL_II": true, "MDC_ECG_ELEC_POTL_
 // monitor restarts: a longer gap would splice two stretches of signal into a false beat.
 const gapTolerance = 200 * time.Millisecond
 
+// DefaultECGSilence is how long a lead may send nothing before its monitor is flushed: its
+// open episodes end at its last sample and its last minutes are summarised. Devices send a
+// segment every few seconds; a minute and a half of nothing is a device that stopped (the
+// offline alarm rule says so too), not a late packet.
+const DefaultECGSilence = 90 * time.Second
+
 // The ECG watcher's minute summaries are stored as observations of these codes (codes
 // catalog) under ECGDevice, as NEWS2 scores are under NEWS2Device. They are codes of their
 // own, not heart rate 8867-4, so that NEWS2 keeps scoring the devices' heart rate.
@@ -97,6 +103,10 @@ type Rhythm struct {
 	Active  bool      `json:"active"` // State == "started", as alarm rules read it
 	Onset   time.Time `json:"onset"`
 	Offset  time.Time `json:"offset,omitzero"` // when it ended
+	// SignalEnded says the episode ended because the lead's signal stopped (the device fell
+	// silent, or a gap restarted the monitor), not because the rhythm changed: Offset is the
+	// last sample seen.
+	SignalEnded bool `json:"signalEnded,omitempty"`
 }
 
 // ECG runs the streaming rhythm monitor (analytics/ecg) on each patient's ECG as it arrives
@@ -108,11 +118,16 @@ type ECG struct {
 	Owns func(patient string) bool
 	// Minutes, if set, hears each lead's minute summaries in order, once the minute has been
 	// analysed: some 30 s after its end (the AF decision lags), or when the lead's monitor
-	// restarts after a gap in the signal. Set it before the first Deliver.
+	// restarts after a gap in the signal, or when the lead falls silent. Set it before the
+	// first Deliver.
 	Minutes func(ECGMinute)
+	// Silence is how long a lead may send nothing (wall clock) before FlushSilent flushes its
+	// monitor; DefaultECGSilence if zero.
+	Silence time.Duration
 
 	notify func(Rhythm)
 	log    *slog.Logger
+	now    func() time.Time // the wall clock; a field so that tests can move it
 
 	mu    sync.Mutex
 	leads map[leadKey]*lead
@@ -121,7 +136,8 @@ type ECG struct {
 type leadKey struct{ patient, device, code string }
 
 type lead struct {
-	m      *ecg.Monitor
+	m      *ecg.Monitor  // nil once flushed for silence: the next segment starts a new one
+	seen   time.Time     // wall-clock time of the last segment
 	start  time.Time     // time of the monitor's sample 0
 	period time.Duration // sample period
 	next   time.Time     // where the next segment should start
@@ -150,7 +166,7 @@ func NewECG(notify func(Rhythm), log *slog.Logger) *ECG {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &ECG{notify: notify, log: log, leads: map[leadKey]*lead{}}
+	return &ECG{notify: notify, log: log, now: time.Now, leads: map[leadKey]*lead{}}
 }
 
 // Deliver is the bus handler.
@@ -158,13 +174,14 @@ func (w *ECG) Deliver(_ context.Context, b iomt.Batch) error {
 	var told []Rhythm
 	var mins []ECGMinute
 	w.mu.Lock()
+	now := w.now()
 	for _, wf := range b.Waveforms {
 		if !ecgLeads[wf.Code] || wf.Period <= 0 || len(wf.Samples) == 0 {
 			continue
 		}
 		k := leadKey{wf.Patient, wf.Device, wf.Code}
 		l := w.leads[k]
-		gap := l != nil && (wf.Period != l.period || absDur(wf.Start.Sub(l.next)) > gapTolerance)
+		gap := l != nil && (l.m == nil || wf.Period != l.period || absDur(wf.Start.Sub(l.next)) > gapTolerance)
 		if l == nil || gap {
 			fs := float64(time.Second) / float64(wf.Period)
 			m, err := ecg.NewMonitor(ecg.DefaultConfig(fs))
@@ -176,14 +193,15 @@ func (w *ECG) Deliver(_ context.Context, b iomt.Batch) error {
 			old := l
 			l = &lead{m: m, start: wf.Start, period: wf.Period, prevBeat: -1, afOnset: -1}
 			if gap {
-				out := old.m.Flush()
-				told = append(told, w.episodes(k, old, out)...)
-				mins = append(mins, old.summarise(k, out, true)...)
+				if old.m != nil {
+					t, ms := w.flush(k, old)
+					told, mins = append(told, t...), append(mins, ms...)
+				}
 				l.done = old.done // a minute is summarised once, by the monitor that saw it first
 			}
 			w.leads[k] = l
 		}
-		l.tenant = b.Tenant
+		l.tenant, l.seen = b.Tenant, now
 		x := make([]float64, len(wf.Samples))
 		for i, s := range wf.Samples {
 			x[i] = float64(s) * wf.Scale // the catalog's canonical ECG unit is mV, as the monitor wants
@@ -194,6 +212,12 @@ func (w *ECG) Deliver(_ context.Context, b iomt.Batch) error {
 		l.next = wf.End()
 	}
 	w.mu.Unlock()
+	w.tell(told, mins)
+	return nil
+}
+
+// tell hands episodes and minute summaries on, outside the lock.
+func (w *ECG) tell(told []Rhythm, mins []ECGMinute) {
 	for _, r := range told {
 		w.notify(r)
 	}
@@ -202,7 +226,43 @@ func (w *ECG) Deliver(_ context.Context, b iomt.Batch) error {
 			w.Minutes(m)
 		}
 	}
-	return nil
+}
+
+// flush ends a lead's stream: the episodes still open end at its last sample, marked
+// SignalEnded, and its pending minutes are summarised.
+func (w *ECG) flush(k leadKey, l *lead) ([]Rhythm, []ECGMinute) {
+	out := l.m.Flush()
+	told := w.episodes(k, l, out)
+	for i, e := range out.Episodes {
+		// Flush closes what is still open at the last sample.
+		told[len(out.Started)+i].SignalEnded = e.Offset == l.m.Samples()
+	}
+	return told, l.summarise(k, out, true)
+}
+
+// FlushSilent flushes the monitors of the leads that have sent nothing for Silence before
+// now, so that what they last showed is told without waiting for them to send again: open
+// episodes end (SignalEnded) and the last minutes are summarised. A lead that sends again
+// starts a new monitor.
+func (w *ECG) FlushSilent(now time.Time) {
+	silence := w.Silence
+	if silence <= 0 {
+		silence = DefaultECGSilence
+	}
+	var told []Rhythm
+	var mins []ECGMinute
+	w.mu.Lock()
+	for k, l := range w.leads {
+		if l.m == nil || now.Sub(l.seen) < silence {
+			continue
+		}
+		t, ms := w.flush(k, l)
+		told, mins = append(told, t...), append(mins, ms...)
+		l.m = nil
+		w.log.Info("ecg lead silent: monitor flushed", "patient", k.patient, "device", k.device, "code", k.code, "last", l.next)
+	}
+	w.mu.Unlock()
+	w.tell(told, mins)
 }
 
 // Forget drops the monitors of patients this node no longer owns; call it now and then.
@@ -219,9 +279,12 @@ func (w *ECG) Forget() {
 	}
 }
 
-// Run calls Forget every interval until ctx ends.
+// Run calls Forget and FlushSilent every interval until ctx ends.
 func (w *ECG) Run(ctx context.Context, interval time.Duration) {
-	every(ctx, interval, func(time.Time) { w.Forget() })
+	every(ctx, interval, func(time.Time) {
+		w.Forget()
+		w.FlushSilent(w.now())
+	})
 }
 
 func (w *ECG) episodes(k leadKey, l *lead, out ecg.Output) []Rhythm {

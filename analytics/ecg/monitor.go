@@ -256,6 +256,9 @@ func (m *Monitor) onBeat(b Beat) {
 // Callers summarising a stretch of signal (AF burden) wait until it has passed the stretch.
 func (m *Monitor) AFSettled() int64 { return m.rh.afSettled() }
 
+// Samples is how many samples the monitor has been given.
+func (m *Monitor) Samples() int64 { return m.n }
+
 // Flush ends the stream: beats still pending in the detector are released and open episodes
 // are closed at the last sample.
 func (m *Monitor) Flush() Output {
