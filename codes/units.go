@@ -1,12 +1,13 @@
 package codes
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/iomt/iomt"
+)
 
 // Conversion constants, each stated once.
 const (
-	// mgdlPerMmolGlucose: glucose C6H12O6 has a molar mass of 180.16 g/mol, so 1 mmol/L is
-	// 180.16 mg/L = 18.016 mg/dL.
-	mgdlPerMmolGlucose = 18.016
 	// pascalPerMmHg is the conventional millimetre of mercury (13.5951 g/cm³ × 9.80665 m/s² ×
 	// 1 mm), so 1 kPa = 7.50062 mm[Hg]. UCUM rounds it to 133.322 Pa; the 3 ppm are far below
 	// any cuff's resolution.
@@ -99,13 +100,13 @@ func (s unitSet) table() map[string]linear {
 			"Pa": times(1 / pascalPerMmHg),
 		}
 	case glucoseUnits:
-		mmol := times(mgdlPerMmolGlucose)
+		mmol := times(iomt.MgdLPerMmolL)
 		return map[string]linear{
 			"mg/dL": same, "mg/dl": same, "MDC_DIM_MILLI_G_PER_DL": same,
 			"mmol/L": mmol, "mmol/l": mmol, "MDC_DIM_MILLI_MOLE_PER_L": mmol,
 			"g/L": times(100),
 			// Bluetooth's Glucose Measurement characteristic reports kg/L or mol/L.
-			"kg/L": times(1e5), "mol/L": times(1000 * mgdlPerMmolGlucose),
+			"kg/L": times(1e5), "mol/L": times(1000 * iomt.MgdLPerMmolL),
 		}
 	case massUnits:
 		lb := times(kgPerPound)

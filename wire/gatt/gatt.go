@@ -139,7 +139,7 @@ type Reading struct {
 // codes.Catalog.Convert does.
 const (
 	mmHgPerKPa   = 1000 / 133.322387415 // ≈ 7.50062: the conventional mmHg, as the catalog
-	mgdLPerMmolL = 18.016               // glucose, molar mass 180.16 g/mol
+	mgdLPerMmolL = iomt.MgdLPerMmolL    // glucose, molar mass 180.16 g/mol
 	mgdLPerKgL   = 100000               // 1 kg/L = 1000 g/L = 100000 mg/dL
 	kgPerLb      = 0.45359237           // international avoirdupois pound
 	cmPerInch    = 2.54                 // international inch
