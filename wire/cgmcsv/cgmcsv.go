@@ -12,11 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// MgdLPerMmolL converts glucose from mmol/L to mg/dL (molar mass of glucose 180.16 g/mol).
-// This is the only place in iomt where the factor is stated.
-const MgdLPerMmolL = 18.016
+	"github.com/iomt/iomt"
+)
 
 // Format names a CSV layout.
 type Format string
@@ -109,6 +107,52 @@ type Result struct {
 	Readings    []Reading // in file order
 	Skipped     []Skip
 	Substituted int // readings whose value is a range limit (Low/High markers)
+	// WallClock is true when some timestamps carried no UTC offset and were read in
+	// Options.Location: the zone the caller chose then decides every instant.
+	WallClock bool
+
+	unusable []int // indexes into Skipped of rows that held a reading that could not be used
+}
+
+// NotableSkips returns up to n skipped rows, the reasons most worth showing first: rows that
+// held a reading which could not be used (unreadable timestamp or value, implausible glucose)
+// come before rows that carry no reading at all (title, patient, event rows), each group in the
+// order recorded.
+func (r *Result) NotableSkips(n int) []Skip {
+	out := make([]Skip, 0, min(n, len(r.Skipped)))
+	for _, i := range r.unusable {
+		if len(out) == n {
+			return out
+		}
+		out = append(out, r.Skipped[i])
+	}
+	for i, s := range r.Skipped {
+		if len(out) == n {
+			break
+		}
+		if !slices.Contains(r.unusable, i) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// skipSummary is the count of skipped rows and the first reasons, for an error message.
+func skipSummary(r *Result) string {
+	const shown = 3
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d rows skipped", len(r.Skipped))
+	for i, s := range r.NotableSkips(shown) {
+		sep := "; "
+		if i == 0 {
+			sep = ": "
+		}
+		fmt.Fprintf(&b, "%sline %d: %s", sep, s.Line, s.Reason)
+	}
+	if len(r.Skipped) > shown {
+		b.WriteString("; …")
+	}
+	return b.String()
 }
 
 // Subjects groups the readings by subject in order of first appearance, each sorted by time.
@@ -182,7 +226,7 @@ func Parse(r io.Reader, opt Options) (*Result, error) {
 		if p.res.Format == "" {
 			return nil, fmt.Errorf("cgmcsv: %w: no header found", ErrNoReadings)
 		}
-		return nil, fmt.Errorf("cgmcsv: %s file: %w (%d rows skipped)", p.res.Format, ErrNoReadings, len(p.res.Skipped))
+		return nil, fmt.Errorf("cgmcsv: %s file: %w (%s)", p.res.Format, ErrNoReadings, skipSummary(p.res))
 	}
 	return p.res, nil
 }
@@ -219,6 +263,12 @@ type columns struct {
 
 func (p *parser) skip(line int, format string, a ...any) {
 	p.res.Skipped = append(p.res.Skipped, Skip{Line: line, Reason: fmt.Sprintf(format, a...)})
+}
+
+// reject skips a row that held a reading the parser could not use.
+func (p *parser) reject(line int, format string, a ...any) {
+	p.res.unusable = append(p.res.unusable, len(p.res.Skipped))
+	p.skip(line, format, a...)
 }
 
 func (p *parser) row(line int, rec []string) error {
@@ -404,14 +454,14 @@ func (p *parser) subjectOr(def string) string {
 func (p *parser) generic(line int, rec []string) error {
 	ts, g := field(rec, p.cols.time), field(rec, p.cols.glucose)
 	if ts == "" || g == "" || strings.EqualFold(g, "NA") {
-		p.skip(line, "no time or glucose")
+		p.reject(line, "no time or glucose")
 		return nil
 	}
 	t, wall, err := parseTime(ts, p.opt.Location, genericLayouts)
 	if errors.Is(err, ErrNoZone) {
 		return err
 	} else if err != nil {
-		p.skip(line, "%v", err)
+		p.reject(line, "%v", err)
 		return nil
 	}
 	id := field(rec, p.cols.id)
@@ -419,6 +469,7 @@ func (p *parser) generic(line int, rec []string) error {
 		id = p.subjectOr("1")
 	}
 	if wall {
+		p.res.WallClock = true
 		t = p.laterOccurrence(id, t)
 	}
 	// A generic file names no sensor, so the strictest common limits stand in for Low/High.
@@ -448,18 +499,19 @@ func (p *parser) dexcom(line int, rec []string) error {
 	}
 	ts := field(rec, p.cols.time)
 	if ts == "" {
-		p.skip(line, "EGV row without timestamp")
+		p.reject(line, "EGV row without timestamp")
 		return nil
 	}
 	t, wall, err := parseTime(ts, p.opt.Location, dexcomLayouts)
 	if errors.Is(err, ErrNoZone) {
 		return err
 	} else if err != nil {
-		p.skip(line, "%v", err)
+		p.reject(line, "%v", err)
 		return nil
 	}
 	id := p.subjectOr("1")
 	if wall {
+		p.res.WallClock = true
 		t = p.laterOccurrence(id, t)
 	}
 	p.value(line, id, t, field(rec, p.cols.glucose), DexcomLow, DexcomHigh)
@@ -498,48 +550,82 @@ func (p *parser) finish() error {
 	if p.res.Format != Libre || len(p.libre) == 0 {
 		return p.checkUnit()
 	}
-	// LibreView writes dates in the account's locale (MM-DD-YYYY or DD-MM-YYYY); take the
-	// first layout that reads every row rather than guessing from one ambiguous date.
-	var layout string
-	for _, l := range libreLayouts {
-		ok := true
-		for _, r := range p.libre {
-			if r.ts == "" {
-				continue
-			}
-			if _, err := time.Parse(l, r.ts); err != nil {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			layout = l
-			break
-		}
-	}
-	if layout == "" {
-		return fmt.Errorf("libre: timestamps such as %q match no known date layout", p.libre[0].ts)
+	layout, err := libreLayout(p.libre)
+	if err != nil {
+		return err
 	}
 	if p.opt.Location == nil {
 		return errNoZone(p.libre[0].ts)
 	}
 	for _, r := range p.libre {
 		if r.ts == "" {
-			p.skip(r.line, "historic glucose row without timestamp")
+			p.reject(r.line, "historic glucose row without timestamp")
 			continue
 		}
 		t, err := time.ParseInLocation(layout, r.ts, p.opt.Location)
 		if err != nil {
 			return fmt.Errorf("line %d: %w", r.line, err)
 		}
+		p.res.WallClock = true
 		if err := plausibleTime(r.ts, t); err != nil {
-			p.skip(r.line, "%v", err)
+			p.reject(r.line, "%v", err)
 			continue
 		}
 		id := p.subjectOr("1")
 		p.value(r.line, id, p.laterOccurrence(id, t), r.glucose, LibreLow, LibreHigh)
 	}
 	return p.checkUnit()
+}
+
+// libreLayout picks the date layout of a LibreView file, which writes dates in the account's
+// locale (MM-DD-YYYY or DD-MM-YYYY) with nothing saying which. Only layouts that read every row
+// qualify, and one ambiguous date settles nothing, so among them the one whose readings span
+// the shortest time wins: an export covers one contiguous wear period, and the wrong order
+// scatters it over months (1–12 March read month-first runs from Jan 3 to Dec 3). Equal spans
+// come from dates whose day equals the month, which read the same either way, or mirror each
+// other (Jan 2 and Feb 1); then the layout that keeps the rows in time order wins, as exports
+// list them so, and after that the earlier one in libreLayouts.
+func libreLayout(rows []libreRow) (string, error) {
+	best, bestSpan, bestBack := "", time.Duration(0), 0
+	for _, l := range libreLayouts {
+		span, back, ok := libreFit(l, rows)
+		if ok && (best == "" || span < bestSpan || span == bestSpan && back < bestBack) {
+			best, bestSpan, bestBack = l, span, back
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("libre: timestamps such as %q match no known date layout", rows[0].ts)
+	}
+	return best, nil
+}
+
+// libreFit reads every timestamp with layout and reports the time they span and how many rows
+// step back in time from the row before; ok is false if a timestamp does not fit the layout.
+// The rows are read as UTC: the zone shifts them all alike.
+func libreFit(layout string, rows []libreRow) (span time.Duration, back int, ok bool) {
+	var first, last, prev time.Time
+	n := 0
+	for _, r := range rows {
+		if r.ts == "" {
+			continue
+		}
+		t, err := time.Parse(layout, r.ts)
+		if err != nil {
+			return 0, 0, false
+		}
+		if n == 0 || t.Before(first) {
+			first = t
+		}
+		if n == 0 || t.After(last) {
+			last = t
+		}
+		if n > 0 && t.Before(prev) {
+			back++
+		}
+		prev = t
+		n++
+	}
+	return last.Sub(first), back, true
 }
 
 // checkUnit refuses a generic file without a stated unit whose values all look like mmol/L,
@@ -560,7 +646,7 @@ func (p *parser) value(line int, id string, t time.Time, g string, low, high flo
 	r := Reading{Subject: id, Time: t}
 	switch strings.ToLower(g) {
 	case "":
-		p.skip(line, "empty glucose")
+		p.reject(line, "empty glucose")
 		return
 	case "low", "lo":
 		r.MgdL, r.Marker = low, BelowRange
@@ -572,12 +658,12 @@ func (p *parser) value(line int, id string, t time.Time, g string, low, high flo
 		}
 		v, err := strconv.ParseFloat(g, 64)
 		if err != nil {
-			p.skip(line, "glucose %q is not a number", g)
+			p.reject(line, "glucose %q is not a number", g)
 			return
 		}
 		switch {
 		case p.res.Unit == MmolL:
-			v *= MgdLPerMmolL
+			v *= iomt.MgdLPerMmolL
 		case p.res.Unit == "" && v < 35:
 			p.unitless.small++
 		case p.res.Unit == "":
@@ -585,7 +671,7 @@ func (p *parser) value(line int, id string, t time.Time, g string, low, high flo
 		}
 		// NaN fails both comparisons, so it lands here too.
 		if !(v >= minPlausible && v <= maxPlausible) || math.IsInf(v, 0) {
-			p.skip(line, "glucose %s %s is outside %d–%d mg/dL", g, p.unitName(), minPlausible, maxPlausible)
+			p.reject(line, "glucose %s %s is outside %d–%d mg/dL", g, p.unitName(), minPlausible, maxPlausible)
 			return
 		}
 		r.MgdL = v

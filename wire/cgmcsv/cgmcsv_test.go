@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iomt/iomt"
 )
 
 func mustZone(t *testing.T, name string) *time.Location {
@@ -90,7 +92,7 @@ func TestClarityMmolL(t *testing.T) {
 	if res.Unit != MmolL || len(res.Readings) != 10 {
 		t.Fatalf("unit %q, %d readings", res.Unit, len(res.Readings))
 	}
-	if r := res.Readings[0]; math.Abs(r.MgdL-5.6*18.016) > 1e-9 || r.Subject != "p-7" {
+	if r := res.Readings[0]; math.Abs(r.MgdL-5.6*iomt.MgdLPerMmolL) > 1e-9 || r.Subject != "p-7" {
 		t.Errorf("5.6 mmol/L read as %+v", r)
 	}
 	if r := res.Readings[7]; r.Marker != BelowRange || r.MgdL != DexcomLow {
@@ -136,7 +138,7 @@ func TestLibreViewEuropeanDatesMmol(t *testing.T) {
 	if got := res.Readings[0].Time.UTC().Format(time.RFC3339); got != "2023-02-13T22:01:00Z" {
 		t.Errorf("13-02-2023 23:01 CET read as %s", got)
 	}
-	if r := res.Readings[1]; math.Abs(r.MgdL-5.8*MgdLPerMmolL) > 1e-9 {
+	if r := res.Readings[1]; math.Abs(r.MgdL-5.8*iomt.MgdLPerMmolL) > 1e-9 {
 		t.Errorf("5.8 mmol/L read as %v mg/dL", r.MgdL)
 	}
 }
@@ -150,7 +152,7 @@ func TestSemicolonDecimalComma(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Readings) != 2 || math.Abs(res.Readings[0].MgdL-6.2*MgdLPerMmolL) > 1e-9 {
+	if len(res.Readings) != 2 || math.Abs(res.Readings[0].MgdL-6.2*iomt.MgdLPerMmolL) > 1e-9 {
 		t.Fatalf("%+v", res.Readings)
 	}
 }

@@ -7,6 +7,9 @@
 // repeats when clocks go back, a wall-clock time names two instants; exports list readings in
 // time order, so a time that would step back before the previous reading is read as the later
 // one. A file that starts inside that hour cannot be told apart and is read at the earlier one.
+// LibreView writes dates month-first or day-first after the account's locale; of the layouts
+// that read every row, the one whose readings span the shortest time is taken, since an export
+// covers one contiguous wear period.
 //
 // Sensors report values outside their measuring range as text. Those readings are kept, with the
 // range limit substituted and the Marker set, so that time below 54 and above 250 stay right:

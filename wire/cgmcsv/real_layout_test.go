@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iomt/iomt"
 )
 
 // The fixtures real_*.csv hold made-up readings in the exact byte layout of real exports found
@@ -68,7 +70,7 @@ func TestRealLibreViewDayFirstMmol(t *testing.T) {
 		t.Errorf("16-03-2021 23:01 read as %s", got)
 	}
 	floor := res.Readings[4]
-	if floor.Marker != Measured || math.Abs(floor.MgdL-2.2*MgdLPerMmolL) > 1e-9 {
+	if floor.Marker != Measured || math.Abs(floor.MgdL-2.2*iomt.MgdLPerMmolL) > 1e-9 {
 		t.Errorf("2.2 mmol/L floor read as %+v", floor)
 	}
 	got := reasons(res)
