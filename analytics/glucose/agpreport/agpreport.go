@@ -70,7 +70,7 @@ type rangeRow struct {
 
 type subjView struct {
 	ID, Period, Days, Active, Mean, GMI, CV, SD, MAGE, CONGA, MODD, Readings string
-	DailyNote                                                                string
+	DailyNote, DataNote                                                      string
 	CVOK, ActiveOK                                                           bool
 	Ranges                                                                   []rangeRow
 	TIR, AGP                                                                 template.HTML
@@ -82,6 +82,48 @@ func f(x float64, prec int) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.*f", prec, x)
+}
+
+// The consensus's data sufficiency (Battelino et al. 2019): metrics stand for a patient's usual
+// glucose from 14 days of CGM data with the sensor active at least 70 % of the time.
+const (
+	MinDays      = 14
+	MinActivePct = 70
+)
+
+// DataNote is a caution when the readings fall short of the consensus's data sufficiency, or ""
+// when they meet it. The span counts the last reading's own sampling interval, so 14 days of
+// 5-minute readings (00:00 on day 1 to 23:55 on day 14) count as 14 days; an hour's slack
+// absorbs a clock change.
+func DataNote(m glucose.Summary) string {
+	if m.Readings == 0 {
+		return "No readings: nothing to report."
+	}
+	days := m.Days
+	if step := m.SampleStep; step > 0 && !math.IsInf(step, 0) {
+		days += step / (24 * 60)
+	}
+	var short []string
+	if days < MinDays-1.0/24 {
+		short = append(short, fmt.Sprintf("%s days of data", trim(days)))
+	}
+	if !(m.ActivePct >= MinActivePct) { // NaN too: one reading says nothing of wear time
+		if math.IsNaN(m.ActivePct) {
+			short = append(short, "CGM active time unknown")
+		} else {
+			short = append(short, fmt.Sprintf("CGM active %s%% of the time", trim(m.ActivePct)))
+		}
+	}
+	if len(short) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Too little data: %s, where the consensus asks for at least %d days with the CGM active at least %d%% of the time; GMI and the other metrics may not reflect usual glucose.",
+		strings.Join(short, " and "), MinDays, MinActivePct)
+}
+
+// trim prints x with one decimal, without a trailing ".0".
+func trim(x float64) string {
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", x), ".0")
 }
 
 // dayTime renders a share of the day as hours and minutes, as the AGP report does.
@@ -100,7 +142,7 @@ func subjectView(s Subject, loc *time.Location) subjView {
 	m := s.Summary
 	v := subjView{ID: s.ID, Mean: f(m.Mean, 0), GMI: f(m.GMI, 1), CV: f(m.CV, 1), SD: f(m.SD, 1),
 		MAGE: f(m.MAGE, 1), CONGA: f(m.CONGA, 1), MODD: f(m.MODD, 1), Active: f(m.ActivePct, 1),
-		Readings: fmt.Sprint(m.Readings), CVOK: m.CV <= 36, ActiveOK: m.ActivePct >= 70}
+		Readings: fmt.Sprint(m.Readings), CVOK: m.CV <= 36, ActiveOK: m.ActivePct >= MinActivePct, DataNote: DataNote(m)}
 	if m.Readings > 0 {
 		v.Period = m.Start.In(loc).Format("Jan 2, 2006") + " – " + m.End.In(loc).Format("Jan 2, 2006")
 	}
@@ -465,7 +507,8 @@ footer { color: #666; font-size: 10px; margin-top: 10px; }
     {{range .Ranges}}<tr><td class="sw"><i style="background:{{.Colour}}"></i></td><td>{{.Label}}</td><td>{{.Target}}</td><td><b>{{.Pct}}%</b> ({{.Time}})</td></tr>
     {{end}}
    </table>
-   <p class="note">Each 5% increase in time in range (70–180 mg/dL) is clinically beneficial. Targets: Battelino et al., Diabetes Care 2019.</p>
+   {{if .DataNote}}<p class="note warn">{{.DataNote}}</p>
+   {{end}}<p class="note">Each 5% increase in time in range (70–180 mg/dL) is clinically beneficial. Targets: Battelino et al., Diabetes Care 2019.</p>
    <div class="stats">
     <span>Average glucose</span><span class="v">{{.Mean}} <small>mg/dL</small></span>
     <span>Glucose management indicator (GMI)</span><span class="v">{{.GMI}}<small>%</small></span>

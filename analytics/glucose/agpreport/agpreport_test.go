@@ -83,3 +83,51 @@ func TestDayTime(t *testing.T) {
 		}
 	}
 }
+
+func TestDataNote(t *testing.T) {
+	loc := time.UTC
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, loc)
+	series := func(days int, keep func(i int) bool) []glucose.Reading {
+		var rs []glucose.Reading
+		for i := 0; i < days*288; i++ {
+			if keep(i) {
+				rs = append(rs, glucose.Reading{Time: start.Add(time.Duration(i) * 5 * time.Minute), MgdL: 120})
+			}
+		}
+		return rs
+	}
+	all := func(int) bool { return true }
+	cases := []struct {
+		name string
+		rs   []glucose.Reading
+		want []string // empty: no note
+	}{
+		{"14 full days", series(14, all), nil},
+		{"3 days", series(3, all), []string{"Too little data: 3 days of data, where", "at least 14 days"}},
+		// Every third hour missing: about 67 % active over 14 days.
+		{"14 days, 67 % active", series(14, func(i int) bool { return (i/12)%3 != 0 }), []string{"CGM active 66.", "% of the time", "at least 70%"}},
+		{"one reading", series(14, func(i int) bool { return i == 0 }), []string{"0 days of data and CGM active time unknown"}},
+		{"none", nil, []string{"No readings"}},
+	}
+	for _, c := range cases {
+		note := DataNote(glucose.Summarize(c.rs, loc))
+		if len(c.want) == 0 && note != "" {
+			t.Errorf("%s: note %q, want none", c.name, note)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(note, w) {
+				t.Errorf("%s: note %q lacks %q", c.name, note, w)
+			}
+		}
+	}
+	// The page shows the note next to the statistics.
+	rs := series(3, all)
+	var b bytes.Buffer
+	subj := Subject{ID: "p", Summary: glucose.Summarize(rs, loc), AGP: glucose.AGP(rs, loc), Days: glucose.Daily(rs, loc)}
+	if err := Render(&b, Page{Location: loc, Subjects: []Subject{subj}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `<p class="note warn">Too little data: 3 days of data`) {
+		t.Error("page lacks the data-sufficiency note")
+	}
+}
