@@ -59,8 +59,12 @@ type LowOutcome struct {
 
 // PredictionResult scores one predictor on one series.
 type PredictionResult struct {
-	Predictor   string        `json:"predictor"`
+	Predictor string `json:"predictor"`
+	// Days is the time covered by data: the sum of the intervals between consecutive readings
+	// at most lowMaxGap (15 minutes) apart, so the weeks between two wear periods do not dilute
+	// the false alerts per day. SpanDays is the calendar span, first reading to last.
 	Days        float64       `json:"days"`
+	SpanDays    float64       `json:"span_days"`
 	Lows        []LowOutcome  `json:"lows"`
 	Caught15    int           `json:"caught_15min"` // lows warned at least 15 minutes ahead
 	Alerts      int           `json:"alerts"`
@@ -89,9 +93,7 @@ func EvaluatePredictor(rs []Reading, p Predictor, horizon time.Duration) (Predic
 		}
 	}
 	res := PredictionResult{Predictor: p.Name(), Horizon: horizon, Alerts: len(alerts)}
-	if len(rs) > 1 {
-		res.Days = rs[len(rs)-1].Time.Sub(rs[0].Time).Hours() / 24
-	}
+	res.Days, res.SpanDays = dataDays(rs)
 	window := horizon + alertSlack
 	// False alerts: nothing below 70 within the window after the alert.
 	j := 0
@@ -127,7 +129,25 @@ func EvaluatePredictor(rs []Reading, p Predictor, horizon time.Duration) (Predic
 	return res, nil
 }
 
-// FalsePerDay is the number of false predicted-low alerts per day of data.
+// dataDays returns the days covered by the readings rs (clean, oldest first) — the sum of the
+// intervals between consecutive readings at most 15 minutes apart, the gap that also ends a low
+// (lowMaxGap): beyond it we do not know what happened — and the calendar span from the first
+// reading to the last.
+func dataDays(rs []Reading) (days, span float64) {
+	if len(rs) < 2 {
+		return 0, 0
+	}
+	var covered time.Duration
+	for i := 1; i < len(rs); i++ {
+		if d := rs[i].Time.Sub(rs[i-1].Time); d <= lowMaxGap {
+			covered += d
+		}
+	}
+	const day = 24 * time.Hour
+	return float64(covered) / float64(day), float64(rs[len(rs)-1].Time.Sub(rs[0].Time)) / float64(day)
+}
+
+// FalsePerDay is the number of false predicted-low alerts per day covered by data (Days).
 func (r PredictionResult) FalsePerDay() float64 {
 	if r.Days == 0 {
 		return 0

@@ -349,7 +349,8 @@ type cgmPredictRow struct {
 	MedianLead  float64 `json:"median_lead_minutes"`
 	Alerts      int     `json:"alerts"`
 	FalseAlerts int     `json:"false_alerts"`
-	Days        float64 `json:"days"`
+	Days        float64 `json:"days"`      // covered by data, as glucose.PredictionResult.Days
+	SpanDays    float64 `json:"span_days"` // first reading to last, summed over subjects
 	FalsePerDay float64 `json:"false_alerts_per_day"`
 }
 
@@ -400,6 +401,7 @@ func cgmEvalPredict(ctx context.Context, args []string, stdout, stderr io.Writer
 			row.Alerts += r.Alerts
 			row.FalseAlerts += r.FalseAlerts
 			row.Days += r.Days
+			row.SpanDays += r.SpanDays
 			for _, l := range r.Lows {
 				if l.Warned {
 					row.Warned++
@@ -429,9 +431,11 @@ func cgmEvalPredict(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return 0
 	}
-	fmt.Fprintf(stdout, "%s: %d subjects, %.1f days, horizon %v\n", d.file, len(d.subjects), doc.Pooled[0].Days, *horizon)
+	fmt.Fprintf(stdout, "%s: %d subjects, %.1f days with data (%.1f days first to last reading), horizon %v\n",
+		d.file, len(d.subjects), doc.Pooled[0].Days, doc.Pooled[0].SpanDays, *horizon)
 	fmt.Fprintf(stdout, "real low: ≥ 15 min below 70 mg/dL; caught: first predicted-low alert ≥ 15 min before onset;\n")
-	fmt.Fprintf(stdout, "false alert: no reading below 70 within horizon + 15 min\n\n")
+	fmt.Fprintf(stdout, "false alert: no reading below 70 within horizon + 15 min; false/day: per day with data\n")
+	fmt.Fprintf(stdout, "(gaps over 15 min between readings excluded)\n\n")
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "predictor\tlows\twarned\tcaught ≥15 min\tmedian lead min\talerts\tfalse\tfalse/day\t")
 	for _, r := range doc.Pooled {

@@ -166,8 +166,17 @@ func TestCGMEvalPredictBeatsAR2(t *testing.T) {
 	if !(iomt.CaughtShare > ar2.CaughtShare && iomt.FalsePerDay < ar2.FalsePerDay) {
 		t.Errorf("iomt does not beat AR2 on both counts")
 	}
+	// The Hall subjects wore sensors for about 123 days spread over 634 calendar days; false
+	// alerts are per day with data, not diluted by the gaps.
+	if !(120 < iomt.Days && iomt.Days < 125 && 630 < iomt.SpanDays && iomt.SpanDays < 640) {
+		t.Errorf("days with data %.1f, span %.1f", iomt.Days, iomt.SpanDays)
+	}
+	if got := float64(iomt.FalseAlerts) / iomt.Days; got != iomt.FalsePerDay { // exact: JSON round-trips float64
+		t.Errorf("false/day %.3f, want %.3f", iomt.FalsePerDay, got)
+	}
 	code, text, _ := runCGM("eval-predict", "--csv", p, "--tz", "UTC-05:00")
-	if code != 0 || !strings.Contains(text, "nightscout-ar2") || !strings.Contains(text, "false/day") {
+	if code != 0 || !strings.Contains(text, "nightscout-ar2") || !strings.Contains(text, "false/day") ||
+		!strings.Contains(text, "122.6 days with data (634.1 days first to last reading)") {
 		t.Errorf("text output:\n%s", text)
 	}
 }
