@@ -195,8 +195,9 @@ func (m *Monitor) Tick(now time.Time) []Alert {
 }
 
 // Rate is the rate of change in mg/dL/min: the least-squares slope of the readings of the last
-// 15 minutes, which needs at least three of them spanning 10 minutes. A slope over several
-// readings keeps sensor noise from raising rise and fall alerts.
+// 15 minutes, which needs at least three of them spanning 10 minutes: 5-minute or 1-minute data,
+// not 15-minute data (LibreView's historic records), which gets no rate and so no rate alerts.
+// A slope over several readings keeps sensor noise from raising rise and fall alerts.
 func Rate(hist []Reading) (float64, bool) {
 	if len(hist) == 0 {
 		return 0, false

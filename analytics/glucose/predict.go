@@ -40,15 +40,21 @@ func (AR2) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 }
 
 // Trend is iomt's forecast: a damped trend in log space. The level and the rate are fitted by
-// least squares to the readings of the last 10 minutes (three readings) instead of differencing
-// the last two, so one noisy reading neither raises nor hides an alert; the relative rate is then
-// carried forward in 5-minute steps, damped by trendDamping per step because a fall slows down
-// as it goes (counter-regulation, treatment), over two thirds of the horizon. A fall is only
-// trusted while the sensor still shows it: unless the last reading is at least trendMinDrop
-// below the one before, the forecast is that reading: a 1 mg/dL step is the sensors' resolution
-// and noise, and a fall that has flattened to it mostly bottoms out above 70 (on the Hall data
-// the rule removed 7 of 84 false alerts and no catch). The constants are global, the same for
-// every patient; they were chosen on the shared iglu data (docs/VALIDATION.md, "## CGM").
+// least squares to the readings of the last 10 minutes (3 at 5-minute sampling, 11 at 1-minute)
+// instead of differencing the last two, so one noisy reading neither raises nor hides an alert;
+// the relative rate is then carried forward in 5-minute steps, damped by trendDamping per step
+// because a fall slows down as it goes (counter-regulation, treatment), over two thirds of the
+// horizon. A fall is only trusted while the sensor still shows it: unless the last reading is
+// at least trendMinDrop per 5 minutes below the newest reading trendStep or more older (at
+// 5-minute sampling the previous one), the forecast is that reading: a 1 mg/dL step is the
+// sensors' resolution and noise, and a fall that has flattened to it mostly bottoms out above 70
+// (on the Hall data the rule removed 7 of 84 false alerts and no catch). The drop is measured
+// over time, not per reading, so that 1-minute sensors (Libre 2/3), whose steps are a fifth as
+// deep, pass it on the same falls; elapsed time is rounded to the minute so that a few seconds
+// of jitter do not raise the bar. Sampling: the forecast needs at least three readings spanning
+// 7.5 of the last 10 minutes, none more than 10 minutes apart; 15-minute data (LibreView's
+// historic records) gets no forecast, so no predicted low. The constants are global, the same
+// for every patient; they were chosen on the shared iglu data (docs/VALIDATION.md, "## CGM").
 type Trend struct{}
 
 // Name implements Predictor.
@@ -57,7 +63,8 @@ func (Trend) Name() string { return "iomt-trend" }
 const (
 	trendWindow  = 10 * time.Minute
 	trendDamping = 0.65
-	trendMinDrop = 2.0 // mg/dL between the last two readings
+	trendMinDrop = 2.0             // mg/dL per 5 minutes, from the reference reading to the last
+	trendStep    = 4 * time.Minute // the reference reading is the newest at least this much older
 )
 
 // PredictMin implements Predictor.
@@ -80,7 +87,13 @@ func (Trend) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 			return 0, false
 		}
 	}
-	if hist[n-1].MgdL > hist[n-2].MgdL-trendMinDrop {
+	// w spans at least 7.5 minutes, so it holds a reading trendStep older than the last.
+	ref := len(w) - 2
+	for last.Sub(w[ref].Time) < trendStep {
+		ref--
+	}
+	elapsed := last.Sub(w[ref].Time).Round(time.Minute)
+	if hist[n-1].MgdL > w[ref].MgdL-trendMinDrop*elapsed.Minutes()/5 {
 		return hist[n-1].MgdL, true
 	}
 	slope, level := fitLine(w, last)

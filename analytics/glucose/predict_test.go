@@ -1,6 +1,7 @@
 package glucose
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -40,6 +41,7 @@ func add(a, b PredictionResult) PredictionResult {
 	a.FalseAlerts += b.FalseAlerts
 	a.Alerts += b.Alerts
 	a.Days += b.Days
+	a.SpanDays += b.SpanDays
 	a.Lows = append(a.Lows, b.Lows...)
 	return a
 }
@@ -93,7 +95,86 @@ func TestTrendBeatsAR2OnSharedData(t *testing.T) {
 		}
 	}
 	for h, r := range half {
-		t.Logf("Hall half %d (%.0f days, %d lows): iomt %d caught, %d false; AR2 %d caught, %d false; iomt ahead on both counts: %v",
+		t.Logf("Hall half %d (%.1f days with data, %d lows): iomt %d caught, %d false; AR2 %d caught, %d false; iomt ahead on both counts: %v",
 			h+1, r[0].Days, len(r[0].Lows), r[0].Caught15, r[0].FalseAlerts, r[1].Caught15, r[1].FalseAlerts, beats(r[0], r[1]))
+	}
+}
+
+// firstPredictedLow replays rs through a default Monitor and returns the time of the first
+// predicted-low alert.
+func firstPredictedLow(t *testing.T, rs []Reading) (time.Time, bool) {
+	t.Helper()
+	m, err := NewMonitor(DefaultSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		for _, a := range m.Observe(r) {
+			if a.Kind == PredictedLow {
+				return a.Time, true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+// sampled is a steady fall of perMin mg/dL/min from 120 mg/dL, one whole-mg/dL reading every
+// step (sensors report integers) for an hour.
+func sampled(perMin float64, step time.Duration) []Reading {
+	var rs []Reading
+	for d := time.Duration(0); d <= time.Hour; d += step {
+		rs = append(rs, Reading{Time: t0.Add(d), MgdL: math.Round(120 - perMin*d.Minutes())})
+	}
+	return rs
+}
+
+// The predictor must not depend on 5-minute sampling: at 1-minute sampling (Libre 2/3 real
+// time) each step of a 1 mg/dL/min fall is only 1 mg/dL, which a last-step rule took for noise.
+func TestTrendPredictsLowAtAnySampling(t *testing.T) {
+	for _, perMin := range []float64{1, 1.5} {
+		var at [2]time.Time
+		for k, step := range []time.Duration{time.Minute, 5 * time.Minute} {
+			a, ok := firstPredictedLow(t, sampled(perMin, step))
+			if !ok {
+				t.Fatalf("%g mg/dL/min every %v: no predicted low", perMin, step)
+			}
+			at[k] = a
+			t.Logf("%g mg/dL/min every %v: predicted low at %v, reading %.0f", perMin, step, a.Sub(t0),
+				math.Round(120-perMin*a.Sub(t0).Minutes()))
+		}
+		if d := at[0].Sub(at[1]).Abs(); d > 5*time.Minute {
+			t.Errorf("%g mg/dL/min: 1-minute and 5-minute sampling alert %v apart", perMin, d)
+		}
+	}
+}
+
+// Flat at 100 mg/dL with ±1 mg/dL noise every minute: no predicted low.
+func TestTrendQuietOnFlatNoisyMinuteData(t *testing.T) {
+	noise := []float64{0, 1, -1, 1, 0, -1, -1, 1, 0, 1, -1, 0, 1, -1}
+	var rs []Reading
+	for i := range 6 * 60 {
+		rs = append(rs, Reading{Time: t0.Add(time.Duration(i) * time.Minute), MgdL: 100 + noise[(i*7)%len(noise)]})
+	}
+	if a, ok := firstPredictedLow(t, rs); ok {
+		t.Errorf("predicted low at %v on a flat series", a.Sub(t0))
+	}
+}
+
+// 15-minute data (LibreView's historic records) is too sparse for a trend: no predicted low and
+// no rate alert, however fast the fall; the low alerts still come from the readings themselves.
+func TestFifteenMinuteDataHasNoTrendAlerts(t *testing.T) {
+	m, err := NewMonitor(DefaultSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[Kind]bool{}
+	for i, v := range []float64{180, 150, 120, 90, 60} { // 2 mg/dL/min
+		r := Reading{Time: t0.Add(time.Duration(i) * 15 * time.Minute), MgdL: v}
+		for _, a := range m.Observe(r) {
+			kinds[a.Kind] = true
+		}
+	}
+	if kinds[PredictedLow] || kinds[FallingFast] || !kinds[LowAlert] {
+		t.Errorf("alerts %v: want a low, no predicted low, no falling fast", kinds)
 	}
 }
