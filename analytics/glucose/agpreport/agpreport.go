@@ -91,13 +91,13 @@ const (
 	MinActivePct = 70
 )
 
-// DataNote is a caution when the readings fall short of the consensus's data sufficiency, or ""
-// when they meet it. The span counts the last reading's own sampling interval, so 14 days of
-// 5-minute readings (00:00 on day 1 to 23:55 on day 14) count as 14 days; an hour's slack
-// absorbs a clock change.
-func DataNote(m glucose.Summary) string {
+// Shortfall lists how the readings fall short of the consensus's data sufficiency ("12.7
+// days", "CGM active 58.9%"); empty when they meet it. The span counts the last reading's own
+// sampling interval, so 14 days of 5-minute readings (00:00 on day 1 to 23:55 on day 14) count
+// as 14 days; an hour's slack absorbs a clock change.
+func Shortfall(m glucose.Summary) []string {
 	if m.Readings == 0 {
-		return "No readings: nothing to report."
+		return []string{"no readings"}
 	}
 	days := m.Days
 	if step := m.SampleStep; step > 0 && !math.IsInf(step, 0) {
@@ -105,20 +105,30 @@ func DataNote(m glucose.Summary) string {
 	}
 	var short []string
 	if days < MinDays-1.0/24 {
-		short = append(short, fmt.Sprintf("%s days of data", trim(days)))
-	}
-	if !(m.ActivePct >= MinActivePct) { // NaN too: one reading says nothing of wear time
-		if math.IsNaN(m.ActivePct) {
-			short = append(short, "CGM active time unknown")
-		} else {
-			short = append(short, fmt.Sprintf("CGM active %s%% of the time", trim(m.ActivePct)))
+		unit := " days"
+		if trim(days) == "1" {
+			unit = " day"
 		}
+		short = append(short, trim(days)+unit)
 	}
+	switch {
+	case math.IsNaN(m.ActivePct): // one reading says nothing of wear time
+		short = append(short, "CGM active time unknown")
+	case m.ActivePct < MinActivePct:
+		short = append(short, "CGM active "+trim(m.ActivePct)+"%")
+	}
+	return short
+}
+
+// DataNote is the caution the report shows when the readings fall short of the consensus's
+// data sufficiency, or "" when they meet it.
+func DataNote(m glucose.Summary) string {
+	short := Shortfall(m)
 	if len(short) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("Too little data: %s, where the consensus asks for at least %d days with the CGM active at least %d%% of the time; GMI and the other metrics may not reflect usual glucose.",
-		strings.Join(short, " and "), MinDays, MinActivePct)
+	return fmt.Sprintf("Too little data: %s (the consensus asks for at least %d days with the CGM active at least %d%% of the time); GMI and the other metrics may not reflect usual glucose.",
+		strings.Join(short, ", "), MinDays, MinActivePct)
 }
 
 // trim prints x with one decimal, without a trailing ".0".

@@ -103,14 +103,15 @@ func TestDataNote(t *testing.T) {
 		want []string // empty: no note
 	}{
 		{"14 full days", series(14, all), nil},
-		{"3 days", series(3, all), []string{"Too little data: 3 days of data, where", "at least 14 days"}},
+		{"3 days", series(3, all), []string{"Too little data: 3 days (the consensus asks for at least 14 days"}},
 		// Every third hour missing: about 67 % active over 14 days.
-		{"14 days, 67 % active", series(14, func(i int) bool { return (i/12)%3 != 0 }), []string{"CGM active 66.", "% of the time", "at least 70%"}},
-		{"one reading", series(14, func(i int) bool { return i == 0 }), []string{"0 days of data and CGM active time unknown"}},
-		{"none", nil, []string{"No readings"}},
+		{"14 days, 67 % active", series(14, func(i int) bool { return (i/12)%3 != 0 }), []string{"Too little data: CGM active 66.", "% (the consensus", "active at least 70% of the time"}},
+		{"one reading", series(14, func(i int) bool { return i == 0 }), []string{"0 days, CGM active time unknown"}},
+		{"none", nil, []string{"Too little data: no readings"}},
 	}
 	for _, c := range cases {
 		note := DataNote(glucose.Summarize(c.rs, loc))
+		t.Logf("%s: %q", c.name, note)
 		if len(c.want) == 0 && note != "" {
 			t.Errorf("%s: note %q, want none", c.name, note)
 		}
@@ -127,7 +128,7 @@ func TestDataNote(t *testing.T) {
 	if err := Render(&b, Page{Location: loc, Subjects: []Subject{subj}}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), `<p class="note warn">Too little data: 3 days of data`) {
+	if !strings.Contains(b.String(), `<p class="note warn">Too little data: 3 days (`) {
 		t.Error("page lacks the data-sufficiency note")
 	}
 }
