@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,7 +23,8 @@ import (
 )
 
 const cgmUsage = `Usage:
-  iomt cgm report --csv FILE [--format generic|dexcom|libre] [--tz ZONE] [--json] [--html OUT]
+  iomt cgm report --csv FILE [--format generic|dexcom|libre] [--unit mg/dL|mmol/L] [--subject ID]
+                  [--tz ZONE] [--json] [--html OUT]
   iomt cgm eval-predict --csv FILE [--horizon 30m] [--tz ZONE] [--json]
 
 report prints the consensus metrics of each subject (text, or JSON with --json) and with --html
@@ -30,7 +32,13 @@ writes the AGP report page. eval-predict replays the readings through the predic
 with iomt's predictor and Nightscout's AR2 and scores both against the real lows.
 
 --tz is the patients' time zone (IANA name such as America/New_York, or a fixed offset such as
-UTC-05:00): it reads timestamps written without an offset and sets the time of day of the AGP.
+UTC-05:00; default UTC, with a warning when the file's times carry no offset; "Local" is refused,
+as a report must name its zone): it reads timestamps written without an offset and sets the time
+of day of the AGP. --unit gives the glucose unit when the file's header does not; --subject names
+the patient of a single-patient export or of a generic file without an id column.
+
+report prints 3 significant digits, as iglu does, the rows skipped with the first reasons, and a
+caution for a subject with under 14 days of data or the CGM active under 70 % of the time.
 `
 
 // cgmCommand runs `iomt cgm ...`. Exit codes: 0 ok, 1 failure, 2 usage.
@@ -60,9 +68,9 @@ type cgmInput struct {
 func (in *cgmInput) register(fs *flag.FlagSet) {
 	fs.StringVar(&in.csv, "csv", "", "CSV file to read (required)")
 	fs.StringVar(&in.format, "format", "", "generic, dexcom or libre (default: detected)")
-	fs.StringVar(&in.tz, "tz", "UTC", "patients' time zone: IANA name or fixed offset like UTC-05:00")
+	fs.StringVar(&in.tz, "tz", "UTC", "patients' time zone: IANA name or fixed offset like UTC-05:00 (not Local)")
 	fs.StringVar(&in.unit, "unit", "", "mg/dL or mmol/L, when the file does not say")
-	fs.StringVar(&in.subject, "subject", "", "patient id for single-patient exports")
+	fs.StringVar(&in.subject, "subject", "", "patient id for a single-patient export or a generic file without id column")
 }
 
 // cgmParseFlags parses args; a non-negative code means the command ends with it.
@@ -105,6 +113,10 @@ func cgmZone(s string) (*time.Location, error) {
 	if s == "" {
 		// LoadLocation would read "" as UTC: a zone must be named.
 		return nil, errors.New("empty time zone")
+	}
+	if s == "Local" {
+		// LoadLocation would take the machine's zone, which a report could not name.
+		return nil, errors.New(`"Local" would be this machine's zone, which the report cannot name: give an IANA name (Europe/Paris) or an offset (UTC+01:00)`)
 	}
 	if rest, ok := strings.CutPrefix(s, "UTC"); ok && rest != "" {
 		t, err := time.Parse("-07:00", rest)
@@ -187,6 +199,7 @@ type cgmReportDoc struct {
 	Skipped     []cgmcsv.Skip
 	Substituted int
 	Subjects    []cgmSubjectReport
+	notable     []cgmcsv.Skip // the first skip reasons worth showing
 }
 
 func cgmReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -204,8 +217,13 @@ func cgmReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "iomt cgm report: %v\n", err)
 		return 1
 	}
+	tzGiven := false
+	fs.Visit(func(f *flag.Flag) { tzGiven = tzGiven || f.Name == "tz" })
+	if d.res.WallClock && !tzGiven {
+		fmt.Fprintf(stderr, "iomt cgm report: warning: %s has times without a UTC offset, taken as UTC; give --tz for the patients' zone\n", d.file)
+	}
 	doc := cgmReportDoc{File: d.file, Format: string(d.res.Format), Unit: string(d.res.Unit), TimeZone: in.tz,
-		Skipped: d.res.Skipped, Substituted: d.res.Substituted}
+		Skipped: d.res.Skipped, Substituted: d.res.Substituted, notable: d.res.NotableSkips(3)}
 	if doc.Skipped == nil {
 		doc.Skipped = []cgmcsv.Skip{}
 	}
@@ -282,27 +300,56 @@ func num(x float64) any {
 	return math.Round(x*1e4) / 1e4
 }
 
-func cgmFmt(x float64, prec int) string {
-	if math.IsNaN(x) {
+// cgmSig prints x to 3 significant digits as iglu does (0.137, 26.9, 124), in plain decimals
+// also where 'g' would switch to an exponent (1000, not 1e+03).
+func cgmSig(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.*f", prec, x)
+	if x == 0 {
+		return "0"
+	}
+	// Round first: rounding can add a digit (99.96 is 100), which sets the decimals.
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 3, 64), 64)
+	decimals := max(0, 2-int(math.Floor(math.Log10(math.Abs(r)))))
+	return strconv.FormatFloat(r, 'f', decimals, 64)
 }
 
 func cgmPrintReport(w io.Writer, doc cgmReportDoc) {
-	fmt.Fprintf(w, "%s: %s file, %s, times in %s; %d rows skipped, %d Low/High values substituted\n\n",
+	fmt.Fprintf(w, "%s: %s file, %s, times in %s; %d rows skipped, %d Low/High values substituted\n",
 		doc.File, doc.Format, doc.Unit, doc.TimeZone, len(doc.Skipped), doc.Substituted)
+	if len(doc.notable) > 0 {
+		var reasons []string
+		for _, s := range doc.notable {
+			reasons = append(reasons, fmt.Sprintf("line %d: %s", s.Line, s.Reason))
+		}
+		more := ""
+		if len(doc.Skipped) > len(doc.notable) {
+			more = "; … (--json lists all)"
+		}
+		fmt.Fprintf(w, "skipped %s%s\n", strings.Join(reasons, "; "), more)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "subject\tdays\tactive %\tmean\tSD\tCV %\tGMI %\t<54 %\t<70 %\t70-180 %\t>180 %\t>250 %\tMAGE\tCONGA\tMODD\t")
+	var short []string
 	for _, s := range doc.Subjects {
 		m := s.Summary
 		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.ID, m.Days,
-			cgmFmt(m.ActivePct, 1), cgmFmt(m.Mean, 1), cgmFmt(m.SD, 1), cgmFmt(m.CV, 1), cgmFmt(m.GMI, 2),
-			cgmFmt(m.Below54, 2), cgmFmt(m.Below70, 2), cgmFmt(m.InRange, 1), cgmFmt(m.Above180, 1), cgmFmt(m.Above250, 2),
-			cgmFmt(m.MAGE, 1), cgmFmt(m.CONGA, 1), cgmFmt(m.MODD, 1))
+			cgmSig(m.ActivePct), cgmSig(m.Mean), cgmSig(m.SD), cgmSig(m.CV), cgmSig(m.GMI),
+			cgmSig(m.Below54), cgmSig(m.Below70), cgmSig(m.InRange), cgmSig(m.Above180), cgmSig(m.Above250),
+			cgmSig(m.MAGE), cgmSig(m.CONGA), cgmSig(m.MODD))
+		if why := agpreport.Shortfall(m); len(why) > 0 {
+			short = append(short, fmt.Sprintf("  %s: %s", s.ID, strings.Join(why, ", ")))
+		}
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nglucose in mg/dL; metrics as in Battelino et al. 2019 and iglu (see docs/VALIDATION.md)\n")
+	fmt.Fprintf(w, "\nglucose in mg/dL, 3 significant digits; metrics as in Battelino et al. 2019 and iglu (see docs/VALIDATION.md)\n")
+	if len(short) > 0 {
+		fmt.Fprintf(w, "\ntoo little data: the consensus asks for at least %d days with the CGM active at least %d%% of the time;\n"+
+			"GMI and the other metrics of these subjects may not reflect usual glucose:\n%s\n",
+			agpreport.MinDays, agpreport.MinActivePct, strings.Join(short, "\n"))
+	}
 }
 
 // cgmWriteHTML writes the AGP report page, replacing the file only once it is complete.

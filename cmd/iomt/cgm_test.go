@@ -133,11 +133,12 @@ func TestCGMReportMatchesIglu(t *testing.T) {
 	// CONGA 37.0, MODD 27.8.
 	line := ""
 	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, "Subject 1") {
+		if strings.Contains(l, "Subject 1") && line == "" { // the table row, not the note below it
 			line = l
 		}
 	}
-	for _, want := range []string{"79.8", "123.7", "26.9", "6.27", "91.7", "72.4", "37.0", "27.8"} {
+	// Every metric of the row, to 3 significant digits, as iglu prints it.
+	for _, want := range []string{"79.8", " 124 ", "33.3", "26.9", "6.27", " 0.137 ", "91.7", "8.20", "0.377", "72.4", "37.0", "27.8"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("Subject 1 row %q lacks %s", line, want)
 		}
