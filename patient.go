@@ -23,8 +23,38 @@ type Patient struct {
 	// SpO2Scale is the NEWS2 SpO2 scale the pipeline scores this patient on: 0 (not set) and
 	// 1 mean scale 1; 2 is scale 2, which a clinician prescribes for hypercapnic respiratory
 	// failure with a target saturation of 88–92 %. See CheckSpO2Scale.
-	SpO2Scale int       `json:"spo2Scale,omitempty"`
-	CreatedAt time.Time `json:"createdAt"`
+	SpO2Scale int `json:"spo2Scale,omitempty"`
+	// CGMLimits are the patient's own CGM alert thresholds; the zero value means the defaults.
+	CGMLimits GlucoseLimits `json:"cgmLimits,omitzero"`
+	CreatedAt time.Time     `json:"createdAt"`
+}
+
+// GlucoseLimits are a patient's CGM alert thresholds in mg/dL, as their clinician sets them
+// (say a low of 80 for someone with hypoglycaemia unawareness, or a high of 180 in pregnancy).
+// All four are set together, or none: the zero value means the pipeline's defaults (urgent
+// low 55, low 70, high 250, urgent high 300). See CheckGlucoseLimits.
+type GlucoseLimits struct {
+	UrgentLow  float64 `json:"urgentLow"`
+	Low        float64 `json:"low"`
+	High       float64 `json:"high"`
+	UrgentHigh float64 `json:"urgentHigh"`
+}
+
+// IsZero reports whether no limits are set.
+func (l GlucoseLimits) IsZero() bool { return l == GlucoseLimits{} }
+
+// CheckGlucoseLimits refuses limits that are set but not 40 ≤ urgent low < low < high <
+// urgent high ≤ 400 mg/dL (the range CGMs report), with an error wrapping ErrInvalid. Stores
+// call it too, so that the alert monitor never meets limits it cannot use.
+func CheckGlucoseLimits(l GlucoseLimits) error {
+	if l.IsZero() {
+		return nil
+	}
+	if !(40 <= l.UrgentLow && l.UrgentLow < l.Low && l.Low < l.High && l.High < l.UrgentHigh && l.UrgentHigh <= 400) {
+		return fmt.Errorf("%w: CGM limits must satisfy 40 ≤ urgentLow < low < high < urgentHigh ≤ 400 mg/dL (all four set, or none), got %g/%g/%g/%g",
+			ErrInvalid, l.UrgentLow, l.Low, l.High, l.UrgentHigh)
+	}
+	return nil
 }
 
 // CheckSpO2Scale refuses a NEWS2 SpO2 scale other than 0 (not set: scale 1), 1 or 2, with an

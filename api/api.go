@@ -237,6 +237,8 @@ type patientIn struct {
 	BirthDate string   `json:"birthDate"`
 	MRN       string   `json:"mrn"`
 	SpO2Scale int      `json:"spo2Scale"`
+	// CGMLimits are the patient's CGM alert thresholds; absent: the defaults.
+	CGMLimits iomt.GlucoseLimits `json:"cgmLimits"`
 }
 
 // checkBirthDate returns why a date of birth is refused, or "".
@@ -259,6 +261,15 @@ func checkBirthDate(d string) string {
 func checkSpO2Scale(scale int) string {
 	if iomt.CheckSpO2Scale(scale) != nil {
 		return fmt.Sprintf(`"spo2Scale" must be 1 (NEWS2 SpO2 scale 1, the default; 0 means the same) or 2 (scale 2, for hypercapnic respiratory failure with a prescribed target of 88–92 %%), got %d`, scale)
+	}
+	return ""
+}
+
+// checkCGMLimits returns why CGM alert limits are refused, or "".
+func checkCGMLimits(l iomt.GlucoseLimits) string {
+	if iomt.CheckGlucoseLimits(l) != nil {
+		return fmt.Sprintf(`"cgmLimits" must give all four of urgentLow < low < high < urgentHigh in mg/dL, from 40 to 400 (or all 0 for the defaults 55/70/250/300), got %g/%g/%g/%g`,
+			l.UrgentLow, l.Low, l.High, l.UrgentHigh)
 	}
 	return ""
 }
@@ -302,7 +313,7 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 	if in.Name == "" && whyGiven == "" {
 		whyName = `"name" is required (or its parts, "family" and "given")`
 	}
-	for _, why := range []string{whyGiven, whyName, checkGender(in.Gender), checkBirthDate(in.BirthDate), checkSpO2Scale(in.SpO2Scale)} {
+	for _, why := range []string{whyGiven, whyName, checkGender(in.Gender), checkBirthDate(in.BirthDate), checkSpO2Scale(in.SpO2Scale), checkCGMLimits(in.CGMLimits)} {
 		if why != "" {
 			writeProblem(w, r, http.StatusBadRequest, why)
 			return
@@ -314,7 +325,7 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := iomt.Patient{ID: id, Tenant: iomt.DefaultTenant, Name: in.Name, Family: in.Family, Given: in.Given, Gender: in.Gender,
-		BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN), SpO2Scale: in.SpO2Scale, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+		BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN), SpO2Scale: in.SpO2Scale, CGMLimits: in.CGMLimits, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := s.Store.CreatePatient(r.Context(), p); err != nil {
 		if errors.Is(err, iomt.ErrDuplicate) {
 			writeProblem(w, r, http.StatusConflict, fmt.Sprintf("a patient with MRN %q already exists", p.MRN))
@@ -323,7 +334,7 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient", err)
 		return
 	}
-	noteAudit(r, p.ID, slog.Int("spo2Scale", p.SpO2Scale))
+	noteAudit(r, p.ID, slog.Int("spo2Scale", p.SpO2Scale), slog.Any("cgmLimits", p.CGMLimits))
 	w.Header().Set("Location", "/api/v1/patients/"+p.ID)
 	writeJSON(w, http.StatusCreated, p)
 }
@@ -338,6 +349,8 @@ type patientPatch struct {
 	BirthDate *string   `json:"birthDate"`
 	MRN       *string   `json:"mrn"`
 	SpO2Scale *int      `json:"spo2Scale"`
+	// CGMLimits replaces all four limits; all 0 goes back to the defaults.
+	CGMLimits *iomt.GlucoseLimits `json:"cgmLimits"`
 }
 
 // updatePatient applies a patientPatch. A change of SpO2 scale changes how NEWS2 scores the
@@ -406,6 +419,13 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 		}
 		nw.SpO2Scale = *in.SpO2Scale
 	}
+	if in.CGMLimits != nil {
+		if why := checkCGMLimits(*in.CGMLimits); why != "" {
+			writeProblem(w, r, http.StatusBadRequest, why)
+			return
+		}
+		nw.CGMLimits = *in.CGMLimits
+	}
 	var changed []string
 	for _, f := range []struct {
 		name    string
@@ -413,7 +433,7 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 	}{
 		{"name", cur.Name != nw.Name}, {"family", cur.Family != nw.Family}, {"given", !slices.Equal(cur.Given, nw.Given)},
 		{"gender", cur.Gender != nw.Gender}, {"birthDate", cur.BirthDate != nw.BirthDate}, {"mrn", cur.MRN != nw.MRN},
-		{"spo2Scale", cur.SpO2Scale != nw.SpO2Scale},
+		{"spo2Scale", cur.SpO2Scale != nw.SpO2Scale}, {"cgmLimits", cur.CGMLimits != nw.CGMLimits},
 	} {
 		if f.changed {
 			changed = append(changed, f.name)
@@ -422,6 +442,9 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 	attrs := []slog.Attr{slog.String("changed", strings.Join(changed, ","))}
 	if nw.SpO2Scale != cur.SpO2Scale {
 		attrs = append(attrs, slog.Int("spo2ScaleFrom", cur.SpO2Scale), slog.Int("spo2ScaleTo", nw.SpO2Scale))
+	}
+	if nw.CGMLimits != cur.CGMLimits {
+		attrs = append(attrs, slog.Any("cgmLimitsFrom", cur.CGMLimits), slog.Any("cgmLimitsTo", nw.CGMLimits))
 	}
 	if len(changed) > 0 {
 		if err := s.Store.UpdatePatient(r.Context(), nw); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/iomt/iomt"
@@ -13,24 +14,67 @@ import (
 	"github.com/iomt/iomt/watch"
 )
 
-// cgmReport serves a patient's CGM metrics for a window (default: the last 14 days, the
-// consensus minimum), as JSON or, with format=html, as the printable AGP report page.
-func (s *Server) cgmReport(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	q := r.URL.Query()
-	to := time.Now().UTC()
-	from := to.Add(-14 * 24 * time.Hour)
-	if q.Get("from") != "" || q.Get("to") != "" {
-		var err error
-		if from, to, err = window(r); err != nil {
-			writeProblem(w, r, http.StatusBadRequest, err.Error())
+// reportDays is a CGM report's default span: 14 days, the consensus minimum (Battelino et al.
+// 2019); maxReportDays its longest.
+const (
+	reportDays    = 14
+	maxReportDays = 90
+)
+
+// reportWindow is the [from, to) of a CGM report: each bound an RFC 3339 time or a date
+// (YYYY-MM-DD, midnight in loc; a date "to" includes that day); a bound left out is 14 days
+// from the other, and "to" defaults to now.
+func reportWindow(fromS, toS string, loc *time.Location, now time.Time) (from, to time.Time, err error) {
+	parse := func(name, v string, endOfDay bool) (time.Time, error) {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t, nil
+		}
+		d, err := time.ParseInLocation(time.DateOnly, v, loc)
+		if err != nil {
+			return time.Time{}, fmt.Errorf(`%q must be a date (2026-01-02) or an RFC 3339 time (2026-01-02T15:04:05Z), got %q`, name, v)
+		}
+		if endOfDay {
+			d = d.AddDate(0, 0, 1)
+		}
+		return d, nil
+	}
+	switch {
+	case fromS == "" && toS == "":
+		to = now
+		from = to.AddDate(0, 0, -reportDays)
+	case fromS == "":
+		if to, err = parse("to", toS, true); err != nil {
+			return
+		}
+		from = to.AddDate(0, 0, -reportDays)
+	case toS == "":
+		if from, err = parse("from", fromS, false); err != nil {
+			return
+		}
+		to = from.AddDate(0, 0, reportDays)
+	default:
+		if from, err = parse("from", fromS, false); err != nil {
+			return
+		}
+		if to, err = parse("to", toS, true); err != nil {
 			return
 		}
 	}
-	if to.Sub(from) > 90*24*time.Hour {
-		writeProblem(w, r, http.StatusBadRequest, "a CGM report covers at most 90 days")
-		return
+	if !from.Before(to) {
+		return from, to, fmt.Errorf(`"from" (%s) must be before "to" (%s)`, from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
+	if to.Sub(from) > maxReportDays*24*time.Hour {
+		return from, to, fmt.Errorf("a CGM report covers at most %d days, asked for %s to %s", maxReportDays, from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return from.UTC(), to.UTC(), nil
+}
+
+// cgmReport serves a patient's CGM metrics, AGP and daily profiles for a window (default: the
+// last 14 days, the consensus minimum), as JSON or, with format=html, as the printable AGP
+// report page.
+func (s *Server) cgmReport(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	q := r.URL.Query()
 	loc := time.UTC
 	if tz := q.Get("tz"); tz != "" {
 		var err error
@@ -38,6 +82,11 @@ func (s *Server) cgmReport(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"tz" must be an IANA time zone such as Europe/London, got %q`, tz))
 			return
 		}
+	}
+	from, to, err := reportWindow(q.Get("from"), q.Get("to"), loc, time.Now())
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
 	}
 	format := q.Get("format")
 	if format != "" && format != "json" && format != "html" {
@@ -81,6 +130,10 @@ func (s *Server) cgmReport(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"patient": id, "code": watch.CGMCode, "unit": "mg/dL", "from": from, "to": to, "timeZone": loc.String(),
 		"summary": nanToNull(sum),
+		// The AGP's 15-minute slots that hold readings (an empty slot's percentiles are
+		// undefined), and each day's readings and figures: what the HTML page draws.
+		"agp":   slices.DeleteFunc(glucose.AGP(rs, loc), func(p glucose.AGPPoint) bool { return p.N == 0 }),
+		"daily": glucose.Daily(rs, loc),
 	})
 }
 

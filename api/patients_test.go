@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/api"
 	"github.com/iomt/iomt/store/embedded"
 )
@@ -184,5 +185,64 @@ func TestPatientSpO2Scale(t *testing.T) {
 	}
 	if r := updates[6]; r["patient"] != p.ID || r["status"] != 200.0 || r["changed"] != "spo2Scale" || r["spo2ScaleFrom"] != 2.0 || r["spo2ScaleTo"] != 1.0 {
 		t.Errorf("scale change audited as %v", r)
+	}
+}
+
+// A patient's CGM alert limits are set at creation or by PATCH (all four together; all 0
+// goes back to the defaults), returned with the patient, and audited before and after. Limits
+// the alert monitor could not use are refused with the reason, changing nothing.
+func TestPatientCGMLimits(t *testing.T) {
+	srv, audit := newServer(t)
+	type withLimits struct {
+		ID        string
+		Name      string
+		CGMLimits *iomt.GlucoseLimits `json:"cgmLimits"`
+	}
+	own := iomt.GlucoseLimits{UrgentLow: 60, Low: 80, High: 180, UrgentHigh: 250}
+	var p withLimits
+	if code := call(t, srv, "POST", "/api/v1/patients", `{"name":"Gil","cgmLimits":{"urgentLow":60,"low":80,"high":180,"urgentHigh":250}}`, &p); code != 201 || p.CGMLimits == nil || *p.CGMLimits != own {
+		t.Fatalf("create with limits: %d %+v", code, p)
+	}
+	var plain withLimits
+	if code := call(t, srv, "POST", "/api/v1/patients", `{"name":"Hal"}`, &plain); code != 201 || plain.CGMLimits != nil {
+		t.Fatalf("create without limits: %d %+v (want none: the defaults)", code, plain)
+	}
+	var problem api.Problem
+	const why = `"cgmLimits" must give all four of urgentLow < low < high < urgentHigh`
+	for _, body := range []string{
+		`{"name":"Cy","cgmLimits":{"low":80}}`,
+		`{"name":"Cy","cgmLimits":{"urgentLow":80,"low":70,"high":180,"urgentHigh":250}}`,
+		`{"name":"Cy","cgmLimits":{"urgentLow":55,"low":70,"high":180,"urgentHigh":500}}`,
+	} {
+		if code := call(t, srv, "POST", "/api/v1/patients", body, &problem); code != 400 || !strings.Contains(problem.Detail, why) {
+			t.Fatalf("create %s: %d %+v", body, code, problem)
+		}
+	}
+	if code := call(t, srv, "PATCH", "/api/v1/patients/"+p.ID, `{"name":"Changed","cgmLimits":{"urgentLow":60,"low":80}}`, &problem); code != 400 || !strings.Contains(problem.Detail, "got 60/80/0/0") {
+		t.Fatalf("PATCH half the limits: %d %+v", code, problem)
+	}
+	var got withLimits
+	if call(t, srv, "GET", "/api/v1/patients/"+p.ID, "", &got); got.CGMLimits == nil || *got.CGMLimits != own || got.Name != "Gil" {
+		t.Fatalf("a refused PATCH changed the patient: %+v", got)
+	}
+	changed := iomt.GlucoseLimits{UrgentLow: 60, Low: 80, High: 200, UrgentHigh: 250}
+	if code := call(t, srv, "PATCH", "/api/v1/patients/"+p.ID, `{"cgmLimits":{"urgentLow":60,"low":80,"high":200,"urgentHigh":250}}`, &got); code != 200 || got.CGMLimits == nil || *got.CGMLimits != changed {
+		t.Fatalf("PATCH the high: %d %+v", code, got)
+	}
+	var cleared withLimits
+	if code := call(t, srv, "PATCH", "/api/v1/patients/"+p.ID, `{"cgmLimits":{}}`, &cleared); code != 200 || cleared.CGMLimits != nil || cleared.Name != "Gil" {
+		t.Fatalf("PATCH back to the defaults: %d %+v", code, cleared)
+	}
+	var updates []map[string]any
+	for _, r := range audit.records(t) {
+		if r["action"] == "patient.update" {
+			updates = append(updates, r)
+		}
+	}
+	if len(updates) != 3 {
+		t.Fatalf("update audit: %d records, want 3: %v", len(updates), updates)
+	}
+	if r := updates[1]; r["changed"] != "cgmLimits" || r["cgmLimitsFrom"] == nil || r["cgmLimitsTo"] == nil {
+		t.Errorf("limits change audited as %v", r)
 	}
 }

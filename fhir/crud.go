@@ -401,9 +401,10 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 			if cur.Tenant != s.Tenant {
 				return notFound("Patient", id)
 			}
-			// The NEWS2 SpO2 scale has no place in a FHIR Patient: a PUT, which replaces what
-			// FHIR shows, keeps it (the REST API's PATCH changes it).
-			p.SpO2Scale = cur.SpO2Scale
+			// The NEWS2 SpO2 scale and the CGM alert limits have no place in a FHIR Patient:
+			// a PUT, which replaces what FHIR shows, keeps them (the REST API's PATCH changes
+			// them).
+			p.SpO2Scale, p.CGMLimits = cur.SpO2Scale, cur.CGMLimits
 		}
 		err = s.Store.UpdatePatient(r.Context(), p)
 		if errors.Is(err, iomt.ErrNotFound) {

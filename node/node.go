@@ -278,6 +278,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	cgm.Owns = n.owns(cgmGroup)
+	cgm.Patients = n.store // each patient's own alert limits (iomt.Patient.CGMLimits)
 	if err := n.bus.Subscribe(runCtx, cgmGroup, cgm.Deliver); err != nil {
 		return nil, err
 	}

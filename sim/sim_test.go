@@ -80,9 +80,18 @@ func TestSimFeedsServer(t *testing.T) {
 			Readings int
 			Mean     float64
 		}
+		AGP   []struct{ P50 float64 }
+		Daily []struct{ Readings []any }
 	}
-	if err := json.Unmarshal([]byte(body), &rep); code != 200 || err != nil || rep.Summary.Readings != len(cgm) || rep.Summary.Mean < 40 || rep.Summary.Mean > 400 {
-		t.Fatalf("cgm report: %d %v %s", code, err, body)
+	if err := json.Unmarshal([]byte(body), &rep); code != 200 || err != nil || rep.Summary.Readings != len(cgm) || rep.Summary.Mean < 40 || rep.Summary.Mean > 400 ||
+		len(rep.AGP) == 0 || len(rep.Daily) == 0 {
+		t.Fatalf("cgm report: %d %v %.300s", code, err, body)
+	}
+	// Only "to", as a date: the 14 days up to the end of that day, not the last hour.
+	code, body = get("/api/v1/patients/" + beds[2].Patient + "/cgm?to=" + now.Format(time.DateOnly))
+	rep.Summary.Readings = 0
+	if err := json.Unmarshal([]byte(body), &rep); code != 200 || err != nil || rep.Summary.Readings != len(cgm) {
+		t.Fatalf("cgm report to a date: %d %v %.300s (want all %d readings)", code, err, body, len(cgm))
 	}
 	if code, body := get("/api/v1/patients/" + beds[2].Patient + "/cgm?format=html"); code != 200 || !strings.Contains(body, "<svg") {
 		t.Fatalf("AGP page: %d %.200s", code, body)

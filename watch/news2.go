@@ -2,7 +2,6 @@ package watch
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -21,9 +20,8 @@ const (
 	news2Resample = 15 * time.Minute
 
 	// DefaultScaleTTL is how long the scorer trusts a patient's SpO2 scale before reading
-	// the registry again; scaleRetry, how soon it tries again after a failed read.
+	// the registry again (registryRetry after a failed read).
 	DefaultScaleTTL = time.Minute
-	scaleRetry      = 5 * time.Second
 )
 
 // ParamSpO2Scale names the patient's SpO2 scale in an assessment's missing parameters when
@@ -83,13 +81,7 @@ type NEWS2 struct {
 
 	mu     sync.Mutex
 	pats   map[string]*news2State
-	scales map[string]scaleEntry
-}
-
-// scaleEntry is a patient's cached SpO2 scale: 0 while unknown (never read successfully).
-type scaleEntry struct {
-	scale news2.Scale
-	next  time.Time // when to read it again
+	scales *recordCache[news2.Scale] // 0 while unknown (never read successfully)
 }
 
 type news2State struct {
@@ -111,7 +103,18 @@ func NewNEWS2(fresh news2.Freshness, tell func(NEWS2Score)) *NEWS2 {
 	if fresh == nil {
 		fresh = news2.DefaultFreshness()
 	}
-	return &NEWS2{fresh: fresh, tell: tell, now: time.Now, pats: map[string]*news2State{}, scales: map[string]scaleEntry{}}
+	return &NEWS2{fresh: fresh, tell: tell, now: time.Now, pats: map[string]*news2State{}, scales: newRecordCache("SpO2 scale", spo2Scale, news2.Scale1)}
+}
+
+// spo2Scale is the scale a patient's record puts them on: 0 (not set) is scale 1.
+func spo2Scale(p iomt.Patient) (news2.Scale, error) {
+	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+		return 0, err
+	}
+	if p.SpO2Scale == 0 {
+		return news2.Scale1, nil
+	}
+	return news2.Scale(p.SpO2Scale), nil
 }
 
 // Deliver is the bus handler.
@@ -161,45 +164,7 @@ func (w *NEWS2) Deliver(ctx context.Context, b iomt.Batch) error {
 // A patient the registry does not know is on scale 1, the chart's default; a failed read
 // keeps the cached scale (or leaves it unknown) and is tried again soon.
 func (w *NEWS2) refreshScale(ctx context.Context, patient string) {
-	now := w.now()
-	w.mu.Lock()
-	e, ok := w.scales[patient]
-	w.mu.Unlock()
-	if ok && now.Before(e.next) {
-		return
-	}
-	if w.Patients == nil {
-		w.setScale(patient, scaleEntry{scale: news2.Scale1, next: now.Add(w.scaleTTL())})
-		return
-	}
-	p, err := w.Patients.Patient(ctx, patient)
-	if err == nil {
-		err = iomt.CheckSpO2Scale(p.SpO2Scale)
-	}
-	switch {
-	case err == nil:
-		e = scaleEntry{scale: news2.Scale(p.SpO2Scale), next: now.Add(w.scaleTTL())}
-		if e.scale == 0 {
-			e.scale = news2.Scale1
-		}
-	case errors.Is(err, iomt.ErrNotFound):
-		e = scaleEntry{scale: news2.Scale1, next: now.Add(w.scaleTTL())}
-	default:
-		if ctx.Err() != nil {
-			return
-		}
-		if w.Log != nil {
-			w.Log.Warn("news2: reading the patient's SpO2 scale", "patient", patient, "err", err)
-		}
-		e.next = now.Add(min(scaleRetry, w.scaleTTL()))
-	}
-	w.setScale(patient, e)
-}
-
-func (w *NEWS2) setScale(patient string, e scaleEntry) {
-	w.mu.Lock()
-	w.scales[patient] = e
-	w.mu.Unlock()
+	w.scales.refresh(ctx, w.Patients, patient, w.now(), w.scaleTTL(), w.Log)
 }
 
 func (w *NEWS2) scaleTTL() time.Duration {
@@ -213,7 +178,7 @@ func (w *NEWS2) scaleTTL() time.Duration {
 // worth telling (and storing) even when the total stays the same, so that what was last told
 // says which scale the score stands on.
 func (w *NEWS2) assess(patient string, s *news2State, now time.Time) (NEWS2Score, bool) {
-	scale := w.scales[patient].scale
+	scale, _ := w.scales.get(patient)
 	// The inputs reuse the patient's buffer: Assess keeps no reference to them, and this runs
 	// at every SpO2 reading.
 	in := news2.Inputs{Scale: scale, Observations: s.inputs[:0]}
@@ -284,7 +249,7 @@ func (w *NEWS2) Tick(now time.Time) {
 	for p, s := range w.pats {
 		if w.Owns != nil && !w.Owns(p) {
 			delete(w.pats, p)
-			delete(w.scales, p)
+			w.scales.forget(p)
 			continue
 		}
 		if sc, ok := w.assess(p, s, s.taken.Add(now.Sub(s.received))); ok {

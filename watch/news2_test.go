@@ -182,7 +182,7 @@ func TestNEWS2PerPatientScale(t *testing.T) {
 	reg.fail = nil
 	reg.pats["new"] = iomt.Patient{ID: "new", SpO2Scale: 2}
 	reg.mu.Unlock()
-	clock = clock.Add(scaleRetry)
+	clock = clock.Add(registryRetry)
 	feed("new", 90)
 	check("new", news2.Scale2, 0, 2)
 }

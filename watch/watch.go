@@ -6,6 +6,7 @@ package watch
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,16 +20,29 @@ const CGMCode = "99504-3"
 // recentAlerts is how many alerts are kept per patient for the API.
 const recentAlerts = 100
 
+// DefaultLimitsTTL is how long the CGM watcher trusts a patient's alert limits before
+// reading the registry again.
+const DefaultLimitsTTL = time.Minute
+
 // CGM raises each patient's CGM alerts (urgent low, low, high, urgent high, rising and
 // falling fast, no data, predicted low) from their readings as they arrive on the bus.
+// Each patient is judged on the limits of their registry record (iomt.Patient.CGMLimits),
+// else on the watcher's settings; the limits are read again once LimitsTTL old, on the
+// patient's next reading.
 type CGM struct {
 	settings glucose.Settings
 	notify   func(patient string, a glucose.Alert)
 	log      *slog.Logger
+	limits   *recordCache[iomt.GlucoseLimits]
 
 	// Owns, if set, says whether this node still owns the patient's partition; Tick forgets
 	// patients it no longer owns, so a patient handed to another node raises no "no data".
 	Owns func(patient string) bool
+	// Patients, if set, is where each patient's CGM limits are read; nil judges everyone on
+	// the watcher's settings.
+	Patients PatientReader
+	// LimitsTTL is how long limits read from Patients are used (DefaultLimitsTTL if zero).
+	LimitsTTL time.Duration
 
 	mu       sync.Mutex
 	monitors map[string]*glucose.Monitor
@@ -75,12 +89,42 @@ func NewCGM(s glucose.Settings, notify func(patient string, a glucose.Alert), lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &CGM{settings: s, notify: notify, log: log, monitors: map[string]*glucose.Monitor{},
+	limits := newRecordCache("CGM limits", func(p iomt.Patient) (iomt.GlucoseLimits, error) {
+		return p.CGMLimits, iomt.CheckGlucoseLimits(p.CGMLimits)
+	}, iomt.GlucoseLimits{})
+	return &CGM{settings: s, notify: notify, log: log, limits: limits, monitors: map[string]*glucose.Monitor{},
 		last: map[string]arrival{}, now: time.Now}, nil
 }
 
+// applyLimits sets the monitor's thresholds to the patient's limits, or to the watcher's
+// settings where the patient has none.
+func (w *CGM) applyLimits(patient string, m *glucose.Monitor) {
+	l, _ := w.limits.get(patient)
+	if l.IsZero() {
+		l = iomt.GlucoseLimits{UrgentLow: w.settings.UrgentLow, Low: w.settings.Low, High: w.settings.High, UrgentHigh: w.settings.UrgentHigh}
+	}
+	s := m.Settings()
+	if s.UrgentLow == l.UrgentLow && s.Low == l.Low && s.High == l.High && s.UrgentHigh == l.UrgentHigh {
+		return
+	}
+	if err := m.SetThresholds(l.UrgentLow, l.Low, l.High, l.UrgentHigh); err != nil {
+		// Checked by the stores; limits inconsistent with the watcher's other settings.
+		w.log.Warn("cgm: the patient's limits cannot be used; keeping the current ones", "patient", patient, "err", err)
+		return
+	}
+	w.log.Info("cgm: alert limits", "patient", patient, "urgentLow", l.UrgentLow, "low", l.Low, "high", l.High, "urgentHigh", l.UrgentHigh)
+}
+
 // Deliver is the bus handler: it feeds the batch's CGM readings to the patient's monitor.
-func (w *CGM) Deliver(_ context.Context, b iomt.Batch) error {
+func (w *CGM) Deliver(ctx context.Context, b iomt.Batch) error {
+	if !slices.ContainsFunc(b.Observations, func(o iomt.Observation) bool { return o.Code == CGMCode }) {
+		return nil // no registry read for a batch without CGM readings
+	}
+	ttl := w.LimitsTTL
+	if ttl <= 0 {
+		ttl = DefaultLimitsTTL
+	}
+	w.limits.refresh(ctx, w.Patients, b.Patient, w.now(), ttl, w.log)
 	var raised []glucose.Alert
 	w.mu.Lock()
 	for _, o := range b.Observations {
@@ -96,6 +140,7 @@ func (w *CGM) Deliver(_ context.Context, b iomt.Batch) error {
 			}
 			w.monitors[o.Patient] = m
 		}
+		w.applyLimits(o.Patient, m)
 		if l := w.last[o.Patient]; o.Time.After(l.taken) {
 			w.last[o.Patient] = arrival{o.Time, w.now()}
 		}
@@ -121,6 +166,7 @@ func (w *CGM) Tick(now time.Time) {
 		if w.Owns != nil && !w.Owns(p) {
 			delete(w.monitors, p)
 			delete(w.last, p)
+			w.limits.forget(p)
 			continue
 		}
 		l := w.last[p]

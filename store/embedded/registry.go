@@ -34,16 +34,17 @@ func (r deviceRecord) device() iomt.Device { return iomt.Device(r) }
 // field names cannot make stored records unreadable. Family, Given and Gender are absent from
 // records written before patients had them, which read as not given.
 type patientRecord struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	Name      string    `json:"name"`
-	Family    string    `json:"family,omitempty"`
-	Given     []string  `json:"given,omitempty"`
-	Gender    string    `json:"gender,omitempty"`
-	BirthDate string    `json:"birthDate,omitempty"`
-	MRN       string    `json:"mrn,omitempty"`
-	SpO2Scale int       `json:"spo2Scale,omitempty"`
-	CreatedAt time.Time `json:"createdAt"`
+	ID        string             `json:"id"`
+	Tenant    string             `json:"tenant"`
+	Name      string             `json:"name"`
+	Family    string             `json:"family,omitempty"`
+	Given     []string           `json:"given,omitempty"`
+	Gender    string             `json:"gender,omitempty"`
+	BirthDate string             `json:"birthDate,omitempty"`
+	MRN       string             `json:"mrn,omitempty"`
+	SpO2Scale int                `json:"spo2Scale,omitempty"`
+	CGMLimits iomt.GlucoseLimits `json:"cgmLimits,omitzero"`
+	CreatedAt time.Time          `json:"createdAt"`
 }
 
 func (r patientRecord) patient() iomt.Patient { return iomt.Patient(r) }
@@ -93,6 +94,9 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 		}
 	}
 	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+		return fmt.Errorf("embedded: create patient: %w", err)
+	}
+	if err := iomt.CheckGlucoseLimits(p.CGMLimits); err != nil {
 		return fmt.Errorf("embedded: create patient: %w", err)
 	}
 	if err := iomt.CheckGender(p.Gender); err != nil {
@@ -425,6 +429,9 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
 		return fmt.Errorf("embedded: update patient: %w", err)
 	}
+	if err := iomt.CheckGlucoseLimits(p.CGMLimits); err != nil {
+		return fmt.Errorf("embedded: update patient: %w", err)
+	}
 	if err := iomt.CheckGender(p.Gender); err != nil {
 		return fmt.Errorf("embedded: update patient: %w", err)
 	}
@@ -447,7 +454,7 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 		}
 	}
 	nw := old
-	nw.Name, nw.BirthDate, nw.MRN, nw.SpO2Scale = p.Name, p.BirthDate, p.MRN, p.SpO2Scale
+	nw.Name, nw.BirthDate, nw.MRN, nw.SpO2Scale, nw.CGMLimits = p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.CGMLimits
 	nw.Family, nw.Given, nw.Gender = p.Family, p.Given, p.Gender
 	v, err := json.Marshal(nw)
 	if err != nil {

@@ -456,6 +456,11 @@ func TestSpO2ScaleChecked(t *testing.T) {
 	if p, err := s.Patient(ctx, "p1"); err != nil || p.SpO2Scale != 2 {
 		t.Fatalf("after the refused SQL: %+v, %v", p, err)
 	}
+	// Half-set CGM limits by SQL: refused by the table, as by the store.
+	_, err = s.Pool().Exec(ctx, `UPDATE patients SET cgm_low = 80 WHERE id = 'p1'`)
+	if constraint(err) != "patients_cgm_limits_check" {
+		t.Fatalf("cgm_low alone by SQL: %v, want the check constraint", err)
+	}
 }
 
 // A device written by plain SQL without identifiers (as every device before migration 0004)

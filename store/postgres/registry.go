@@ -21,10 +21,12 @@ func duplicate(err error, what string) error {
 	return err
 }
 
-const patientCols = `id, tenant, name, family, given, gender, birth_date, coalesce(mrn, ''), spo2_scale, created_at`
+const patientCols = `id, tenant, name, family, given, gender, birth_date, coalesce(mrn, ''), spo2_scale,
+	cgm_urgent_low, cgm_low, cgm_high, cgm_urgent_high, created_at`
 
 func scanPatient(row pgx.Row, p *iomt.Patient) error {
-	if err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.Family, &p.Given, &p.Gender, &p.BirthDate, &p.MRN, &p.SpO2Scale, &p.CreatedAt); err != nil {
+	if err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.Family, &p.Given, &p.Gender, &p.BirthDate, &p.MRN, &p.SpO2Scale,
+		&p.CGMLimits.UrgentLow, &p.CGMLimits.Low, &p.CGMLimits.High, &p.CGMLimits.UrgentHigh, &p.CreatedAt); err != nil {
 		return err
 	}
 	if len(p.Given) == 0 {
@@ -46,6 +48,9 @@ func checkPatient(p iomt.Patient) error {
 		}
 	}
 	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
+		return err
+	}
+	if err := iomt.CheckGlucoseLimits(p.CGMLimits); err != nil {
 		return err
 	}
 	return iomt.CheckGender(p.Gender)
@@ -78,9 +83,12 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 		return fmt.Errorf("postgres: create patient: %w", errClosed)
 	}
 	defer s.leave()
-	_, err := s.pool.Exec(ctx, `INSERT INTO patients (id, tenant, name, birth_date, mrn, spo2_scale, created_at, family, given, gender)
-		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9, $10)`,
-		p.ID, p.Tenant, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.CreatedAt, p.Family, given(p), p.Gender)
+	l := p.CGMLimits
+	_, err := s.pool.Exec(ctx, `INSERT INTO patients (id, tenant, name, birth_date, mrn, spo2_scale, created_at, family, given, gender,
+		cgm_urgent_low, cgm_low, cgm_high, cgm_urgent_high)
+		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		p.ID, p.Tenant, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.CreatedAt, p.Family, given(p), p.Gender,
+		l.UrgentLow, l.Low, l.High, l.UrgentHigh)
 	if err != nil {
 		what := fmt.Sprintf("patient %q exists", p.ID)
 		if constraint(err) == "patients_tenant_mrn_key" {
@@ -159,9 +167,11 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 		return fmt.Errorf("postgres: update patient: %w", errClosed)
 	}
 	defer s.leave()
+	l := p.CGMLimits
 	tag, err := s.pool.Exec(ctx, `UPDATE patients SET name = $2, birth_date = $3, mrn = NULLIF($4, ''), spo2_scale = $5,
-		family = $6, given = $7, gender = $8 WHERE id = $1`,
-		p.ID, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.Family, given(p), p.Gender)
+		family = $6, given = $7, gender = $8, cgm_urgent_low = $9, cgm_low = $10, cgm_high = $11, cgm_urgent_high = $12
+		WHERE id = $1`,
+		p.ID, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.Family, given(p), p.Gender, l.UrgentLow, l.Low, l.High, l.UrgentHigh)
 	if err != nil {
 		return wrap(ctx, "update patient", duplicate(err, fmt.Sprintf("the tenant already has a patient with MRN %q", p.MRN)))
 	}

@@ -82,3 +82,55 @@ func testPatientGenderAndName(t *testing.T, s iomt.Store) {
 		}
 	}
 }
+
+// testPatientCGMLimits: a patient's CGM alert limits are kept, replaced and cleared by an
+// update, and limits the alert monitor could not use are refused, changing nothing.
+func testPatientCGMLimits(t *testing.T, s iomt.Store) {
+	ctx := context.Background()
+	limits := iomt.GlucoseLimits{UrgentLow: 60, Low: 80, High: 180, UrgentHigh: 250}
+	p := iomt.Patient{ID: "g1", Tenant: "t1", Name: "Gil", CGMLimits: limits, CreatedAt: T0}
+	if err := s.CreatePatient(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	check := func(want iomt.GlucoseLimits) {
+		t.Helper()
+		got, err := s.Patient(ctx, "g1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.CGMLimits != want {
+			t.Fatalf("CGM limits %+v, want %+v", got.CGMLimits, want)
+		}
+	}
+	check(limits)
+	p.CGMLimits.High = 200
+	if err := s.UpdatePatient(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	check(p.CGMLimits)
+	for _, bad := range []iomt.GlucoseLimits{
+		{UrgentLow: 60, Low: 80},                             // not all four
+		{UrgentLow: 80, Low: 70, High: 180, UrgentHigh: 250}, // out of order
+		{UrgentLow: 30, Low: 70, High: 180, UrgentHigh: 250}, // below what CGMs read
+		{UrgentLow: 55, Low: 70, High: 180, UrgentHigh: 450}, // above
+	} {
+		q := p
+		q.CGMLimits = bad
+		if err := s.UpdatePatient(ctx, q); !errors.Is(err, iomt.ErrInvalid) {
+			t.Fatalf("update to %+v: %v, want ErrInvalid", bad, err)
+		}
+		q.ID = "g2"
+		if err := s.CreatePatient(ctx, q); !errors.Is(err, iomt.ErrInvalid) {
+			t.Fatalf("create with %+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	check(p.CGMLimits)
+	if _, err := s.Patient(ctx, "g2"); !errors.Is(err, iomt.ErrNotFound) {
+		t.Fatalf("a refused create left a patient: %v", err)
+	}
+	p.CGMLimits = iomt.GlucoseLimits{}
+	if err := s.UpdatePatient(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	check(iomt.GlucoseLimits{})
+}

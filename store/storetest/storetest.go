@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"UpdatePatient", testUpdatePatient},
 		{"PatientSpO2Scale", testPatientSpO2Scale},
 		{"PatientGenderAndName", testPatientGenderAndName},
+		{"PatientCGMLimits", testPatientCGMLimits},
 		{"UpdateDevice", testUpdateDevice},
 		{"DeviceIdentifiers", testDeviceIdentifiers},
 		{"ContextCanceled", testContextCanceled},
