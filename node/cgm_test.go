@@ -92,3 +92,61 @@ func TestCGMAlertsFromLiveReadings(t *testing.T) {
 		t.Fatalf("predicted low at %s, low at %s", pl, lo)
 	}
 }
+
+// TestCGMAlertsOnThePatientsOwnLimits: a patient whose clinician set a low of 80 mg/dL is
+// alerted at 76 through the live pipeline; a patient on the defaults (low 70) only at 65.
+func TestCGMAlertsOnThePatientsOwnLimits(t *testing.T) {
+	e := start(t)
+	ingest := func(name string, limits map[string]float64, values ...float64) string {
+		t.Helper()
+		body := map[string]any{"name": name}
+		if limits != nil {
+			body["cgmLimits"] = limits
+		}
+		var p struct{ ID string }
+		if c := e.call("POST", "/api/v1/patients", adminToken, body, &p); c != 201 {
+			t.Fatalf("patient %s: %d", name, c)
+		}
+		var dev device
+		if c := e.call("POST", "/api/v1/devices", adminToken, map[string]string{"patient": p.ID, "kind": "cgm"}, &dev); c != 201 {
+			t.Fatal(c)
+		}
+		base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+		for i, v := range values {
+			pack := fmt.Sprintf(`[{"n":"cgm","u":"mg/dL","v":%g,"t":%d}]`, v, base.Add(time.Duration(i)*5*time.Minute).Unix())
+			if c := e.call("POST", "/api/v1/ingest", dev.Token, []byte(pack), nil); c != 200 {
+				t.Fatalf("reading %d: %d", i, c)
+			}
+		}
+		return p.ID
+	}
+	firstLow := func(patient string) float64 {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			var list struct {
+				Alerts []struct {
+					Kind string
+					MgdL float64
+				}
+			}
+			e.call("GET", "/api/v1/patients/"+patient+"/cgm/alerts", adminToken, nil, &list)
+			for _, a := range list.Alerts {
+				if a.Kind == "low" {
+					return a.MgdL
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("no low alert for %s", patient)
+		return 0
+	}
+	own := ingest("Own limits", map[string]float64{"urgentLow": 60, "low": 80, "high": 180, "urgentHigh": 250}, 90, 84, 80, 76, 76, 76, 76, 65)
+	defaults := ingest("Defaults", nil, 90, 84, 80, 76, 76, 76, 76, 65)
+	if v := firstLow(own); v != 76 {
+		t.Errorf("low of 80: first low alert at %v mg/dL, want 76", v)
+	}
+	if v := firstLow(defaults); v != 65 {
+		t.Errorf("default low of 70: first low alert at %v mg/dL, want 65", v)
+	}
+}
