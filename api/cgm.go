@@ -12,6 +12,7 @@ import (
 	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/analytics/glucose/agpreport"
 	"github.com/iomt/iomt/watch"
+	"github.com/iomt/iomt/wire/cgmcsv"
 )
 
 // reportDays is a CGM report's default span: 14 days, the consensus minimum (Battelino et al.
@@ -78,8 +79,8 @@ func (s *Server) cgmReport(w http.ResponseWriter, r *http.Request) {
 	loc := time.UTC
 	if tz := q.Get("tz"); tz != "" {
 		var err error
-		if loc, err = time.LoadLocation(tz); err != nil {
-			writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"tz" must be an IANA time zone such as Europe/London, got %q`, tz))
+		if loc, err = cgmcsv.ParseZone(tz); err != nil {
+			writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf(`"tz" must be an IANA time zone such as Europe/London or an offset such as UTC-05:00: %v`, err))
 			return
 		}
 	}

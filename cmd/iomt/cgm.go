@@ -101,36 +101,11 @@ func cgmParseFlags(fs *flag.FlagSet, args []string, in *cgmInput, stderr io.Writ
 		fmt.Fprintf(stderr, "iomt cgm %s: --unit must be mg/dL or mmol/L, got %q\n", fs.Name(), in.unit)
 		return 2
 	}
-	if _, err := cgmZone(in.tz); err != nil {
+	if _, err := cgmcsv.ParseZone(in.tz); err != nil {
 		fmt.Fprintf(stderr, "iomt cgm %s: --tz: %v\n", fs.Name(), err)
 		return 2
 	}
 	return -1
-}
-
-// cgmZone reads an IANA zone name or a fixed offset written UTC±hh:mm.
-func cgmZone(s string) (*time.Location, error) {
-	if s == "" {
-		// LoadLocation would read "" as UTC: a zone must be named.
-		return nil, errors.New("empty time zone")
-	}
-	if s == "Local" {
-		// LoadLocation would take the machine's zone, which a report could not name.
-		return nil, errors.New(`"Local" would be this machine's zone, which the report cannot name: give an IANA name (Europe/Paris) or an offset (UTC+01:00)`)
-	}
-	if rest, ok := strings.CutPrefix(s, "UTC"); ok && rest != "" {
-		t, err := time.Parse("-07:00", rest)
-		if err != nil {
-			return nil, fmt.Errorf("fixed offset %q is not UTC±hh:mm", s)
-		}
-		_, off := t.Zone()
-		return time.FixedZone(s, off), nil
-	}
-	loc, err := time.LoadLocation(s)
-	if err != nil {
-		return nil, fmt.Errorf("unknown time zone %q", s)
-	}
-	return loc, nil
 }
 
 // cgmSubject is one patient's readings as the analytics take them.
@@ -147,7 +122,7 @@ type cgmData struct {
 }
 
 func cgmLoad(in cgmInput) (*cgmData, error) {
-	loc, err := cgmZone(in.tz)
+	loc, err := cgmcsv.ParseZone(in.tz)
 	if err != nil {
 		return nil, err
 	}
