@@ -100,14 +100,14 @@ func TestCGMReportDataSufficiencyNote(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.Contains(out, "too little data: the consensus asks for at least 14 days") || !strings.Contains(out, "  Jane Doe: 0.1 days") {
+	if !strings.Contains(out, "too little data: the consensus asks for at least 14 days") || !strings.Contains(out, "  Jane Doe: readings over 0.1 days") {
 		t.Errorf("text report lacks the data-sufficiency note:\n%s", out)
 	}
 	b, err := os.ReadFile(html)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `<p class="note warn">Too little data: 0.1 days`) {
+	if !strings.Contains(string(b), `<p class="note warn">Too little data: readings over 0.1 days`) {
 		t.Error("HTML report lacks the data-sufficiency note")
 	}
 }

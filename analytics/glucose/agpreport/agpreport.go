@@ -109,7 +109,7 @@ func Shortfall(m glucose.Summary) []string {
 		if trim(days) == "1" {
 			unit = " day"
 		}
-		short = append(short, trim(days)+unit)
+		short = append(short, "readings over "+trim(days)+unit) // the header counts calendar days
 	}
 	switch {
 	case math.IsNaN(m.ActivePct): // one reading says nothing of wear time

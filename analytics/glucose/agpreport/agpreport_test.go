@@ -103,7 +103,7 @@ func TestDataNote(t *testing.T) {
 		want []string // empty: no note
 	}{
 		{"14 full days", series(14, all), nil},
-		{"3 days", series(3, all), []string{"Too little data: 3 days (the consensus asks for at least 14 days"}},
+		{"3 days", series(3, all), []string{"Too little data: readings over 3 days (the consensus asks for at least 14 days"}},
 		// Every third hour missing: about 67 % active over 14 days.
 		{"14 days, 67 % active", series(14, func(i int) bool { return (i/12)%3 != 0 }), []string{"Too little data: CGM active 66.", "% (the consensus", "active at least 70% of the time"}},
 		{"one reading", series(14, func(i int) bool { return i == 0 }), []string{"0 days, CGM active time unknown"}},
@@ -128,7 +128,7 @@ func TestDataNote(t *testing.T) {
 	if err := Render(&b, Page{Location: loc, Subjects: []Subject{subj}}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), `<p class="note warn">Too little data: 3 days (`) {
+	if !strings.Contains(b.String(), `<p class="note warn">Too little data: readings over 3 days (`) {
 		t.Error("page lacks the data-sufficiency note")
 	}
 }
