@@ -24,7 +24,7 @@ const (
 
 // reportWindow is the [from, to) of a CGM report: each bound an RFC 3339 time or a date
 // (YYYY-MM-DD, midnight in loc; a date "to" includes that day); a bound left out is 14 days
-// from the other, and "to" defaults to now.
+// from the other (but not past now), and "to" defaults to now.
 func reportWindow(fromS, toS string, loc *time.Location, now time.Time) (from, to time.Time, err error) {
 	parse := func(name, v string, endOfDay bool) (time.Time, error) {
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
@@ -52,7 +52,9 @@ func reportWindow(fromS, toS string, loc *time.Location, now time.Time) (from, t
 		if from, err = parse("from", fromS, false); err != nil {
 			return
 		}
-		to = from.AddDate(0, 0, reportDays)
+		if to = from.AddDate(0, 0, reportDays); to.After(now) {
+			to = now // no report reaches into the future
+		}
 	default:
 		if from, err = parse("from", fromS, false); err != nil {
 			return
@@ -117,7 +119,9 @@ func (s *Server) cgmReport(w http.ResponseWriter, r *http.Request) {
 	if format == "html" {
 		var buf bytes.Buffer
 		page := agpreport.Page{
-			Source: fmt.Sprintf("iomt, patient %s, %s to %s", p.Name, from.Format(time.DateOnly), to.Format(time.DateOnly)), Location: loc, Generated: time.Now(),
+			// The window ends before "to": its last day is the one before a midnight "to".
+			Source:   fmt.Sprintf("iomt, patient %s, %s to %s", p.Name, from.In(loc).Format(time.DateOnly), to.Add(-time.Nanosecond).In(loc).Format(time.DateOnly)),
+			Location: loc, Generated: time.Now(),
 			Subjects: []agpreport.Subject{{ID: p.Name, Summary: sum, AGP: glucose.AGP(rs, loc), Days: glucose.Daily(rs, loc)}},
 		}
 		if err := agpreport.Render(&buf, page); err != nil {

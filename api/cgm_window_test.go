@@ -26,6 +26,7 @@ func TestReportWindow(t *testing.T) {
 		{"", "", time.UTC, now.AddDate(0, 0, -14), now},
 		{"", "2015-06-19", time.UTC, day(2015, 6, 6, time.UTC), day(2015, 6, 20, time.UTC)},
 		{"2015-06-06", "", time.UTC, day(2015, 6, 6, time.UTC), day(2015, 6, 20, time.UTC)},
+		{"2026-11-20", "", time.UTC, day(2026, 11, 20, time.UTC), now}, // not into the future
 		{"2015-06-06", "2015-06-19", london, day(2015, 6, 6, london), day(2015, 6, 20, london)},
 		{"2015-06-06T08:00:00Z", "2015-06-07T08:00:00+01:00", time.UTC, time.Date(2015, 6, 6, 8, 0, 0, 0, time.UTC), time.Date(2015, 6, 7, 7, 0, 0, 0, time.UTC)},
 	} {
@@ -39,6 +40,7 @@ func TestReportWindow(t *testing.T) {
 		{"", "yesterday", `"to" must be a date`},
 		{"2015-06-19", "2015-06-01", `"from" (2015-06-19T00:00:00Z) must be before "to"`},
 		{"2015-01-01", "2015-06-01", "at most 90 days"},
+		{"2026-12-01", "", `"from" (2026-12-01T00:00:00Z) must be before "to"`},
 	} {
 		if _, _, err := reportWindow(c.from, c.to, time.UTC, now); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("from %q to %q: %v, want %q", c.from, c.to, err, c.want)

@@ -129,6 +129,10 @@ type ECG struct {
 	log    *slog.Logger
 	now    func() time.Time // the wall clock; a field so that tests can move it
 
+	// order is held from analysis until what it found has been told, so that a lead's
+	// episodes and minutes are told in order even when FlushSilent and a Deliver of the lead
+	// coming back race; mu guards the leads and is not held while telling.
+	order sync.Mutex
 	mu    sync.Mutex
 	leads map[leadKey]*lead
 }
@@ -171,6 +175,8 @@ func NewECG(notify func(Rhythm), log *slog.Logger) *ECG {
 
 // Deliver is the bus handler.
 func (w *ECG) Deliver(_ context.Context, b iomt.Batch) error {
+	w.order.Lock()
+	defer w.order.Unlock()
 	var told []Rhythm
 	var mins []ECGMinute
 	w.mu.Lock()
@@ -249,6 +255,8 @@ func (w *ECG) FlushSilent(now time.Time) {
 	if silence <= 0 {
 		silence = DefaultECGSilence
 	}
+	w.order.Lock()
+	defer w.order.Unlock()
 	var told []Rhythm
 	var mins []ECGMinute
 	w.mu.Lock()

@@ -564,7 +564,8 @@ func (p *parser) finish() error {
 		}
 		t, err := time.ParseInLocation(layout, r.ts, p.opt.Location)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", r.line, err)
+			p.reject(r.line, "timestamp %q is not a date and time in the file's layout (%s)", r.ts, layoutName(layout))
+			continue
 		}
 		p.res.WallClock = true
 		if err := plausibleTime(r.ts, t); err != nil {
@@ -578,54 +579,68 @@ func (p *parser) finish() error {
 }
 
 // libreLayout picks the date layout of a LibreView file, which writes dates in the account's
-// locale (MM-DD-YYYY or DD-MM-YYYY) with nothing saying which. Only layouts that read every row
-// qualify, and one ambiguous date settles nothing, so among them the one whose readings span
-// the shortest time wins: an export covers one contiguous wear period, and the wrong order
-// scatters it over months (1–12 March read month-first runs from Jan 3 to Dec 3). Equal spans
-// come from dates whose day equals the month, which read the same either way, or mirror each
-// other (Jan 2 and Feb 1); then the layout that keeps the rows in time order wins, as exports
-// list them so, and after that the earlier one in libreLayouts.
+// locale (MM-DD-YYYY or DD-MM-YYYY) with nothing saying which. The layout that reads the most
+// rows qualifies (a corrupt row such as 32-03-2024 is skipped with its reason, not a reason to
+// refuse the file), and one ambiguous date settles nothing, so among those the one whose
+// readings span the shortest time wins: an export covers one contiguous wear period, and the
+// wrong order scatters it over months (1–12 March read month-first runs from Jan 3 to Dec 3).
+// Equal spans come from dates whose day equals the month, which read the same either way, or
+// mirror each other (Jan 2 and Feb 1); then the layout that keeps the rows in time order wins,
+// as exports list them so, and after that the earlier one in libreLayouts.
 func libreLayout(rows []libreRow) (string, error) {
-	best, bestSpan, bestBack := "", time.Duration(0), 0
+	best, bestFit, bestSpan, bestBack := "", 0, time.Duration(0), 0
 	for _, l := range libreLayouts {
-		span, back, ok := libreFit(l, rows)
-		if ok && (best == "" || span < bestSpan || span == bestSpan && back < bestBack) {
-			best, bestSpan, bestBack = l, span, back
+		fit, span, back := libreFit(l, rows)
+		if fit == 0 {
+			continue
+		}
+		if best == "" || fit > bestFit || fit == bestFit && (span < bestSpan || span == bestSpan && back < bestBack) {
+			best, bestFit, bestSpan, bestBack = l, fit, span, back
 		}
 	}
 	if best == "" {
-		return "", fmt.Errorf("libre: timestamps such as %q match no known date layout", rows[0].ts)
+		for _, r := range rows {
+			if r.ts != "" {
+				return "", fmt.Errorf("libre: timestamps such as %q match no known date layout", r.ts)
+			}
+		}
+		return "", errors.New("libre: no historic glucose row has a timestamp")
 	}
 	return best, nil
 }
 
-// libreFit reads every timestamp with layout and reports the time they span and how many rows
-// step back in time from the row before; ok is false if a timestamp does not fit the layout.
-// The rows are read as UTC: the zone shifts them all alike.
-func libreFit(layout string, rows []libreRow) (span time.Duration, back int, ok bool) {
+// layoutName writes a Go time layout as people read date layouts: "02-01-2006 15:04" is
+// "DD-MM-YYYY hh:mm".
+func layoutName(layout string) string {
+	return strings.NewReplacer("2006", "YYYY", "01", "MM", "02", "DD", "15", "hh", "04", "mm", "05", "ss").Replace(layout)
+}
+
+// libreFit reads the timestamps with layout and reports how many fit it, the time those span
+// and how many of them step back in time from the one before. The rows are read as UTC: the
+// zone shifts them all alike.
+func libreFit(layout string, rows []libreRow) (fit int, span time.Duration, back int) {
 	var first, last, prev time.Time
-	n := 0
 	for _, r := range rows {
 		if r.ts == "" {
 			continue
 		}
 		t, err := time.Parse(layout, r.ts)
 		if err != nil {
-			return 0, 0, false
+			continue
 		}
-		if n == 0 || t.Before(first) {
+		if fit == 0 || t.Before(first) {
 			first = t
 		}
-		if n == 0 || t.After(last) {
+		if fit == 0 || t.After(last) {
 			last = t
 		}
-		if n > 0 && t.Before(prev) {
+		if fit > 0 && t.Before(prev) {
 			back++
 		}
 		prev = t
-		n++
+		fit++
 	}
-	return last.Sub(first), back, true
+	return fit, last.Sub(first), back
 }
 
 // checkUnit refuses a generic file without a stated unit whose values all look like mmol/L,

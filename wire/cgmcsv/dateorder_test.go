@@ -148,3 +148,30 @@ func TestNotableSkipsAndWallClock(t *testing.T) {
 		t.Errorf("RFC 3339 file: WallClock %v, err %v", res != nil && res.WallClock, err)
 	}
 }
+
+// One impossible date (32-03-2024) among day-first rows is that row's problem: it is skipped
+// with its reason, and the file's other rows are read in the file's order.
+func TestLibreViewCorruptDateSkipsTheRow(t *testing.T) {
+	file := libreMarch("02-01-2006")
+	lines := strings.Split(file, "\n")
+	lines[5] = "FreeStyle Libre 2,X1,32-03-2024 01:00,0,101,"
+	res, err := Parse(strings.NewReader(strings.Join(lines, "\n")), Options{Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Readings); n != 12*96-1 {
+		t.Fatalf("%d readings, want %d", n, 12*96-1)
+	}
+	if first := res.Readings[0].Time; !first.Equal(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("first reading at %v", first)
+	}
+	found := false
+	for _, s := range res.Skipped {
+		if s.Line == 6 && strings.Contains(s.Reason, `"32-03-2024 01:00" is not a date and time in the file's layout (DD-MM-YYYY hh:mm)`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the corrupt row is not skipped with its reason: %+v", res.Skipped)
+	}
+}

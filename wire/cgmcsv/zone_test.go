@@ -24,3 +24,11 @@ func TestParseZone(t *testing.T) {
 		}
 	}
 }
+
+func TestLayoutName(t *testing.T) {
+	for l, want := range map[string]string{"02-01-2006 15:04": "DD-MM-YYYY hh:mm", "01/02/2006 15:04": "MM/DD/YYYY hh:mm", "2006-01-02 15:04:05": "YYYY-MM-DD hh:mm:ss"} {
+		if got := layoutName(l); got != want {
+			t.Errorf("%s: %s, want %s", l, got, want)
+		}
+	}
+}
