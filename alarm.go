@@ -102,7 +102,10 @@ type Alarm struct {
 	// for someone to resolve it.
 	ConditionActive bool      `json:"conditionActive"`
 	Cleared         time.Time `json:"cleared,omitzero"`
-	SilencedUntil   time.Time `json:"silencedUntil,omitzero"`
+	// ConditionSeen is when the condition was last asserted (raised, worsened, returned or
+	// repeated), on the patient's clock: a restored event rule's hold counts from it.
+	ConditionSeen time.Time `json:"conditionSeen,omitzero"`
+	SilencedUntil time.Time `json:"silencedUntil,omitzero"`
 	// NextEscalation is when the alarm moves to the next tier if nobody acknowledges it.
 	NextEscalation time.Time `json:"nextEscalation,omitzero"`
 

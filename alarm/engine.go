@@ -453,7 +453,7 @@ func (e *Engine) raise(p *patient, c *compiled, t *tracker, pr Priority, at, now
 	a := &Alarm{
 		Tenant: p.tenant, Patient: p.id, Device: dev, Rule: c.ID, RuleVersion: p.rules.Version(),
 		Category: c.Category, Priority: pr, State: Active, Latching: c.Latching, Raised: at,
-		ConditionActive: true, Value: t.value, Limit: t.limit, Code: c.Code, Event: c.Event,
+		ConditionSeen: at, ConditionActive: true, Value: t.value, Limit: t.limit, Code: c.Code, Event: c.Event,
 	}
 	a.ID = alarmID(p.tenant, p.id, c.ID, dev, at)
 	a.Message = message(c.Message, a)
@@ -529,6 +529,9 @@ func (e *Engine) conditions(out []Change, p *patient, at time.Time, device strin
 		}
 		if level > 0 {
 			t.value, t.device = news2Total(act), device
+			if t.alarm != nil {
+				t.alarm.ConditionSeen = at
+			}
 		}
 		t.last = at
 		out = e.step(out, p, rc, t, at, level, cleared, now)
@@ -604,6 +607,10 @@ func (e *Engine) Event(ev iomt.Event) []Change {
 				t.value = v
 			}
 			t.device = device
+			if t.alarm != nil {
+				// A repeat changes nothing to tell, but is kept with the next snapshot.
+				t.alarm.ConditionSeen = at
+			}
 		default:
 			continue
 		}
@@ -1001,6 +1008,12 @@ func (e *Engine) Restore(as []Alarm) {
 		}
 		t := p.tracker(a.Rule, key)
 		t.alarm, t.present, t.device = &a, a.ConditionActive, a.Device
+		// An event rule's hold counts from the condition's last assertion, not from zero
+		// (which would clear a condition still present the moment the engine ticks).
+		t.last = a.Raised
+		if a.ConditionSeen.After(t.last) {
+			t.last = a.ConditionSeen
+		}
 	}
 }
 

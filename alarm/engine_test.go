@@ -517,3 +517,28 @@ func TestSlowDeviceNotOfflineEarly(t *testing.T) {
 		t.Fatalf("a cuff silent for 50 minutes raised %d offline alarms, want 1", n)
 	}
 }
+
+// An event alarm held by its rule's hold (cgm-low: 15 min) keeps its hold across a restart:
+// restored into a new engine, it is not cleared at the first tick, but once the hold has run
+// from the event that raised it.
+func TestRestoredEventAlarmKeepsItsHold(t *testing.T) {
+	c := newClock()
+	e := newEngine(t, c, Config{})
+	d, _ := json.Marshal(map[string]any{"kind": "low", "mgdl": 65})
+	chs := e.Event(iomt.Event{Patient: "p", Kind: "cgm-alert", Time: c.now, Data: d})
+	if got := kinds(chs); len(got) != 1 || got[0] != "raised:cgm-low:medium" {
+		t.Fatalf("low: %v", got)
+	}
+	stored := chs[0].Alarm
+
+	c.Add(5 * time.Minute) // the node restarts
+	e2 := newEngine(t, c, Config{})
+	e2.Restore([]Alarm{stored})
+	if got := kinds(e2.Tick(c.now)); len(got) != 0 {
+		t.Fatalf("first tick after the restore: %v, want nothing (the hold has 10 min to run)", got)
+	}
+	c.Add(11 * time.Minute)
+	if got := kinds(e2.Tick(c.now)); len(got) != 1 || got[0] != "resolved:cgm-low:medium" {
+		t.Fatalf("after the hold: %v", got)
+	}
+}
