@@ -230,6 +230,24 @@ func (e *Engine) Observe(b iomt.Batch) []Change {
 	if b.Device != "" {
 		out = e.deviceSeen(out, p, b.Device, arrived, now)
 	}
+	// An oximeter's own word on its sensor comes first, so that the readings of the same batch
+	// are judged with it: a value read with the probe off raises nothing.
+	for _, o := range b.Observations {
+		if o.Code != OximeterStatusCode || o.Value < 0 || o.Value > 0xFFFF {
+			continue
+		}
+		dev := o.Device
+		if dev == "" {
+			dev = b.Device
+		}
+		off, poor := oximeterQuality(uint16(o.Value))
+		for _, q := range []struct {
+			kind   string
+			active bool
+		}{{"probe-off", off}, {"noise", poor}} {
+			out = e.event(out, b.Tenant, patientID, SignalQualityEvent, map[string]any{"device": dev, "kind": q.kind, "active": q.active}, o.Time)
+		}
+	}
 	var newest time.Time
 	for i := range b.Observations {
 		o := &b.Observations[i]
@@ -557,15 +575,6 @@ func (e *Engine) Event(ev iomt.Event) []Change {
 	if ev.Kind == NEWS2Event {
 		e.learnScale(ev)
 	}
-	rules := e.rulesFor(ev.Tenant).byEvent[ev.Kind]
-	if p := e.patients[ev.Patient]; p != nil {
-		rules = p.rules.byEvent[ev.Kind]
-	}
-	if len(rules) == 0 {
-		return nil
-	}
-	p := e.patient(ev.Tenant, ev.Patient)
-	now := e.clock()
 	var data map[string]any
 	if len(ev.Data) > 0 {
 		if err := json.Unmarshal(ev.Data, &data); err != nil {
@@ -573,16 +582,29 @@ func (e *Engine) Event(ev iomt.Event) []Change {
 			return nil
 		}
 	}
+	return e.event(nil, ev.Tenant, ev.Patient, ev.Kind, data, ev.Time)
+}
+
+// event evaluates an event of kind with data against the patient's event rules of that kind,
+// appending to out; at zero means the patient's clock now.
+func (e *Engine) event(out []Change, tenant, patient, kind string, data map[string]any, at time.Time) []Change {
+	rules := e.rulesFor(tenant).byEvent[kind]
+	if p := e.patients[patient]; p != nil {
+		rules = p.rules.byEvent[kind]
+	}
+	if len(rules) == 0 {
+		return out
+	}
+	p := e.patient(tenant, patient)
+	now := e.clock()
 	if data == nil {
 		data = map[string]any{}
 	}
 	device, _ := data["device"].(string)
-	at := ev.Time
 	if at.IsZero() {
 		at = p.clockAt(now)
 	}
-	act := &activation{p: p, device: device, event: data, kind: ev.Kind}
-	var out []Change
+	act := &activation{p: p, device: device, event: data, kind: kind}
 	for _, c := range rules {
 		rc := p.rules.rule(p.id, c)
 		if !rc.enabled() {

@@ -19,9 +19,12 @@ const (
 	DeviceStatus                 // about the device, not the patient (battery)
 	Panel                        // groups other codes and has no value of its own (BP panel)
 	Score                        // an assessment scale: charted by a clinician or computed (ACVPU, NEWS2)
+	// SensorStatus is a device's own word on its sensor, as bits (probe off, poor signal):
+	// kept with the readings, for the alarms and the record, but no FHIR Observation.
+	SensorStatus
 )
 
-var kindNames = [...]string{Vital: "vital", Waveform: "waveform", Event: "event", DeviceStatus: "device-status", Panel: "panel", Score: "score"}
+var kindNames = [...]string{Vital: "vital", Waveform: "waveform", Event: "event", DeviceStatus: "device-status", Panel: "panel", Score: "score", SensorStatus: "sensor-status"}
 
 func (k Kind) String() string {
 	if k > 0 && int(k) < len(kindNames) {

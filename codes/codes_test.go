@@ -280,7 +280,8 @@ func TestRangesHoldTypicalAdultValues(t *testing.T) {
 		"MDC_ECG_ELEC_POTL_V1": -1, "MDC_ECG_ELEC_POTL_V2": -1.5, "MDC_ECG_ELEC_POTL_V3": 0.5,
 		"MDC_ECG_ELEC_POTL_V4": 1.8, "MDC_ECG_ELEC_POTL_V5": 1.6, "MDC_ECG_ELEC_POTL_V6": 1.2,
 		"MDC_PULS_OXIM_PLETH": 234, "MDC_AI_TYPE_SENSOR_FALL": 1, "MDC_ATTR_VAL_BATT_CHARGE": 80,
-		"3151-8": 2, "1104441000000107": 1, "1104051000000101": 1,
+		"MDC_PULS_OXIM_DEV_STATUS": 0x0800, // sensor-off
+		"3151-8":                   2, "1104441000000107": 1, "1104051000000101": 1,
 		"76215-3": 120, "76213-8": 80, "76214-6": 92, "8440-0": 25, "8385-7": 10, "8414-5": 15,
 		"MDC_ECG_V_P_C_CNT": 0, "MDC_HF_SPEED": 10, "76282-3": 72, "76643-6": 50,
 		"MDC_HF_REPETITION_COUNT": 12, "MDC_HF_RESISTANCE": 20, "MDC_HF_REPETITION": 40,
@@ -508,7 +509,7 @@ func TestAllIsStableAndACopy(t *testing.T) {
 }
 
 func TestKindText(t *testing.T) {
-	for _, k := range []codes.Kind{codes.Vital, codes.Waveform, codes.Event, codes.DeviceStatus, codes.Panel} {
+	for _, k := range []codes.Kind{codes.Vital, codes.Waveform, codes.Event, codes.DeviceStatus, codes.Panel, codes.Score, codes.SensorStatus} {
 		b, err := k.MarshalText()
 		if err != nil {
 			t.Fatal(err)

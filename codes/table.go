@@ -341,6 +341,18 @@ func table() []entry {
 			SNOMED: "1104051000000101", Aliases: []string{"news2"},
 			Unit: "{score}", Kind: Score, Min: 0, Max: 20,
 		}, scoreUnits},
+		// A pulse oximeter's Device and Sensor Status, IEEE 11073-10404: MDC_PULS_OXIM_DEV_STATUS,
+		// partition 2 term 19532 (150604), a BITS-16 (bit 0 most significant: sensor-
+		// disconnected, sensor-malfunction, sensor-displaced, sensor-unsupported, sensor-off,
+		// interference, searching, questionable pulse, non-pulsatile, erratic, low perfusion,
+		// poor, inadequate, processing irregularity, equipment malfunction, extended update).
+		// Public: the HL7 PHD implementation guide's BITS tables (HL7/phd). The Bluetooth PLX
+		// Device and Sensor Status carries the same bits in its low 16. No LOINC.
+		{Code{
+			ID: "MDC_PULS_OXIM_DEV_STATUS", Display: "Pulse oximeter device and sensor status",
+			MDC: "MDC_PULS_OXIM_DEV_STATUS", MDCCode: mdc(partSCADA, 19532), Aliases: []string{"spo2-status", "oximeter-status"},
+			Unit: "1", Kind: SensorStatus, Min: 0, Max: 0xFFFF,
+		}, eventUnits},
 		// MDC public: attribute 2460 of the object partition = 67996 (also in the Danish PHD
 		// FHIR guide's battery-level example).
 		{Code{

@@ -51,14 +51,15 @@ var categoryDisplay = map[string]string{
 }
 
 // Category is the Observation category of a code, "" for codes that are not served as
-// Observations (device status: battery is a Device property). Vital signs follow the R4
+// Observations (device status: battery is a Device property; a sensor's status bits are the
+// device's word on its signal, which the alarms read). Vital signs follow the R4
 // profile; glucose is "laboratory" as in HL7's CGM guide; waveforms, pulmonary-artery
 // pressures and ECG measures are "procedure" (the official ECG example); steps and falls are
 // "activity"; assessment scales (ACVPU, NEWS2) are "survey", as in the NHS guides' NEWS2
 // examples; supplemental oxygen flow is "therapy".
 func Category(c codes.Code) string {
 	switch {
-	case c.Kind == codes.DeviceStatus || c.Kind == 0:
+	case c.Kind == codes.DeviceStatus || c.Kind == codes.SensorStatus || c.Kind == 0:
 		return ""
 	case c.Kind == codes.Score:
 		return CatSurvey

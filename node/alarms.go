@@ -38,7 +38,7 @@ const (
 	eventDeviceCommand = "device-command"
 	eventDeviceAck     = "device-ack"
 	eventDeviceStatus  = "device-status"
-	signalQualityEvent = "signal-quality"
+	signalQualityEvent = alarm.SignalQualityEvent
 	alarmGroup         = "alarms"
 )
 

@@ -221,3 +221,29 @@ func TestAlarmRulesAPI(t *testing.T) {
 		t.Fatalf("GET rules: %d %q", resp.StatusCode, got)
 	}
 }
+
+// TestOximeterProbeOffThroughThePipeline: an oximeter that says its probe is off the patient
+// (MDC_PULS_OXIM_DEV_STATUS sensor-off, as a PLX gateway forwards it) with a low SpO2 gets the
+// technical "sensor off" alarm and no SpO2 alarm.
+func TestOximeterProbeOffThroughThePipeline(t *testing.T) {
+	e := start(t)
+	patient, dev := e.ward()
+	rules := map[string]bool{}
+	// 20 s: past both the sensor-off delay (10 s) and the SpO2 alarm's (15 s).
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+		body := []byte(`[{"bn":"urn:dev:id:` + dev.ID + `:","bt":` + strconv.FormatInt(time.Now().Unix(), 10) +
+			`,"n":"59408-5","u":"%","v":80},{"n":"MDC_PULS_OXIM_DEV_STATUS","u":"1","v":2048}]`)
+		if code := e.call("POST", "/api/v1/ingest", dev.Token, body, nil); code != 200 {
+			t.Fatalf("ingest: %d", code)
+		}
+		time.Sleep(time.Second)
+		var list struct{ Alarms []struct{ Rule string } }
+		e.call("GET", "/api/v1/alarms?patient="+patient, adminToken, nil, &list)
+		for _, a := range list.Alarms {
+			rules[a.Rule] = true
+		}
+	}
+	if !rules["lead-off"] || rules["spo2-low"] {
+		t.Fatalf("alarms %v: want the sensor-off alarm (lead-off) and no spo2-low", rules)
+	}
+}

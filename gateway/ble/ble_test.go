@@ -152,7 +152,9 @@ func TestVectorsThroughHTTP(t *testing.T) {
 		{"PLX spot-check in base64, device time", map[string]string{"characteristic": "2A5E", "payload_base64": "D6zzvvXoBwsdFwg5IEAiAABm4w=="},
 			"spot", "device", []reading{
 				{"ward-oximeter-7:59408-5", "%", 94, time.Date(2024, 11, 29, 23, 8, 57, 0, time.UTC)},
-				{"ward-oximeter-7:8889-8", "/min", 147, time.Date(2024, 11, 29, 23, 8, 57, 0, time.UTC)}}},
+				{"ward-oximeter-7:8889-8", "/min", 147, time.Date(2024, 11, 29, 23, 8, 57, 0, time.UTC)},
+				// Its device and sensor status (equipment malfunction, low perfusion) goes too.
+				{"ward-oximeter-7:MDC_PULS_OXIM_DEV_STATUS", "1", 0x22, time.Date(2024, 11, 29, 23, 8, 57, 0, time.UTC)}}},
 		{"CGM without session start: newest record at received time", map[string]string{"characteristic": "2AA7", "payload_hex": "06000C100500 06000C100600"},
 			"spot", "received", []reading{
 				{"ward-oximeter-7:99504-3", "mg/dL", 120, received.Add(-time.Minute)}, {"ward-oximeter-7:99504-3", "mg/dL", 120, received}}},

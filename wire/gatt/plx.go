@@ -214,20 +214,43 @@ func DecodePLXContinuous(p []byte) (PLXContinuous, error) {
 	return m, nil
 }
 
-// plxReadings gives SpO2 59408-5 in % and pulse rate 8889-8 (by oximetry) in /min, unless the
-// measurement status says the value is unavailable, invalid, or demonstration or test data,
-// none of which belongs in a patient's record.
+// PLXStatusCode is the pulse oximeter's Device and Sensor Status of IEEE 11073-10404
+// (MDC_PULS_OXIM_DEV_STATUS, a BITS-16 with bit 0 the most significant): the PLX field's low
+// 16 bits are the same bits in the same places, so the value is forwarded as it is.
+const PLXStatusCode = "MDC_PULS_OXIM_DEV_STATUS"
+
+// plxProbeOff are the status bits that say the sensor is not on the patient: disconnected
+// from the device (PLX bit 15), displaced (13), not connected to the user (11).
+const plxProbeOff = 1<<15 | 1<<13 | 1<<11
+
+// plxReadings gives SpO2 59408-5 in % and pulse rate 8889-8 (by oximetry) in /min, and the
+// device and sensor status when the device sent it, which the alarms read (a probe off or a
+// poor signal suppresses the oximeter's physiological alarms). Nothing for demonstration or
+// test data, which belong in no patient's record; only the status when the probe is off or the
+// measurement status says the value is unavailable or invalid: such a value is not the
+// patient's.
 func plxReadings(spo2, pr Float, s PLXStatus) []Reading {
-	if b := s.MeasurementStatusBits; b != nil && (b.MeasurementUnavailable || b.InvalidMeasurement || b.ForDemonstration || b.ForTesting) {
+	b := s.MeasurementStatusBits
+	if b != nil && (b.ForDemonstration || b.ForTesting) {
 		return nil
 	}
-	rs := make([]Reading, 0, 2)
-	rs = appendReading(rs, "59408-5", spo2.Float64(), "%")
-	return appendReading(rs, "8889-8", pr.Float64(), "/min")
+	rs := make([]Reading, 0, 3)
+	usable := b == nil || !(b.MeasurementUnavailable || b.InvalidMeasurement)
+	if s.DeviceSensorStatus != nil && *s.DeviceSensorStatus&plxProbeOff != 0 {
+		usable = false
+	}
+	if usable {
+		rs = appendReading(rs, "59408-5", spo2.Float64(), "%")
+		rs = appendReading(rs, "8889-8", pr.Float64(), "/min")
+	}
+	if s.DeviceSensorStatus != nil {
+		rs = append(rs, Reading{Code: PLXStatusCode, Value: float64(*s.DeviceSensorStatus & 0xFFFF), Unit: "1"})
+	}
+	return rs
 }
 
-// Readings: SpO2 59408-5 (%) and pulse rate 8889-8 (/min); none when the measurement status
-// says unavailable, invalid, demonstration or testing data.
+// Readings: SpO2 59408-5 (%), pulse rate 8889-8 (/min) and the device and sensor status; see
+// plxReadings for when the values are left out.
 func (m PLXSpotCheck) Readings() []Reading { return plxReadings(m.SpO2, m.PulseRate, m.PLXStatus) }
 
 // Readings: the normal SpO2 59408-5 (%) and pulse rate 8889-8 (/min), as for PLXSpotCheck;

@@ -41,9 +41,17 @@ func TestReadings(t *testing.T) {
 		{0x2A18, "02 01 00 E3 07 02 1B 0B 0A 1E 01 D0 1A", nil},
 		{0x2AA7, "06 00 0C 10 05 00 06 00 0C 10 06 00", []want{{"99504-3", 120, "mg/dL", 120}, {"99504-3", 120, "mg/dL", 120}}},
 		{0x2A5F, "00 E8 F3 84 F3", []want{{"59408-5", 100, "%", 100}, {"8889-8", 90, "/min", 90}}},
-		{0x2A5E, "0F AC F3 BE F5 E8 07 0B 1D 17 08 39 20 40 22 00 00 66 E3", []want{{"59408-5", 94, "%", 94}, {"8889-8", 147, "/min", 147}}},
+		// Device and sensor status 0x000022: equipment malfunction and low perfusion, forwarded.
+		{0x2A5E, "0F AC F3 BE F5 E8 07 0B 1D 17 08 39 20 40 22 00 00 66 E3", []want{{"59408-5", 94, "%", 94}, {"8889-8", 147, "/min", 147},
+			{"MDC_PULS_OXIM_DEV_STATUS", 0x22, "1", 0x22}}},
 		// Measurement status "invalid measurement detected": no reading.
 		{0x2A5F, "04 E8 F3 84 F3 00 80", nil},
+		// Sensor not connected to the user (status bit 11): the status, not the values.
+		{0x2A5F, "08 E8 F3 84 F3 00 08 00", []want{{"MDC_PULS_OXIM_DEV_STATUS", 0x0800, "1", 0x0800}}},
+		// Measurement unavailable and invalid, sensor disconnected (bit 15): the status alone.
+		{0x2A5F, "0C E8 F3 84 F3 00 A0 00 80 00", []want{{"MDC_PULS_OXIM_DEV_STATUS", 0x8000, "1", 0x8000}}},
+		// A poor signal (bit 4) keeps the values: the alarms decide what to make of them.
+		{0x2A5F, "08 E8 F3 84 F3 10 00 00", []want{{"59408-5", 100, "%", 100}, {"8889-8", 90, "/min", 90}, {"MDC_PULS_OXIM_DEV_STATUS", 0x10, "1", 0x10}}},
 		{0x2A9D, "0E 01 02 04 03 05 06 07 08 09 0A 0B 0C 0D 0E", []want{
 			{"29463-7", 2.565, "kg", 2.565}, {"39156-5", 308.3, "kg/m2", 308.3}, {"8302-2", 3.597, "m", 359.7}}},
 		{0x2A9D, "0F 01 02 04 03 05 06 07 08 09 0A 0B 0C 0D 0E", []want{

@@ -1,0 +1,65 @@
+package alarm
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// An oximeter's own status bits (MDC_PULS_OXIM_DEV_STATUS) act as signal-quality events on
+// that device: with the sensor off the patient, a low SpO2 sent with it raises nothing and the
+// technical "sensor off" alarm is raised instead; with a poor signal the same; low perfusion
+// alone suppresses nothing; once the status is clear, the low SpO2 alarms after its own delay.
+func TestOximeterStatusSuppresses(t *testing.T) {
+	c := newClock()
+	e := newEngine(t, c, Config{})
+	run := func(status float64, d time.Duration) []string {
+		t.Helper()
+		var got []string
+		for end := c.now.Add(d); c.now.Before(end); {
+			c.Add(time.Second)
+			got = append(got, kinds(e.Observe(batch("p", "ox", c.now, obs(spo2, 80), obs(OximeterStatusCode, status))))...)
+			got = append(got, kinds(e.Tick(c.now))...)
+		}
+		return got
+	}
+	// Sensor not connected to the user (bit 4 of the standard: 0x0800).
+	if got := run(0x0800, time.Minute); !slices.Equal(got, []string{"raised:lead-off:low"}) {
+		t.Fatalf("probe off with SpO2 80: %v, want the sensor-off alarm alone", got)
+	}
+	// Back on, but the signal is poor (bit 11: 0x0010): the sensor-off alarm clears, the
+	// poor-signal one is raised after its delay, SpO2 still raises nothing.
+	got := run(0x0010, time.Minute)
+	if !slices.Contains(got, "resolved:lead-off:low") || !slices.Contains(got, "raised:poor-signal:low") || slices.ContainsFunc(got, func(k string) bool { return k == "raised:spo2-low:high" || k == "raised:spo2-low:medium" }) {
+		t.Fatalf("poor signal with SpO2 80: %v", got)
+	}
+	// Low perfusion alone (bit 10: 0x0020) is the patient's state, not a poor signal: SpO2 80
+	// alarms after its 15 s delay.
+	got = run(0x0020, 20*time.Second)
+	if !slices.Contains(got, "resolved:poor-signal:low") || !slices.Contains(got, "raised:spo2-low:high") {
+		t.Fatalf("low perfusion with SpO2 80: %v", got)
+	}
+}
+
+func TestOximeterQualityBits(t *testing.T) {
+	for _, c := range []struct {
+		bits      uint16
+		off, poor bool
+	}{
+		{0, false, false},
+		{0x8000, true, false},          // sensor disconnected
+		{0x2000, true, false},          // displaced
+		{0x0800, true, false},          // off the user
+		{0x4000, false, true},          // sensor malfunction
+		{0x0200, false, true},          // searching
+		{0x0010 | 0x0008, false, true}, // poor, inadequate
+		{0x0020, false, false},         // low perfusion alone
+		{0x0001, false, false},         // extended display update
+		{0x8000 | 0x0010, true, true},
+	} {
+		off, poor := oximeterQuality(c.bits)
+		if off != c.off || poor != c.poor {
+			t.Errorf("%#04x: probe off %v, poor %v; want %v, %v", c.bits, off, poor, c.off, c.poor)
+		}
+	}
+}
