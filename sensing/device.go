@@ -33,6 +33,7 @@ type device struct {
 	lastBatt float64 // when battery was last reported, or −Inf
 	lastMsg  float64 // when the last message was measured
 	cgmErr   float64 // CGM sensor error, correlated between readings
+	probeOff bool    // the oximeter last said its probe was off
 	falls    []float64
 	backlog  []Emission
 }

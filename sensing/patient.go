@@ -282,6 +282,17 @@ func (p *Patient) measure(d *device, at, level float64) Emission {
 				add(CodePulseRate, math.Round(pr))
 			}
 		}
+		// It says when the probe is off, and once more when it is back on, as a Bluetooth
+		// PLX oximeter's status field does; a status of 0 with every message would only add
+		// load.
+		if off := fault == FaultProbeOff; off || d.probeOff {
+			v := 0.0
+			if off {
+				v = OximeterSensorOff
+			}
+			add(CodeOximeterStatus, v)
+			d.probeOff = off
+		}
 	case BPMonitor:
 		sbp := math.Round(ph.cur[qSBP] + 4*d.r.NormFloat64())
 		dbp := math.Round(math.Min(ph.cur[qDBP]+3*d.r.NormFloat64(), sbp-10))
@@ -364,7 +375,7 @@ func unitOf(code string) string {
 		return "{steps}"
 	case CodeECGII:
 		return "mV"
-	case CodePleth, CodeFall:
+	case CodePleth, CodeFall, CodeOximeterStatus:
 		return "1"
 	}
 	return ""

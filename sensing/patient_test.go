@@ -228,6 +228,7 @@ func TestDeviceFaults(t *testing.T) {
 	es := run(p, 0, 50*time.Minute)
 	at := func(e Emission) float64 { return e.Time.Sub(t0).Seconds() }
 	var leadOff, probeOff int
+	wasOff := false
 	type report struct{ t, level float64 }
 	var batt []report
 	for _, e := range es {
@@ -265,11 +266,27 @@ func TestDeviceFaults(t *testing.T) {
 				batt = append(batt, report{at(e), *e.Battery})
 			}
 		case PulseOximeter:
+			status := -1.0
+			for _, s := range e.Samples {
+				if s.Code == CodeOximeterStatus {
+					status = s.Value
+				}
+			}
 			if hasFault(FaultProbeOff) {
 				probeOff++
-				if len(e.Samples) != 0 {
+				// The status says so; no SpO2 or pulse rate.
+				if len(e.Samples) != 1 || status != OximeterSensorOff {
 					t.Fatalf("probe off, yet %v", e.Samples)
 				}
+				wasOff = true
+			} else if wasOff {
+				// The first message after: the status once more, clear.
+				if status != 0 {
+					t.Fatalf("probe back on: status %v in %v", status, e.Samples)
+				}
+				wasOff = false
+			} else if status != -1 {
+				t.Fatalf("status %v with the probe on", status)
 			}
 			if t0.Add(20*time.Minute).Before(e.Time) && e.Time.Before(t0.Add(25*time.Minute)) {
 				t.Fatalf("offline oximeter sent at %v", e.Time)

@@ -44,7 +44,14 @@ const (
 	CodePleth        = "MDC_PULS_OXIM_PLETH"
 	CodeBattery      = "MDC_ATTR_VAL_BATT_CHARGE"
 	CodeFall         = "MDC_AI_TYPE_SENSOR_FALL"
+	// CodeOximeterStatus is the oximeter's device and sensor status (IEEE 11073-10404 BITS-16,
+	// bit 0 most significant), sent while its probe is off and once when it is back on.
+	CodeOximeterStatus = "MDC_PULS_OXIM_DEV_STATUS"
 )
+
+// OximeterSensorOff is the status bit "sensor-off" (bit 4 of 11073-10404's BITS-16: sensor
+// not connected to the user).
+const OximeterSensorOff = 0x0800
 
 // Faults a device reports about itself in Emission.Faults.
 const (
