@@ -70,3 +70,38 @@ func TestSepsisDeterioration(t *testing.T) {
 		t.Errorf("unresolved high-priority alarms at the end: %+v", got)
 	}
 }
+
+// The device-fault scenario's oximeter probe comes off at 12 min for 2 min: its status raises
+// the sensor-off alarm on that oximeter, which resolves once the probe is back on.
+func TestDeviceFaultProbeOff(t *testing.T) {
+	sc := sensing.Builtin()["device-fault"]
+	clock := newClock()
+	e := newEngine(t, clock, Config{})
+	p := sensing.NewPatient(sc, 3, t0)
+	var offRaised, offResolved time.Duration
+	for now := t0.Add(time.Second); !now.After(t0.Add(16 * time.Minute)); now = now.Add(time.Second) {
+		clock.Set(now)
+		var chs []Change
+		for _, em := range p.Advance(now) {
+			chs = append(chs, e.Observe(emissionBatch("p1", em))...)
+		}
+		chs = append(chs, e.Tick(now)...)
+		for _, c := range chs {
+			if c.Alarm.Rule != "lead-off" || c.Alarm.Device != "p1-pulse-oximeter" {
+				continue
+			}
+			switch c.Kind {
+			case Raised:
+				offRaised = now.Sub(t0)
+			case ResolvedChange:
+				offResolved = now.Sub(t0)
+			}
+		}
+	}
+	if offRaised < 12*time.Minute || offRaised > 12*time.Minute+15*time.Second {
+		t.Errorf("sensor-off alarm for the oximeter raised at %v, want 10 s after the probe came off at 12m", offRaised)
+	}
+	if offResolved < 14*time.Minute || offResolved > 14*time.Minute+5*time.Second {
+		t.Errorf("sensor-off alarm resolved at %v, want when the probe is back on at 14m", offResolved)
+	}
+}
