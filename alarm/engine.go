@@ -15,6 +15,7 @@ import (
 
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/analytics/news2"
+	"github.com/iomt/iomt/codes"
 )
 
 // Routing decides who hears of an alarm and when it moves to the next tier. *Router is the
@@ -240,7 +241,7 @@ func (e *Engine) Observe(b iomt.Batch) []Change {
 		if dev == "" {
 			dev = b.Device
 		}
-		off, poor := oximeterQuality(uint16(o.Value))
+		off, poor := codes.OximeterQuality(uint16(o.Value))
 		for _, q := range []struct {
 			kind   string
 			active bool

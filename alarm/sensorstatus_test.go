@@ -40,26 +40,3 @@ func TestOximeterStatusSuppresses(t *testing.T) {
 		t.Fatalf("low perfusion with SpO2 80: %v", got)
 	}
 }
-
-func TestOximeterQualityBits(t *testing.T) {
-	for _, c := range []struct {
-		bits      uint16
-		off, poor bool
-	}{
-		{0, false, false},
-		{0x8000, true, false},          // sensor disconnected
-		{0x2000, true, false},          // displaced
-		{0x0800, true, false},          // off the user
-		{0x4000, false, true},          // sensor malfunction
-		{0x0200, false, true},          // searching
-		{0x0010 | 0x0008, false, true}, // poor, inadequate
-		{0x0020, false, false},         // low perfusion alone
-		{0x0001, false, false},         // extended display update
-		{0x8000 | 0x0010, true, true},
-	} {
-		off, poor := oximeterQuality(c.bits)
-		if off != c.off || poor != c.poor {
-			t.Errorf("%#04x: probe off %v, poor %v; want %v, %v", c.bits, off, poor, c.off, c.poor)
-		}
-	}
-}

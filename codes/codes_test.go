@@ -545,3 +545,27 @@ func TestLookupAndConvertDoNotAllocate(t *testing.T) {
 		t.Errorf("Convert allocates %v times", n)
 	}
 }
+
+func TestOximeterQuality(t *testing.T) {
+	for _, c := range []struct {
+		bits      uint16
+		off, poor bool
+	}{
+		{0, false, false},
+		{codes.OxSensorDisconnected, true, false},
+		{codes.OxSensorDisplaced, true, false},
+		{codes.OxSensorOff, true, false},
+		{codes.OxSensorMalfunction, false, true},
+		{codes.OxSearching, false, true},
+		{codes.OxPoor | codes.OxInadequate, false, true},
+		{codes.OxLowPerfusion, false, false}, // the patient's state, not the signal's
+		{codes.OxExtendedUpdate, false, false},
+		{codes.OxSensorDisconnected | codes.OxPoor, true, true},
+		{0x0800, true, false}, // sensor-off as a number: bit 4 of the standard
+	} {
+		off, poor := codes.OximeterQuality(c.bits)
+		if off != c.off || poor != c.poor {
+			t.Errorf("%#04x: probe off %v, poor %v; want %v, %v", c.bits, off, poor, c.off, c.poor)
+		}
+	}
+}

@@ -12,7 +12,11 @@
 // pressures in mm[Hg], glucose in mg/dL, weight in kg.
 package sensing
 
-import "time"
+import (
+	"time"
+
+	"github.com/iomt/iomt/codes"
+)
 
 // Device kinds, as in iomt.Device.Kind.
 const (
@@ -46,12 +50,11 @@ const (
 	CodeFall         = "MDC_AI_TYPE_SENSOR_FALL"
 	// CodeOximeterStatus is the oximeter's device and sensor status (IEEE 11073-10404 BITS-16,
 	// bit 0 most significant), sent while its probe is off and once when it is back on.
-	CodeOximeterStatus = "MDC_PULS_OXIM_DEV_STATUS"
+	CodeOximeterStatus = codes.OximeterStatus
 )
 
-// OximeterSensorOff is the status bit "sensor-off" (bit 4 of 11073-10404's BITS-16: sensor
-// not connected to the user).
-const OximeterSensorOff = 0x0800
+// OximeterSensorOff is the status bit "sensor-off" (sensor not connected to the user).
+const OximeterSensorOff = codes.OxSensorOff
 
 // Faults a device reports about itself in Emission.Faults.
 const (

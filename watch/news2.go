@@ -9,6 +9,7 @@ import (
 
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/analytics/news2"
+	"github.com/iomt/iomt/codes"
 )
 
 // Codes of NEWS2's charted inputs and of the score itself (see the codes catalog).
@@ -127,12 +128,16 @@ func (w *NEWS2) Deliver(ctx context.Context, b iomt.Batch) error {
 	}
 	// The registry is read outside the lock: other partitions' batches must not wait on it.
 	w.refreshScale(ctx, b.Patient)
+	untrusted := untrustedOximeters(b)
 	var newest time.Time
 	w.mu.Lock()
 	s := w.pats[b.Patient]
 	for _, o := range b.Observations {
 		if !slices.Contains(news2Inputs, o.Code) {
 			continue
+		}
+		if untrusted[o.Device] && (o.Code == news2.CodeSpO2 || o.Code == news2.CodePulseOx) {
+			continue // the oximeter itself says this reading is not to be trusted
 		}
 		if s == nil {
 			s = &news2State{tenant: b.Tenant, latest: map[string]iomt.Observation{}}
@@ -158,6 +163,25 @@ func (w *NEWS2) Deliver(ctx context.Context, b iomt.Batch) error {
 		w.tell(sc)
 	}
 	return nil
+}
+
+// untrustedOximeters are the devices whose own status, sent in the batch, says their
+// readings cannot be trusted (probe off or a poor signal, codes.OximeterQuality): NEWS2 does
+// not score their SpO2 and pulse rate, as the alarm engine does not judge them.
+func untrustedOximeters(b iomt.Batch) map[string]bool {
+	var out map[string]bool
+	for _, o := range b.Observations {
+		if o.Code != codes.OximeterStatus || o.Value < 0 || o.Value > 0xFFFF {
+			continue
+		}
+		if off, poor := codes.OximeterQuality(uint16(o.Value)); off || poor {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[o.Device] = true
+		}
+	}
+	return out
 }
 
 // refreshScale reads the patient's SpO2 scale from the registry if the cached one is due.

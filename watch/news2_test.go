@@ -186,3 +186,28 @@ func TestNEWS2PerPatientScale(t *testing.T) {
 	feed("new", 90)
 	check("new", news2.Scale2, 0, 2)
 }
+
+// An SpO2 sent with the oximeter's own word that its signal is poor is not scored; one sent
+// with a clear status (or low perfusion alone) is.
+func TestNEWS2IgnoresSpO2TheOximeterDistrusts(t *testing.T) {
+	var told []NEWS2Score
+	w := NewNEWS2(nil, func(s NEWS2Score) { told = append(told, s) })
+	t0 := time.Now().Add(-time.Minute)
+	ctx := context.Background()
+	_ = w.Deliver(ctx, obsBatch("p", "chart", t0, ACVPUCode, 1.0, OxygenCode, 0.0))
+	_ = w.Deliver(ctx, obsBatch("p", "monitor", t0, news2.CodeRespRate, 16.0, news2.CodeSBP, 120.0, news2.CodePulse, 70.0, news2.CodeTemp, 37.0))
+	_ = w.Deliver(ctx, obsBatch("p", "ox", t0.Add(time.Second), news2.CodeSpO2, 97.0, "MDC_PULS_OXIM_DEV_STATUS", 0.0))
+	if last := told[len(told)-1]; last.Assessment.Result == nil || last.Assessment.Result.Total != 0 {
+		t.Fatalf("SpO2 97 with a clear status: %+v", last)
+	}
+	// A poor signal (0x0010): SpO2 84 would score 3; it is not scored, the 97 stands.
+	_ = w.Deliver(ctx, obsBatch("p", "ox", t0.Add(2*time.Second), news2.CodeSpO2, 84.0, "MDC_PULS_OXIM_DEV_STATUS", 16.0))
+	if last := told[len(told)-1]; last.Assessment.Result == nil || last.Assessment.Result.Total != 0 {
+		t.Fatalf("SpO2 84 with a poor signal was scored: %+v", last)
+	}
+	// Low perfusion alone (0x0020) is the patient's state: SpO2 84 scores 3.
+	_ = w.Deliver(ctx, obsBatch("p", "ox", t0.Add(3*time.Second), news2.CodeSpO2, 84.0, "MDC_PULS_OXIM_DEV_STATUS", 32.0))
+	if last := told[len(told)-1]; last.Assessment.Result == nil || last.Assessment.Result.Total != 3 {
+		t.Fatalf("SpO2 84 with low perfusion: %+v", last)
+	}
+}

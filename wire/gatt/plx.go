@@ -1,5 +1,7 @@
 package gatt
 
+import "github.com/iomt/iomt/codes"
+
 // PLXSpotCheck is a PLX Spot-Check Measurement (0x2A5E, Pulse Oximeter Service 1.0).
 type PLXSpotCheck struct {
 	Flags uint8 `json:"flags"`
@@ -215,13 +217,9 @@ func DecodePLXContinuous(p []byte) (PLXContinuous, error) {
 }
 
 // PLXStatusCode is the pulse oximeter's Device and Sensor Status of IEEE 11073-10404
-// (MDC_PULS_OXIM_DEV_STATUS, a BITS-16 with bit 0 the most significant): the PLX field's low
-// 16 bits are the same bits in the same places, so the value is forwarded as it is.
-const PLXStatusCode = "MDC_PULS_OXIM_DEV_STATUS"
-
-// plxProbeOff are the status bits that say the sensor is not on the patient: disconnected
-// from the device (PLX bit 15), displaced (13), not connected to the user (11).
-const plxProbeOff = 1<<15 | 1<<13 | 1<<11
+// (codes.OximeterStatus, a BITS-16 with bit 0 the most significant): the PLX field's low 16
+// bits are the same bits in the same places, so the value is forwarded as it is.
+const PLXStatusCode = codes.OximeterStatus
 
 // plxReadings gives SpO2 59408-5 in % and pulse rate 8889-8 (by oximetry) in /min, and the
 // device and sensor status when the device sent it, which the alarms read (a probe off or a
@@ -236,8 +234,10 @@ func plxReadings(spo2, pr Float, s PLXStatus) []Reading {
 	}
 	rs := make([]Reading, 0, 3)
 	usable := b == nil || !(b.MeasurementUnavailable || b.InvalidMeasurement)
-	if s.DeviceSensorStatus != nil && *s.DeviceSensorStatus&plxProbeOff != 0 {
-		usable = false
+	if s.DeviceSensorStatus != nil {
+		if off, _ := codes.OximeterQuality(uint16(*s.DeviceSensorStatus)); off {
+			usable = false
+		}
 	}
 	if usable {
 		rs = appendReading(rs, "59408-5", spo2.Float64(), "%")
