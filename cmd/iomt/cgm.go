@@ -381,6 +381,35 @@ type cgmPredictDoc struct {
 	Horizon  string                                `json:"horizon"`
 	Pooled   []cgmPredictRow                       `json:"pooled"`
 	Subjects map[string][]glucose.PredictionResult `json:"subjects"`
+	// Verdict compares the first predictor (iomt's) with the second (AR2) on the two counts
+	// the issue judges: lows caught ≥ 15 min ahead and false alerts per day.
+	Verdict cgmVerdict `json:"verdict"`
+}
+
+// cgmVerdict says, for each count, whether iomt's predictor is "ahead", "tied" or "behind".
+type cgmVerdict struct {
+	Caught     string `json:"caught_15min"`
+	FalseAlert string `json:"false_per_day"`
+	Both       bool   `json:"ahead_on_both"`
+}
+
+// verdict compares a and b: more lows caught is ahead, fewer false alerts per day is ahead.
+func verdict(a, b cgmPredictRow) cgmVerdict {
+	cmp := func(better, worse bool) string {
+		switch {
+		case better:
+			return "ahead"
+		case worse:
+			return "behind"
+		}
+		return "tied"
+	}
+	v := cgmVerdict{
+		Caught:     cmp(a.Caught15 > b.Caught15, a.Caught15 < b.Caught15),
+		FalseAlert: cmp(a.FalsePerDay < b.FalsePerDay, a.FalsePerDay > b.FalsePerDay),
+	}
+	v.Both = v.Caught == "ahead" && v.FalseAlert == "ahead"
+	return v
 }
 
 func cgmEvalPredict(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -444,6 +473,7 @@ func cgmEvalPredict(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		doc.Pooled = append(doc.Pooled, row)
 	}
+	doc.Verdict = verdict(doc.Pooled[0], doc.Pooled[1])
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -465,5 +495,11 @@ func cgmEvalPredict(ctx context.Context, args []string, stdout, stderr io.Writer
 			100*r.CaughtShare, r.MedianLead, r.Alerts, r.FalseAlerts, r.FalsePerDay)
 	}
 	tw.Flush()
+	v := doc.Verdict
+	fmt.Fprintf(stdout, "\n%s against %s: lows caught ≥ 15 min %s, false alerts per day %s", doc.Pooled[0].Predictor, doc.Pooled[1].Predictor, v.Caught, v.FalseAlert)
+	if v.Both {
+		fmt.Fprintf(stdout, " — ahead on both counts")
+	}
+	fmt.Fprintln(stdout)
 	return 0
 }

@@ -167,6 +167,9 @@ func TestCGMEvalPredictBeatsAR2(t *testing.T) {
 	if !(iomt.CaughtShare > ar2.CaughtShare && iomt.FalsePerDay < ar2.FalsePerDay) {
 		t.Errorf("iomt does not beat AR2 on both counts")
 	}
+	if v := doc.Verdict; !v.Both || v.Caught != "ahead" || v.FalseAlert != "ahead" {
+		t.Errorf("verdict %+v", v)
+	}
 	// The Hall subjects wore sensors for about 123 days spread over 634 calendar days; false
 	// alerts are per day with data, not diluted by the gaps.
 	if !(120 < iomt.Days && iomt.Days < 125 && 630 < iomt.SpanDays && iomt.SpanDays < 640) {
@@ -179,5 +182,27 @@ func TestCGMEvalPredictBeatsAR2(t *testing.T) {
 	if code != 0 || !strings.Contains(text, "nightscout-ar2") || !strings.Contains(text, "false/day") ||
 		!strings.Contains(text, "122.6 days with data (634.1 days first to last reading)") {
 		t.Errorf("text output:\n%s", text)
+	}
+}
+
+// The verdict line names each count ahead, tied or behind, and "ahead on both" only when it is.
+func TestCGMVerdict(t *testing.T) {
+	row := func(caught, falseAlerts int) cgmPredictRow {
+		return cgmPredictRow{Caught15: caught, FalseAlerts: falseAlerts, FalsePerDay: float64(falseAlerts) / 50}
+	}
+	for _, c := range []struct {
+		a, b          cgmPredictRow
+		caught, false string
+		both          bool
+	}{
+		{row(21, 77), row(19, 102), "ahead", "ahead", true},
+		{row(2, 4), row(1, 4), "ahead", "tied", false},
+		{row(1, 3), row(1, 4), "tied", "ahead", false},
+		{row(15, 59), row(19, 100), "behind", "ahead", false},
+	} {
+		v := verdict(c.a, c.b)
+		if v.Caught != c.caught || v.FalseAlert != c.false || v.Both != c.both {
+			t.Errorf("%+v vs %+v: %+v", c.a, c.b, v)
+		}
 	}
 }
