@@ -234,7 +234,7 @@ func (e *Engine) Observe(b iomt.Batch) []Change {
 	// An oximeter's own word on its sensor comes first, so that the readings of the same batch
 	// are judged with it: a value read with the probe off raises nothing.
 	for _, o := range b.Observations {
-		if o.Code != OximeterStatusCode || o.Value < 0 || o.Value > 0xFFFF {
+		if o.Code != codes.OximeterStatus || o.Value < 0 || o.Value > 0xFFFF {
 			continue
 		}
 		dev := o.Device
@@ -642,6 +642,11 @@ func (e *Engine) event(out []Change, tenant, patient, kind string, data map[stri
 	}
 	return out
 }
+
+// SignalQualityEvent is the kind of the events the quality rules read:
+// {"device", "kind": lead-off|probe-off|noise|saturation, "active"}. Observe also makes them
+// of an oximeter's own status (codes.OximeterStatus).
+const SignalQualityEvent = "signal-quality"
 
 // NEWS2Event is the kind of the NEWS2 scorer's events (watch.NEWS2Score); the engine learns
 // each patient's SpO2 scale from their "scale" field, which the scorer reads from the registry.

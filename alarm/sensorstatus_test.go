@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/iomt/iomt/codes"
 )
 
 // An oximeter's own status bits (MDC_PULS_OXIM_DEV_STATUS) act as signal-quality events on
@@ -18,7 +20,7 @@ func TestOximeterStatusSuppresses(t *testing.T) {
 		var got []string
 		for end := c.now.Add(d); c.now.Before(end); {
 			c.Add(time.Second)
-			got = append(got, kinds(e.Observe(batch("p", "ox", c.now, obs(spo2, 80), obs(OximeterStatusCode, status))))...)
+			got = append(got, kinds(e.Observe(batch("p", "ox", c.now, obs(spo2, 80), obs(codes.OximeterStatus, status))))...)
 			got = append(got, kinds(e.Tick(c.now))...)
 		}
 		return got
