@@ -129,10 +129,9 @@ type ECG struct {
 	log    *slog.Logger
 	now    func() time.Time // the wall clock; a field so that tests can move it
 
-	// order is held from analysis until what it found has been told, so that a lead's
-	// episodes and minutes are told in order even when FlushSilent and a Deliver of the lead
-	// coming back race; mu guards the leads and is not held while telling.
-	order sync.Mutex
+	// mu guards the leads and is held until what a Deliver or FlushSilent found has been
+	// told, so that a lead's episodes and minutes are told in order even when a silence flush
+	// and the lead coming back race.
 	mu    sync.Mutex
 	leads map[leadKey]*lead
 }
@@ -175,11 +174,10 @@ func NewECG(notify func(Rhythm), log *slog.Logger) *ECG {
 
 // Deliver is the bus handler.
 func (w *ECG) Deliver(_ context.Context, b iomt.Batch) error {
-	w.order.Lock()
-	defer w.order.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var told []Rhythm
 	var mins []ECGMinute
-	w.mu.Lock()
 	now := w.now()
 	for _, wf := range b.Waveforms {
 		if !ecgLeads[wf.Code] || wf.Period <= 0 || len(wf.Samples) == 0 {
@@ -217,12 +215,11 @@ func (w *ECG) Deliver(_ context.Context, b iomt.Batch) error {
 		mins = append(mins, l.summarise(k, out, false)...)
 		l.next = wf.End()
 	}
-	w.mu.Unlock()
 	w.tell(told, mins)
 	return nil
 }
 
-// tell hands episodes and minute summaries on, outside the lock.
+// tell hands episodes and minute summaries on.
 func (w *ECG) tell(told []Rhythm, mins []ECGMinute) {
 	for _, r := range told {
 		w.notify(r)
@@ -255,11 +252,10 @@ func (w *ECG) FlushSilent(now time.Time) {
 	if silence <= 0 {
 		silence = DefaultECGSilence
 	}
-	w.order.Lock()
-	defer w.order.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var told []Rhythm
 	var mins []ECGMinute
-	w.mu.Lock()
 	for k, l := range w.leads {
 		if l.m == nil || now.Sub(l.seen) < silence {
 			continue
@@ -269,7 +265,6 @@ func (w *ECG) FlushSilent(now time.Time) {
 		l.m = nil
 		w.log.Info("ecg lead silent: monitor flushed", "patient", k.patient, "device", k.device, "code", k.code, "last", l.next)
 	}
-	w.mu.Unlock()
 	w.tell(told, mins)
 }
 

@@ -42,16 +42,15 @@ func newRecordCache[T comparable](what string, read func(iomt.Patient) (T, error
 	return &recordCache[T]{what: what, read: read, absent: absent, m: map[string]cacheEntry[T]{}}
 }
 
-// refresh reads the patient's record from reg if the cached setting is due, and reports
-// whether the setting changed. A failed read keeps the cached setting (or leaves it unknown)
+// refresh reads the patient's record from reg if the cached setting is due. A failed read keeps the cached setting (or leaves it unknown)
 // and is tried again soon. Call it outside any lock of the caller: other partitions' batches
 // must not wait on the registry.
-func (c *recordCache[T]) refresh(ctx context.Context, reg PatientReader, patient string, now time.Time, ttl time.Duration, log *slog.Logger) bool {
+func (c *recordCache[T]) refresh(ctx context.Context, reg PatientReader, patient string, now time.Time, ttl time.Duration, log *slog.Logger) {
 	c.mu.Lock()
 	e, ok := c.m[patient]
 	c.mu.Unlock()
 	if ok && now.Before(e.next) {
-		return false
+		return
 	}
 	nw := cacheEntry[T]{v: c.absent, known: true, next: now.Add(ttl)}
 	if reg != nil {
@@ -65,7 +64,7 @@ func (c *recordCache[T]) refresh(ctx context.Context, reg PatientReader, patient
 			nw.v = c.absent
 		default:
 			if ctx.Err() != nil {
-				return false
+				return
 			}
 			if log != nil {
 				log.Warn("reading the patient's "+c.what, "patient", patient, "err", err)
@@ -77,7 +76,6 @@ func (c *recordCache[T]) refresh(ctx context.Context, reg PatientReader, patient
 	c.mu.Lock()
 	c.m[patient] = nw
 	c.mu.Unlock()
-	return nw.known && (!e.known || nw.v != e.v)
 }
 
 // get returns the patient's cached setting; known is false until a read succeeded.
