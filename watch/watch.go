@@ -101,13 +101,12 @@ func NewCGM(s glucose.Settings, notify func(patient string, a glucose.Alert), lo
 func (w *CGM) applyLimits(patient string, m *glucose.Monitor) {
 	l, _ := w.limits.get(patient)
 	if l.IsZero() {
-		l = iomt.GlucoseLimits{UrgentLow: w.settings.UrgentLow, Low: w.settings.Low, High: w.settings.High, UrgentHigh: w.settings.UrgentHigh}
+		l = w.settings.Limits()
 	}
-	s := m.Settings()
-	if s.UrgentLow == l.UrgentLow && s.Low == l.Low && s.High == l.High && s.UrgentHigh == l.UrgentHigh {
+	if m.Settings().Limits() == l {
 		return
 	}
-	if err := m.SetThresholds(l.UrgentLow, l.Low, l.High, l.UrgentHigh); err != nil {
+	if err := m.SetThresholds(l); err != nil {
 		// Checked by the stores; limits inconsistent with the watcher's other settings.
 		w.log.Warn("cgm: the patient's limits cannot be used; keeping the current ones", "patient", patient, "err", err)
 		return

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/iomt/iomt"
 )
 
 // Kind names an alert.
@@ -45,7 +47,7 @@ func DefaultSettings() Settings {
 
 // Validate refuses thresholds out of order or out of the sensors' range.
 func (s Settings) Validate() error {
-	if !(40 <= s.UrgentLow && s.UrgentLow < s.Low && s.Low < s.High && s.High < s.UrgentHigh && s.UrgentHigh <= 400) {
+	if l := s.Limits(); l.IsZero() || iomt.CheckGlucoseLimits(l) != nil {
 		return fmt.Errorf("glucose: thresholds must satisfy 40 ≤ urgent low < low < high < urgent high ≤ 400 mg/dL, got %g/%g/%g/%g",
 			s.UrgentLow, s.Low, s.High, s.UrgentHigh)
 	}

@@ -1,5 +1,12 @@
 package glucose
 
+import "github.com/iomt/iomt"
+
+// Limits returns the four glucose thresholds of the settings, as a patient's record keeps them.
+func (s Settings) Limits() iomt.GlucoseLimits {
+	return iomt.GlucoseLimits{UrgentLow: s.UrgentLow, Low: s.Low, High: s.High, UrgentHigh: s.UrgentHigh}
+}
+
 // Settings returns the monitor's settings.
 func (m *Monitor) Settings() Settings { return m.s }
 
@@ -8,9 +15,9 @@ func (m *Monitor) Settings() Settings { return m.s }
 // latches and snoozes are kept: an alert already raised is not raised again for the change,
 // and the next reading is judged on the new thresholds (a condition the change ends clears
 // then, one it starts is raised then).
-func (m *Monitor) SetThresholds(urgentLow, low, high, urgentHigh float64) error {
+func (m *Monitor) SetThresholds(l iomt.GlucoseLimits) error {
 	s := m.s
-	s.UrgentLow, s.Low, s.High, s.UrgentHigh = urgentLow, low, high, urgentHigh
+	s.UrgentLow, s.Low, s.High, s.UrgentHigh = l.UrgentLow, l.Low, l.High, l.UrgentHigh
 	if err := s.Validate(); err != nil {
 		return err
 	}

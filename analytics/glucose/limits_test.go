@@ -3,6 +3,8 @@ package glucose
 import (
 	"testing"
 	"time"
+
+	"github.com/iomt/iomt"
 )
 
 // A patient whose clinician raises the low threshold to 80 is alerted at 75 from the next
@@ -16,7 +18,7 @@ func TestSetThresholds(t *testing.T) {
 	if as := m.Observe(Reading{Time: at(0), MgdL: 75}); len(as) != 0 {
 		t.Fatalf("75 mg/dL on the defaults raised %+v", as)
 	}
-	if err := m.SetThresholds(60, 80, 180, 250); err != nil {
+	if err := m.SetThresholds(iomt.GlucoseLimits{UrgentLow: 60, Low: 80, High: 180, UrgentHigh: 250}); err != nil {
 		t.Fatal(err)
 	}
 	as := m.Observe(Reading{Time: at(1), MgdL: 75})
@@ -27,7 +29,7 @@ func TestSetThresholds(t *testing.T) {
 	if as := m.Observe(Reading{Time: at(12), MgdL: 190}); len(as) != 1 || as[0].Kind != HighAlert {
 		t.Fatalf("190 mg/dL with a high of 180 raised %+v, want one high alert", as)
 	}
-	if err := m.SetThresholds(80, 70, 180, 250); err == nil {
+	if err := m.SetThresholds(iomt.GlucoseLimits{UrgentLow: 80, Low: 70, High: 180, UrgentHigh: 250}); err == nil {
 		t.Fatal("urgent low above low accepted")
 	}
 	if s := m.Settings(); s.Low != 80 || s.UrgentLow != 60 || s.High != 180 || s.UrgentHigh != 250 {
