@@ -296,7 +296,7 @@ func cgmPrintReport(w io.Writer, doc cgmReportDoc) {
 	if len(doc.notable) > 0 {
 		var reasons []string
 		for _, s := range doc.notable {
-			reasons = append(reasons, fmt.Sprintf("line %d: %s", s.Line, s.Reason))
+			reasons = append(reasons, s.String())
 		}
 		more := ""
 		if len(doc.Skipped) > len(doc.notable) {

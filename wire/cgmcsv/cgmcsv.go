@@ -85,6 +85,9 @@ type Skip struct {
 	Reason string `json:"reason"`
 }
 
+// String is the skip as messages show it: "line 4: glucose "x" is not a number".
+func (s Skip) String() string { return fmt.Sprintf("line %d: %s", s.Line, s.Reason) }
+
 // Options control Parse.
 type Options struct {
 	// Format is the layout; Auto sniffs it.
@@ -147,7 +150,7 @@ func skipSummary(r *Result) string {
 		if i == 0 {
 			sep = ": "
 		}
-		fmt.Fprintf(&b, "%sline %d: %s", sep, s.Line, s.Reason)
+		fmt.Fprintf(&b, "%s%s", sep, s)
 	}
 	if len(r.Skipped) > shown {
 		b.WriteString("; …")
