@@ -63,8 +63,8 @@ func reportWindow(fromS, toS string, loc *time.Location, now time.Time) (from, t
 			return
 		}
 	}
-	if !from.Before(to) {
-		return from, to, fmt.Errorf(`"from" (%s) must be before "to" (%s)`, from.Format(time.RFC3339), to.Format(time.RFC3339))
+	if err := checkOrder(from, to); err != nil {
+		return from, to, err
 	}
 	if to.Sub(from) > maxReportDays*24*time.Hour {
 		return from, to, fmt.Errorf("a CGM report covers at most %d days, asked for %s to %s", maxReportDays, from.Format(time.RFC3339), to.Format(time.RFC3339))

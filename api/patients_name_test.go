@@ -91,12 +91,7 @@ func TestPatientGenderAndName(t *testing.T) {
 		t.Fatalf("PATCH with nulls: %d %+v", code, got)
 	}
 
-	var updates []map[string]any
-	for _, r := range audit.records(t) {
-		if r["action"] == "patient.update" {
-			updates = append(updates, r)
-		}
-	}
+	updates := audit.records(t, "patient.update")
 	if len(updates) != 6 {
 		t.Fatalf("update audit: %d records, want 6: %v", len(updates), updates)
 	}

@@ -31,7 +31,8 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 }
 
 // records returns the audit records written so far.
-func (l *lockedBuffer) records(t *testing.T) []map[string]any {
+// records returns the audit records of one action, in order.
+func (l *lockedBuffer) records(t *testing.T, action string) []map[string]any {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -44,7 +45,9 @@ func (l *lockedBuffer) records(t *testing.T) []map[string]any {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("audit line %q: %v", line, err)
 		}
-		out = append(out, m)
+		if m["action"] == action {
+			out = append(out, m)
+		}
 	}
 	return out
 }
@@ -165,15 +168,7 @@ func TestPatientSpO2Scale(t *testing.T) {
 		t.Fatalf("after PATCH: %+v", got)
 	}
 
-	var creates, updates []map[string]any
-	for _, r := range audit.records(t) {
-		switch r["action"] {
-		case "patient.create":
-			creates = append(creates, r)
-		case "patient.update":
-			updates = append(updates, r)
-		}
-	}
+	creates, updates := audit.records(t, "patient.create"), audit.records(t, "patient.update")
 	if len(creates) != 4 || creates[0]["patient"] != p.ID || creates[0]["spo2Scale"] != 2.0 || creates[0]["status"] != 201.0 || creates[2]["status"] != 400.0 {
 		t.Fatalf("create audit: %v", creates)
 	}
@@ -233,12 +228,7 @@ func TestPatientCGMLimits(t *testing.T) {
 	if code := call(t, srv, "PATCH", "/api/v1/patients/"+p.ID, `{"cgmLimits":{}}`, &cleared); code != 200 || cleared.CGMLimits != nil || cleared.Name != "Gil" {
 		t.Fatalf("PATCH back to the defaults: %d %+v", code, cleared)
 	}
-	var updates []map[string]any
-	for _, r := range audit.records(t) {
-		if r["action"] == "patient.update" {
-			updates = append(updates, r)
-		}
-	}
+	updates := audit.records(t, "patient.update")
 	if len(updates) != 3 {
 		t.Fatalf("update audit: %d records, want 3: %v", len(updates), updates)
 	}
