@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/iomt/iomt/codes"
 )
 
 // Patient is one simulated patient and the devices they wear. It is not safe for concurrent
@@ -288,7 +290,7 @@ func (p *Patient) measure(d *device, at, level float64) Emission {
 		if off := fault == FaultProbeOff; off || d.probeOff {
 			v := 0.0
 			if off {
-				v = OximeterSensorOff
+				v = codes.OxSensorOff
 			}
 			add(CodeOximeterStatus, v)
 			d.probeOff = off

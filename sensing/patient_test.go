@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/iomt/iomt/analytics/news2"
+	"github.com/iomt/iomt/codes"
 )
 
 func TestBuiltinScenarios(t *testing.T) {
@@ -275,7 +276,7 @@ func TestDeviceFaults(t *testing.T) {
 			if hasFault(FaultProbeOff) {
 				probeOff++
 				// The status says so; no SpO2 or pulse rate.
-				if len(e.Samples) != 1 || status != OximeterSensorOff {
+				if len(e.Samples) != 1 || status != codes.OxSensorOff {
 					t.Fatalf("probe off, yet %v", e.Samples)
 				}
 				wasOff = true

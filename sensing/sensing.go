@@ -53,9 +53,6 @@ const (
 	CodeOximeterStatus = codes.OximeterStatus
 )
 
-// OximeterSensorOff is the status bit "sensor-off" (sensor not connected to the user).
-const OximeterSensorOff = codes.OxSensorOff
-
 // Faults a device reports about itself in Emission.Faults.
 const (
 	FaultLeadOff    = "lead-off"    // ECG electrodes off: the waveform is flat or at the rail, no HR

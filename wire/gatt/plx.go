@@ -216,11 +216,6 @@ func DecodePLXContinuous(p []byte) (PLXContinuous, error) {
 	return m, nil
 }
 
-// PLXStatusCode is the pulse oximeter's Device and Sensor Status of IEEE 11073-10404
-// (codes.OximeterStatus, a BITS-16 with bit 0 the most significant): the PLX field's low 16
-// bits are the same bits in the same places, so the value is forwarded as it is.
-const PLXStatusCode = codes.OximeterStatus
-
 // plxReadings gives SpO2 59408-5 in % and pulse rate 8889-8 (by oximetry) in /min, and the
 // device and sensor status when the device sent it, which the alarms read (a probe off or a
 // poor signal suppresses the oximeter's physiological alarms). Nothing for demonstration or
@@ -244,7 +239,8 @@ func plxReadings(spo2, pr Float, s PLXStatus) []Reading {
 		rs = appendReading(rs, "8889-8", pr.Float64(), "/min")
 	}
 	if s.DeviceSensorStatus != nil {
-		rs = append(rs, Reading{Code: PLXStatusCode, Value: float64(*s.DeviceSensorStatus & 0xFFFF), Unit: "1"})
+		// The field's low 16 bits are 11073-10404's BITS-16 (codes.OximeterStatus), bit for bit.
+		rs = append(rs, Reading{Code: codes.OximeterStatus, Value: float64(*s.DeviceSensorStatus & 0xFFFF), Unit: "1"})
 	}
 	return rs
 }
