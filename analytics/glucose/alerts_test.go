@@ -214,8 +214,16 @@ func TestAR2Recurrence(t *testing.T) {
 	if !(six < got) {
 		t.Errorf("30-minute minimum %.1f not below the 5-minute one %.1f", six, got)
 	}
-	if _, ok := (AR2{}).PredictMin([]Reading{{t0, 100}, {t0.Add(15 * time.Minute), 95}}, 30*time.Minute); ok {
-		t.Error("AR2 across a 15-minute gap")
+	// Over a gap (more than 9 minutes) it starts, as Nightscout's delta plugin does, from the
+	// glucose 5 minutes back on the line between the two readings — not from the older reading
+	// as if it were 5 minutes old, which would triple this trend.
+	gap, ok := (AR2{}).PredictMin([]Reading{{t0, 100}, {t0.Add(15 * time.Minute), 95}}, 30*time.Minute)
+	line, _ := (AR2{}).PredictMin(series(95+5.0/3, 95), 30*time.Minute)
+	if !ok || math.Abs(gap-line) > 1e-9 {
+		t.Errorf("AR2 across a 15-minute gap = %.3f, %v; want %.3f", gap, ok, line)
+	}
+	if _, ok := (AR2{}).PredictMin(series(40, 35), 30*time.Minute); ok {
+		t.Error("AR2 from a reading below 36 mg/dL")
 	}
 }
 

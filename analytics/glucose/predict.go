@@ -13,13 +13,25 @@ type Predictor interface {
 	Name() string
 }
 
-// AR2 is the forecast Nightscout uses: an autoregressive model of order 2 in log space around
-// 140 mg/dL, y = ln(bg/140), y(n+1) = −0.723·y(n−1) + 1.716·y(n), in 5-minute steps, from the
-// last two readings (which must be at most 10 minutes apart).
+// AR2 is the forecast Nightscout uses (cgm-remote-monitor, lib/plugins/ar2.js): an
+// autoregressive model of order 2 in log space around 140 mg/dL, y = ln(bg/140),
+// y(n+1) = −0.723·y(n−1) + 1.716·y(n), in 5-minute steps from the last reading and the glucose
+// 5 minutes before it. As Nightscout's delta plugin does, that is the previous reading when the
+// two are at most 9 minutes apart, else the value 5 minutes back on the straight line between
+// them, so a missed reading does not double the trend; neither reading may be below 36 mg/dL.
+// Nightscout rounds its forecast points to whole mg/dL; here they are left unrounded, like
+// iomt's, because both forecasts meet the same alert rule (rounding alone would move AR2's
+// threshold by up to half a mg/dL: 3 of its 19 catches on the Hall data).
 type AR2 struct{}
 
 // Name implements Predictor.
 func (AR2) Name() string { return "nightscout-ar2" }
+
+// Nightscout's AR2 constants.
+const (
+	ar2Ref = 140.0 // mg/dL, the centre of the log transform
+	ar2Min = 36.0  // mg/dL, the lowest reading forecast from
+)
 
 // PredictMin implements Predictor.
 func (AR2) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
@@ -27,14 +39,18 @@ func (AR2) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 		return 0, false
 	}
 	prev, curr := hist[len(hist)-2], hist[len(hist)-1]
-	if curr.Time.Sub(prev.Time) > 10*time.Minute {
+	if prev.MgdL < ar2Min || curr.MgdL < ar2Min {
 		return 0, false
 	}
-	y0, y1 := math.Log(prev.MgdL/140), math.Log(curr.MgdL/140)
+	before := prev.MgdL
+	if elapsed := curr.Time.Sub(prev.Time).Minutes(); elapsed > 9 {
+		before = curr.MgdL - (curr.MgdL-prev.MgdL)/elapsed*5
+	}
+	y0, y1 := math.Log(before/ar2Ref), math.Log(curr.MgdL/ar2Ref)
 	lowest := math.Inf(1)
 	for step := 5 * time.Minute; step <= horizon; step += 5 * time.Minute {
 		y0, y1 = y1, -0.723*y0+1.716*y1
-		lowest = math.Min(lowest, 140*math.Exp(y1))
+		lowest = math.Min(lowest, ar2Ref*math.Exp(y1))
 	}
 	return lowest, true
 }
