@@ -290,9 +290,17 @@ func cgmSig(x float64) string {
 	return strconv.FormatFloat(r, 'f', decimals, 64)
 }
 
+// count is n things in English: "1 row", "2 rows".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
 func cgmPrintReport(w io.Writer, doc cgmReportDoc) {
-	fmt.Fprintf(w, "%s: %s file, %s, times in %s; %d rows skipped, %d Low/High values substituted\n",
-		doc.File, doc.Format, doc.Unit, doc.TimeZone, len(doc.Skipped), doc.Substituted)
+	fmt.Fprintf(w, "%s: %s file, %s, times in %s; %s skipped, %s substituted\n",
+		doc.File, doc.Format, doc.Unit, doc.TimeZone, count(len(doc.Skipped), "row"), count(doc.Substituted, "Low/High value"))
 	if len(doc.notable) > 0 {
 		var reasons []string
 		for _, s := range doc.notable {

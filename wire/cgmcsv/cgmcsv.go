@@ -144,7 +144,11 @@ func (r *Result) NotableSkips(n int) []Skip {
 func skipSummary(r *Result) string {
 	const shown = 3
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d rows skipped", len(r.Skipped))
+	if len(r.Skipped) == 1 {
+		b.WriteString("1 row skipped")
+	} else {
+		fmt.Fprintf(&b, "%d rows skipped", len(r.Skipped))
+	}
 	for i, s := range r.NotableSkips(shown) {
 		sep := "; "
 		if i == 0 {

@@ -99,6 +99,8 @@ func TestNoReadingsNamesReasons(t *testing.T) {
 	}{
 		{"epoch seconds", "id,time,glucose\na,1700000000,100\na,1700000300,101\n",
 			[]string{"2 rows skipped", `line 2: timestamp "1700000000" is not RFC 3339`, `line 3: timestamp "1700000300"`}, "…"},
+		{"one row", "id,time,glucose\na,1700000000,100\n",
+			[]string{"1 row skipped: line 2"}, "rows"},
 		{"slashed month-first", "id,time,glucose\na,01/02/2024 08:00,100\na,01/02/2024 08:05,100\n",
 			[]string{`line 2: timestamp "01/02/2024 08:00" is not RFC 3339 nor YYYY-MM-DD hh:mm[:ss]`}, ""},
 		{"clarity events first", "Index,Timestamp (YYYY-MM-DDThh:mm:ss),Event Type,Patient Info,Glucose Value (mg/dL)\n" +
