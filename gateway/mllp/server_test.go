@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/gateway"
 	"github.com/iomt/iomt/gateway/identity"
 	"github.com/iomt/iomt/gateway/mllp"
@@ -405,6 +406,33 @@ func TestAbnormalFlagIsAlarm(t *testing.T) {
 	}
 	if got := sink.all(); len(got) != 1 || got[0].class != gateway.Alarm {
 		t.Errorf("got %+v, want one alarm pack", got)
+	}
+}
+
+// A bedside or personal oximeter that reports its sensor status (MDC_PULS_OXIM_DEV_STATUS, as
+// the Continua WAN interface writes BITS) has it forwarded with the SpO2, so the alarm engine
+// can tell a probe off from a desaturation.
+func TestOximeterStatusForwarded(t *testing.T) {
+	sink := &recordingSink{}
+	h := start(t, sink, nil)
+	c := dial(t, h.addr)
+	spo2 := []byte("OBX|2|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.0.0.1|80.5|")
+	msg := readData(t, "ipf_valid-oximeter-continua-wan.hl7v2")
+	if !bytes.Contains(msg, spo2) {
+		t.Fatal("reference oximeter message changed")
+	}
+	status := "OBX|4|CWE|150604^MDC_PULS_OXIM_DEV_STATUS^MDC|1.0.0.3|1^sensor-off(4)||||||R|||20090715070707+0000\r"
+	msg = bytes.Replace(msg, spo2, append([]byte(status), spo2...), 1)
+	if code, errText, _ := c.roundTrip(msg); code != "AA" {
+		t.Fatalf("%s %q", code, errText)
+	}
+	got := sink.all()
+	if len(got) != 1 {
+		t.Fatalf("%d packs, want 1", len(got))
+	}
+	v := values(got[0].pack)
+	if v["acme-monitor-1:59408-5"] != 80.5 || v["acme-monitor-1:"+codes.OximeterStatus] != codes.OxSensorOff {
+		t.Errorf("pack values %v, want SpO2 80.5 and %s %d", v, codes.OximeterStatus, codes.OxSensorOff)
 	}
 }
 

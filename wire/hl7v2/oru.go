@@ -556,18 +556,16 @@ var errNoTime = errors.New("no observation time: neither OBX-14, a containing OB
 func mapObservation(o *Observation, cat *codes.Catalog) {
 	switch o.ValueType {
 	case "NM", "NA", "SN":
+	case "CWE", "CE", "CNE":
+		mapBits(o, cat)
+		return
 	default:
 		return
 	}
 	if len(o.Values) == 0 || (len(o.Values) == 1 && (o.Values[0] == "" || o.Values[0] == Null)) {
 		return
 	}
-	if o.Status == "" {
-		o.Unmapped = "OBX-11 (result status) is empty: not known to be a reading"
-		return
-	}
-	if why := resultStatus[o.Status]; why != "" {
-		o.Unmapped = fmt.Sprintf("result status %s (%s): not a reading", o.Status, why)
+	if !isReading(o) {
 		return
 	}
 	code, why := lookup(cat, o.Code)
@@ -628,6 +626,67 @@ func mapObservation(o *Observation, cat *codes.Catalog) {
 		m.Values = values
 	}
 	o.Mapped = m
+}
+
+// isReading says whether OBX-11 makes o a reading, setting Unmapped when it does not.
+func isReading(o *Observation) bool {
+	if o.Status == "" {
+		o.Unmapped = "OBX-11 (result status) is empty: not known to be a reading"
+		return false
+	}
+	if why := resultStatus[o.Status]; why != "" {
+		o.Unmapped = fmt.Sprintf("result status %s (%s): not a reading", o.Status, why)
+		return false
+	}
+	return true
+}
+
+// mapBits maps a coded observation whose catalog code is a sensor status (an IEEE 11073
+// BITS-16, such as MDC_PULS_OXIM_DEV_STATUS) to its value as a number, bit n of the standard
+// being 1 << (15 − n) as codes.OximeterQuality reads it. The Continua WAN interface writes a
+// BITS value as one OBX-5 repetition per bit reported, state^name(bit): "1^sensor-off(4)" set,
+// "0^…" cleared (the reference glucose message's "1^sensor-strip-insertion(3)"); Y and N are
+// taken for 1 and 0 as in HL7's binary table. Bits not written are clear. Other coded
+// observations (context values, enumerations) are not readings and are left alone.
+func mapBits(o *Observation, cat *codes.Catalog) {
+	code, why := lookup(cat, o.Code)
+	if why != "" || code.Kind != codes.SensorStatus || len(o.Coded) == 0 || !isReading(o) {
+		return
+	}
+	var bits uint16
+	for _, c := range o.Coded {
+		if c.Code == "" && c.Text == "" {
+			continue
+		}
+		n, ok := bitNumber(c.Text)
+		if !ok {
+			o.Unmapped = fmt.Sprintf("bit %q: not name(bit) with a bit number 0–15", c.Text)
+			return
+		}
+		switch strings.ToUpper(c.Code) {
+		case "1", "Y":
+			bits |= 1 << (15 - n)
+		case "0", "N":
+		default:
+			o.Unmapped = fmt.Sprintf("bit %s: state %q is neither 1 (set) nor 0 (cleared)", c.Text, c.Code)
+			return
+		}
+	}
+	if o.Time == nil {
+		o.Unmapped = errNoTime.Error()
+		return
+	}
+	o.Mapped = &Mapped{Code: code.ID, Display: code.Display, Unit: code.Unit, Value: float64(bits)}
+}
+
+// bitNumber reads the bit of "sensor-off(4)".
+func bitNumber(name string) (int, bool) {
+	open := strings.LastIndexByte(name, '(')
+	if open < 0 || !strings.HasSuffix(name, ")") {
+		return 0, false
+	}
+	n, err := strconv.Atoi(name[open+1 : len(name)-1])
+	return n, err == nil && n >= 0 && n <= 15
 }
 
 func isPlainNumber(s string) bool { _, err := parseNumber(s); return err == nil }

@@ -2,6 +2,7 @@ package hl7v2_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -347,6 +348,49 @@ func TestMappingReasons(t *testing.T) {
 	}
 	if o := r.Orders[0].Observations[1]; o.Mapped == nil || math.Abs(o.Mapped.Value-120.01) > 0.01 {
 		t.Errorf("16 kPa: %+v %q", o.Mapped, o.Unmapped)
+	}
+}
+
+// A pulse oximeter's device and sensor status (MDC_PULS_OXIM_DEV_STATUS, a BITS-16) written as
+// the Continua WAN interface writes BITS, state^name(bit) per bit, maps to its value as a number
+// (bit n of the standard is 1 << (15 − n)), which the alarm engine reads as probe off or poor
+// signal; a bit that cannot be read leaves the observation unmapped with the reason.
+func TestOximeterStatusBits(t *testing.T) {
+	const obx = "OBX|2|CWE|150604^MDC_PULS_OXIM_DEV_STATUS^MDC|1.0.0.2|%s||||||R|||20240102030405\r"
+	for _, c := range []struct {
+		value  string
+		bits   float64
+		reason string
+	}{
+		{"1^sensor-off(4)", codes.OxSensorOff, ""},
+		{"1^sensor-disconnected(0)~1^signal-searching(6)", codes.OxSensorDisconnected | codes.OxSearching, ""},
+		{"0^sensor-off(4)", 0, ""},
+		{"Y^sensor-displaced(2)~N^sensor-off(4)", codes.OxSensorDisplaced, ""},
+		{"1^sensor-off", 0, `bit "sensor-off": not name(bit)`},
+		{"1^sensor-off(16)", 0, "bit number 0–15"},
+		{"2^sensor-off(4)", 0, `state "2" is neither 1 (set) nor 0 (cleared)`},
+	} {
+		r := decode(t, []byte(header+"OBR|1\r"+fmt.Sprintf(obx, c.value)))
+		o := r.Orders[0].Observations[0]
+		if c.reason != "" {
+			if o.Mapped != nil || !strings.Contains(o.Unmapped, c.reason) {
+				t.Errorf("%s: mapped %+v, unmapped %q, want %q", c.value, o.Mapped, o.Unmapped, c.reason)
+			}
+			continue
+		}
+		if o.Mapped == nil || o.Mapped.Code != codes.OximeterStatus || o.Mapped.Value != c.bits || o.Mapped.Unit != "1" {
+			t.Errorf("%s: mapped %+v (unmapped %q), want %s = %v", c.value, o.Mapped, o.Unmapped, codes.OximeterStatus, c.bits)
+		}
+	}
+	// A coded value of another kind is no reading and no fault: the reference glucose message's
+	// meter status and a CWE SpO2 are left alone.
+	r := decode(t, []byte(header+"OBR|1\r"+
+		"OBX|1|CWE|8417752^MDC_GLU_METER_DEV_STATUS^MDC|1|1^sensor-strip-insertion(3)||||||R|||20240102030405\r"+
+		"OBX|2|CWE|150456^MDC_PULS_OXIM_SAT_O2^MDC|1|97^high||||||R|||20240102030405\r"))
+	for _, o := range r.Orders[0].Observations {
+		if o.Mapped != nil || o.Unmapped != "" {
+			t.Errorf("%s: mapped %+v, unmapped %q; want neither", o.Code.Text, o.Mapped, o.Unmapped)
+		}
 	}
 }
 
