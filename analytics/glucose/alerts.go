@@ -29,6 +29,12 @@ const (
 // before a raised predicted-low alert clears.
 const PredictedLowClearance = 5.0
 
+// PredictedLowRearm is how long after a predicted-low alert clears it cannot be raised again:
+// a forecast that dips back below the threshold within minutes is the same fall, and with a
+// 1-minute sensor's noise it would otherwise alert again and again. The low alert itself is
+// not held.
+const PredictedLowRearm = 10 * time.Minute
+
 // Settings are one patient's alert thresholds.
 type Settings struct {
 	UrgentLow, Low, High, UrgentHigh float64       // mg/dL
@@ -81,6 +87,8 @@ type Monitor struct {
 	hist   []Reading // the last hour, oldest first
 	active map[Kind]bool
 	snooze map[Kind]time.Time
+	// predCleared is when a raised predicted low last cleared.
+	predCleared time.Time
 }
 
 // NewMonitor returns a monitor with validated settings.
@@ -169,13 +177,21 @@ func (m *Monitor) Observe(r Reading) []Alert {
 
 	// A predicted low only matters while the patient is not low already.
 	// Once raised, it holds until the forecast clears the threshold by a margin, so a forecast
-	// hovering at the threshold does not raise it again and again.
+	// hovering at the threshold does not raise it again and again, and once cleared it is not
+	// raised again for PredictedLowRearm.
 	pred, ok := s.Predictor.PredictMin(m.hist, s.Horizon)
 	limit := s.Low
 	if m.active[PredictedLow] {
 		limit += PredictedLowClearance
 	}
-	out = m.raise(out, ok && v >= s.Low && pred < limit, Alert{Kind: PredictedLow, MgdL: v, Predicted: pred}, now)
+	cond := ok && v >= s.Low && pred < limit
+	switch {
+	case m.active[PredictedLow] && !cond:
+		m.predCleared = now
+	case !m.active[PredictedLow] && now.Sub(m.predCleared) < PredictedLowRearm:
+		cond = false
+	}
+	out = m.raise(out, cond, Alert{Kind: PredictedLow, MgdL: v, Predicted: pred}, now)
 	return out
 }
 

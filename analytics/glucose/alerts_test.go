@@ -202,6 +202,34 @@ func TestPredictedLowAhead(t *testing.T) {
 	}
 }
 
+// forecasts is a Predictor that returns a scripted forecast for each minute after t0.
+type forecasts map[int]float64
+
+func (forecasts) Name() string { return "scripted" }
+
+func (f forecasts) PredictMin(hist []Reading, _ time.Duration) (float64, bool) {
+	v, ok := f[int(hist[len(hist)-1].Time.Sub(t0).Minutes())]
+	return v, ok
+}
+
+// A predicted low that clears and comes back within PredictedLowRearm is not raised again;
+// after it, it is.
+func TestPredictedLowRearm(t *testing.T) {
+	s := DefaultSettings()
+	s.Predictor = forecasts{0: 65, 1: 65, 2: 80, 3: 66, 4: 80, 5: 66, 13: 66, 14: 66, 15: 80}
+	m := newMonitor(t, s)
+	var rs []Reading
+	for i := range 16 {
+		rs = append(rs, Reading{Time: t0.Add(time.Duration(i) * time.Minute), MgdL: 100})
+	}
+	got := feed(t, m, rs, PredictedLow)
+	// Raised at 0, cleared at 2; back at 3 and 5 (held), clear at 4 (the hold counts from
+	// the clearance at 2, not from 4: it was not raised in between); raised again at 13.
+	if got.kinds() != "predicted_low@0s predicted_low@13m0s" {
+		t.Errorf("got %s", got.kinds())
+	}
+}
+
 func TestAR2Recurrence(t *testing.T) {
 	// y = ln(bg/140): ln(100/140) = −0.33647, ln(95/140) = −0.38776;
 	// −0.723·(−0.33647) + 1.716·(−0.38776) = −0.42213 → 140·e^−0.42213 = 91.8 mg/dL.

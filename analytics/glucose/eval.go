@@ -77,6 +77,13 @@ type PredictionResult struct {
 // the Horizon + 15 minutes before it began; an alert is false when no reading below 70 follows
 // within Horizon + 15 minutes. Every predictor sees the same alerting rules.
 func EvaluatePredictor(rs []Reading, p Predictor, horizon time.Duration) (PredictionResult, error) {
+	return evaluateReplay(rs, rs, p, horizon)
+}
+
+// evaluateReplay scores the alerts raised while replaying one series against the lows of
+// another, rs: the same readings resampled (1-minute sampling) are judged against the lows as
+// recorded.
+func evaluateReplay(rs, replay []Reading, p Predictor, horizon time.Duration) (PredictionResult, error) {
 	rs = Clean(rs)
 	s := DefaultSettings()
 	s.Horizon, s.Predictor = horizon, p
@@ -85,7 +92,7 @@ func EvaluatePredictor(rs []Reading, p Predictor, horizon time.Duration) (Predic
 		return PredictionResult{}, err
 	}
 	var alerts []time.Time
-	for _, r := range rs {
+	for _, r := range Clean(replay) {
 		for _, a := range m.Observe(r) {
 			if a.Kind == PredictedLow {
 				alerts = append(alerts, a.Time)
