@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -650,12 +651,23 @@ func isReading(o *Observation) bool {
 // observations (context values, enumerations) are not readings and are left alone.
 func mapBits(o *Observation, cat *codes.Catalog) {
 	code, why := lookup(cat, o.Code)
-	if why != "" || code.Kind != codes.SensorStatus || len(o.Coded) == 0 || !isReading(o) {
+	if why != "" {
+		// Silent for the coded values that are no reading, but not for a status whose code
+		// and name disagree.
+		for _, id := range []string{o.Code.Code, o.Code.Text} {
+			if c, ok := cat.Lookup(id); ok && id != "" && c.Kind == codes.SensorStatus {
+				o.Unmapped = why
+			}
+		}
+		return
+	}
+	if code.Kind != codes.SensorStatus || !slices.ContainsFunc(o.Coded, hasBit) || !isReading(o) {
+		// No value (empty, or HL7's "" null) is no reading, not a status with every bit clear.
 		return
 	}
 	var bits uint16
 	for _, c := range o.Coded {
-		if c.Code == "" && c.Text == "" {
+		if !hasBit(c) {
 			continue
 		}
 		n, ok := bitNumber(c.Text)
@@ -678,6 +690,9 @@ func mapBits(o *Observation, cat *codes.Catalog) {
 	}
 	o.Mapped = &Mapped{Code: code.ID, Display: code.Display, Unit: code.Unit, Value: float64(bits)}
 }
+
+// hasBit says whether a repetition of a BITS value holds anything.
+func hasBit(c Coded) bool { return (c.Code != "" && c.Code != Null) || c.Text != "" }
 
 // bitNumber reads the bit of "sensor-off(4)".
 func bitNumber(name string) (int, bool) {

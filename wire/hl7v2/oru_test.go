@@ -382,6 +382,19 @@ func TestOximeterStatusBits(t *testing.T) {
 			t.Errorf("%s: mapped %+v (unmapped %q), want %s = %v", c.value, o.Mapped, o.Unmapped, codes.OximeterStatus, c.bits)
 		}
 	}
+	// No value is no reading — not a status with every bit clear, which would end a probe-off.
+	for _, v := range []string{"^", "~", `""`, "\\.sp0\\"} {
+		r := decode(t, []byte(header+"OBR|1\r"+fmt.Sprintf(obx, v)))
+		if o := r.Orders[0].Observations[0]; o.Mapped != nil || o.Unmapped != "" || len(r.Readings()) != 0 {
+			t.Errorf("value %s: mapped %+v, unmapped %q, want neither", v, o.Mapped, o.Unmapped)
+		}
+	}
+	// A status whose code and name disagree says so.
+	r0 := decode(t, []byte(header+"OBR|1\r"+
+		"OBX|1|CWE|150604^MDC_PULS_OXIM_SAT_O2^MDC|1|1^sensor-off(4)||||||R|||20240102030405\r"))
+	if o := r0.Orders[0].Observations[0]; o.Mapped != nil || !strings.Contains(o.Unmapped, "the code means") {
+		t.Errorf("code and name disagree: mapped %+v, unmapped %q", o.Mapped, o.Unmapped)
+	}
 	// A coded value of another kind is no reading and no fault: the reference glucose message's
 	// meter status and a CWE SpO2 are left alone.
 	r := decode(t, []byte(header+"OBR|1\r"+
