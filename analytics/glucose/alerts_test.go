@@ -250,8 +250,19 @@ func TestAR2Recurrence(t *testing.T) {
 	if !ok || math.Abs(gap-line) > 1e-9 {
 		t.Errorf("AR2 across a 15-minute gap = %.3f, %v; want %.3f", gap, ok, line)
 	}
-	if _, ok := (AR2{}).PredictMin(series(40, 35), 30*time.Minute); ok {
-		t.Error("AR2 from a reading below 36 mg/dL")
+	// Nine minutes apart is still "the previous reading"; nine and a half is interpolated.
+	nine, _ := (AR2{}).PredictMin([]Reading{{t0, 100}, {t0.Add(9 * time.Minute), 95}}, 30*time.Minute)
+	if direct, _ := (AR2{}).PredictMin(series(100, 95), 30*time.Minute); nine != direct {
+		t.Errorf("9 minutes apart: %.3f, want %.3f as 5 minutes apart", nine, direct)
+	}
+	later, _ := (AR2{}).PredictMin([]Reading{{t0, 100}, {t0.Add(570 * time.Second), 95}}, 30*time.Minute)
+	if line, _ := (AR2{}).PredictMin(series(95+5*5/9.5, 95), 30*time.Minute); math.Abs(later-line) > 1e-9 {
+		t.Errorf("9.5 minutes apart: %.3f, want %.3f", later, line)
+	}
+	for _, pair := range [][]float64{{40, 35}, {35, 40}} {
+		if _, ok := (AR2{}).PredictMin(series(pair...), 30*time.Minute); ok {
+			t.Errorf("AR2 from %v: a reading below 36 mg/dL", pair)
+		}
 	}
 }
 

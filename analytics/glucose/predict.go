@@ -20,8 +20,8 @@ type Predictor interface {
 // two are at most 9 minutes apart, else the value 5 minutes back on the straight line between
 // them, so a missed reading does not double the trend; neither reading may be below 36 mg/dL.
 // Nightscout rounds its forecast points to whole mg/dL; here they are left unrounded, like
-// iomt's, because both forecasts meet the same alert rule (rounding alone would move AR2's
-// threshold by up to half a mg/dL: 3 of its 19 catches on the Hall data).
+// iomt's, because both forecasts meet the same alert rule (rounding would move AR2's threshold
+// to 69.5 mg/dL, which alone costs it 3 of its 19 catches on the Hall data).
 type AR2 struct{}
 
 // Name implements Predictor.

