@@ -110,3 +110,15 @@ type PatientFilter struct {
 	MRN    string
 	Limit  int
 }
+
+// CheckPatient refuses a patient whose SpO2 scale, CGM limits or gender the checks above
+// refuse, with the first error. The stores call it, so that a setting added to the record is
+// checked in one place.
+func CheckPatient(p Patient) error {
+	for _, err := range []error{CheckSpO2Scale(p.SpO2Scale), CheckGlucoseLimits(p.CGMLimits), CheckGender(p.Gender)} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

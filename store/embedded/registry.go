@@ -93,13 +93,7 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 			return fmt.Errorf("embedded: create patient: %w", err)
 		}
 	}
-	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
-		return fmt.Errorf("embedded: create patient: %w", err)
-	}
-	if err := iomt.CheckGlucoseLimits(p.CGMLimits); err != nil {
-		return fmt.Errorf("embedded: create patient: %w", err)
-	}
-	if err := iomt.CheckGender(p.Gender); err != nil {
+	if err := iomt.CheckPatient(p); err != nil {
 		return fmt.Errorf("embedded: create patient: %w", err)
 	}
 	if p.CreatedAt.IsZero() {
@@ -426,13 +420,7 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 			return fmt.Errorf("embedded: update patient: %w", err)
 		}
 	}
-	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
-		return fmt.Errorf("embedded: update patient: %w", err)
-	}
-	if err := iomt.CheckGlucoseLimits(p.CGMLimits); err != nil {
-		return fmt.Errorf("embedded: update patient: %w", err)
-	}
-	if err := iomt.CheckGender(p.Gender); err != nil {
+	if err := iomt.CheckPatient(p); err != nil {
 		return fmt.Errorf("embedded: update patient: %w", err)
 	}
 	s.regMu.Lock()

@@ -37,7 +37,7 @@ func scanPatient(row pgx.Row, p *iomt.Patient) error {
 }
 
 // checkPatient refuses what the patients table would refuse less clearly (or, for NUL bytes,
-// with a protocol error): text that is not valid UTF-8, a bad SpO2 scale or gender.
+// with a protocol error): text that is not valid UTF-8, and what iomt.CheckPatient refuses.
 func checkPatient(p iomt.Patient) error {
 	if err := checkFields("id", p.ID, "tenant", p.Tenant, "name", p.Name, "family name", p.Family, "gender", p.Gender, "birth date", p.BirthDate, "mrn", p.MRN); err != nil {
 		return err
@@ -47,13 +47,7 @@ func checkPatient(p iomt.Patient) error {
 			return err
 		}
 	}
-	if err := iomt.CheckSpO2Scale(p.SpO2Scale); err != nil {
-		return err
-	}
-	if err := iomt.CheckGlucoseLimits(p.CGMLimits); err != nil {
-		return err
-	}
-	return iomt.CheckGender(p.Gender)
+	return iomt.CheckPatient(p)
 }
 
 // given is the given names as the NOT NULL text[] column takes them: pgx sends a nil slice as
