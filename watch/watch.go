@@ -101,9 +101,9 @@ func NewCGM(s glucose.Settings, notify func(patient string, a glucose.Alert), lo
 func (w *CGM) applyLimits(patient string, m *glucose.Monitor) {
 	l, _ := w.limits.get(patient)
 	if l.IsZero() {
-		l = w.settings.Limits()
+		l = w.settings.GlucoseLimits
 	}
-	if m.Settings().Limits() == l {
+	if m.Settings().GlucoseLimits == l {
 		return
 	}
 	if err := m.SetThresholds(l); err != nil {

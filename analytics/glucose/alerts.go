@@ -35,25 +35,26 @@ const PredictedLowClearance = 5.0
 // not held.
 const PredictedLowRearm = 10 * time.Minute
 
-// Settings are one patient's alert thresholds.
+// Settings are one patient's alert thresholds: the four glucose limits (mg/dL) as a patient's
+// record keeps them, and the rest.
 type Settings struct {
-	UrgentLow, Low, High, UrgentHigh float64       // mg/dL
-	RiseRate, FallRate               float64       // mg/dL/min, both positive
-	Stale, SignalLoss                time.Duration // no-data alerts
-	Horizon                          time.Duration // predicted-low look-ahead
-	Predictor                        Predictor     // nil: Trend{}
+	iomt.GlucoseLimits
+	RiseRate, FallRate float64       // mg/dL/min, both positive
+	Stale, SignalLoss  time.Duration // no-data alerts
+	Horizon            time.Duration // predicted-low look-ahead
+	Predictor          Predictor     // nil: Trend{}
 }
 
 // DefaultSettings are common CGM defaults: urgent low 55, low 70, high 250, urgent high 300
 // mg/dL, ±2 mg/dL/min, no data for 15 and 30 minutes, a low predicted 30 minutes ahead.
 func DefaultSettings() Settings {
-	return Settings{UrgentLow: 55, Low: 70, High: 250, UrgentHigh: 300, RiseRate: 2, FallRate: 2,
+	return Settings{GlucoseLimits: iomt.GlucoseLimits{UrgentLow: 55, Low: 70, High: 250, UrgentHigh: 300}, RiseRate: 2, FallRate: 2,
 		Stale: 15 * time.Minute, SignalLoss: 30 * time.Minute, Horizon: 30 * time.Minute}
 }
 
 // Validate refuses thresholds out of order or out of the sensors' range.
 func (s Settings) Validate() error {
-	if l := s.Limits(); l.IsZero() || iomt.CheckGlucoseLimits(l) != nil {
+	if l := s.GlucoseLimits; l.IsZero() || iomt.CheckGlucoseLimits(l) != nil {
 		return fmt.Errorf("glucose: thresholds must satisfy 40 ≤ urgent low < low < high < urgent high ≤ 400 mg/dL, got %g/%g/%g/%g",
 			s.UrgentLow, s.Low, s.High, s.UrgentHigh)
 	}

@@ -57,6 +57,9 @@ type LowOutcome struct {
 	LeadMinutes float64       `json:"lead_minutes"` // Lead for JSON
 }
 
+// Caught says the low was warned of at least 15 minutes ahead, the issue's measure.
+func (o LowOutcome) Caught() bool { return o.Warned && o.Lead >= 15*time.Minute }
+
 // PredictionResult scores one predictor on one series.
 type PredictionResult struct {
 	Predictor string `json:"predictor"`
@@ -128,7 +131,7 @@ func evaluateReplay(rs, replay []Reading, p Predictor, horizon time.Duration) (P
 				break
 			}
 		}
-		if o.Warned && o.Lead >= 15*time.Minute {
+		if o.Caught() {
 			res.Caught15++
 		}
 		res.Lows = append(res.Lows, o)

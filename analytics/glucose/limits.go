@@ -2,11 +2,6 @@ package glucose
 
 import "github.com/iomt/iomt"
 
-// Limits returns the four glucose thresholds of the settings, as a patient's record keeps them.
-func (s Settings) Limits() iomt.GlucoseLimits {
-	return iomt.GlucoseLimits{UrgentLow: s.UrgentLow, Low: s.Low, High: s.High, UrgentHigh: s.UrgentHigh}
-}
-
 // Settings returns the monitor's settings.
 func (m *Monitor) Settings() Settings { return m.s }
 
@@ -17,7 +12,7 @@ func (m *Monitor) Settings() Settings { return m.s }
 // then, one it starts is raised then).
 func (m *Monitor) SetThresholds(l iomt.GlucoseLimits) error {
 	s := m.s
-	s.UrgentLow, s.Low, s.High, s.UrgentHigh = l.UrgentLow, l.Low, l.High, l.UrgentHigh
+	s.GlucoseLimits = l
 	if err := s.Validate(); err != nil {
 		return err
 	}

@@ -124,8 +124,6 @@ func perMinute(rs []Reading, noise float64, rng *rand.Rand) []Reading {
 	return out
 }
 
-func caught(o LowOutcome) bool { return o.Warned && o.Lead >= 15*time.Minute }
-
 // The shared files replayed at one reading a minute, judged against their lows as recorded:
 // on the line between the readings, every low caught ≥ 15 minutes ahead at 5-minute sampling
 // must be caught; with noise, the lows caught or missed differently and the false alerts are
@@ -151,10 +149,10 @@ func TestPredictedLowAtOneMinute(t *testing.T) {
 				}
 				for k, o := range r5.Lows {
 					switch n := r.Lows[k]; {
-					case caught(o) && !caught(n) && c.noise == 0:
+					case o.Caught() && !n.Caught() && c.noise == 0:
 						t.Errorf("%s %s: the low at %v caught %v ahead at 5-minute sampling, not at 1-minute",
 							name, id, o.Start, o.Lead)
-					case caught(o) != caught(n):
+					case o.Caught() != n.Caught():
 						// Noise moves a forecast near the threshold by a reading or two.
 						t.Logf("%s %s: the low at %v: lead %v at 5-minute sampling, %v (warned %v) at 1-minute ±%v mg/dL",
 							name, id, o.Start, o.Lead, n.Lead, n.Warned, c.noise)
