@@ -234,14 +234,14 @@ func (e *Engine) Observe(b iomt.Batch) []Change {
 	// An oximeter's own word on its sensor comes first, so that the readings of the same batch
 	// are judged with it: a value read with the probe off raises nothing.
 	for _, o := range b.Observations {
-		if o.Code != codes.OximeterStatus || o.Value < 0 || o.Value > 0xFFFF {
+		off, poor, ok := codes.OximeterQualityOf(o)
+		if !ok {
 			continue
 		}
 		dev := o.Device
 		if dev == "" {
 			dev = b.Device
 		}
-		off, poor := codes.OximeterQuality(uint16(o.Value))
 		for _, q := range []struct {
 			kind   string
 			active bool

@@ -1,5 +1,7 @@
 package codes
 
+import "github.com/iomt/iomt"
+
 // OximeterStatus is the catalog ID of a pulse oximeter's Device and Sensor Status (IEEE
 // 11073-10404 MDC_PULS_OXIM_DEV_STATUS, 2::19532): a BITS-16 whose bit 0 is the most
 // significant (HL7 PHD implementation guide). The Bluetooth PLX profile's Device and Sensor
@@ -36,4 +38,14 @@ func OximeterQuality(bits uint16) (probeOff, poor bool) {
 	poor = bits&(OxSensorMalfunction|OxSensorUnsupported|OxInterference|OxSearching|OxPulseQuestionable|
 		OxNonPulsatile|OxErratic|OxPoor|OxInadequate|OxProcessingIrregular|OxEquipmentMalfunction) != 0
 	return probeOff, poor
+}
+
+// OximeterQualityOf reads o as an oximeter's status (OximeterQuality); ok is false when o is
+// not one, or its value is not a 16-bit status.
+func OximeterQualityOf(o iomt.Observation) (probeOff, poor, ok bool) {
+	if o.Code != OximeterStatus || o.Value < 0 || o.Value > 0xFFFF {
+		return false, false, false
+	}
+	probeOff, poor = OximeterQuality(uint16(o.Value))
+	return probeOff, poor, true
 }

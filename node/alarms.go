@@ -38,7 +38,6 @@ const (
 	eventDeviceCommand = "device-command"
 	eventDeviceAck     = "device-ack"
 	eventDeviceStatus  = "device-status"
-	signalQualityEvent = alarm.SignalQualityEvent
 	alarmGroup         = "alarms"
 )
 

@@ -294,7 +294,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		switch r.Kind {
 		case "lead-off", "noise", "saturation":
 			// Alarm rules read signal problems as their own event, keyed by device.
-			publish(r.Patient, signalQualityEvent, at, map[string]any{"device": r.Device, "kind": r.Kind, "active": r.Active})
+			publish(r.Patient, alarm.SignalQualityEvent, at, map[string]any{"device": r.Device, "kind": r.Kind, "active": r.Active})
 		}
 	}, log)
 	rhythm.Owns = n.owns(ecgGroup)

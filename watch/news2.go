@@ -171,10 +171,7 @@ func (w *NEWS2) Deliver(ctx context.Context, b iomt.Batch) error {
 func untrustedOximeters(b iomt.Batch) map[string]bool {
 	var out map[string]bool
 	for _, o := range b.Observations {
-		if o.Code != codes.OximeterStatus || o.Value < 0 || o.Value > 0xFFFF {
-			continue
-		}
-		if off, poor := codes.OximeterQuality(uint16(o.Value)); off || poor {
+		if off, poor, _ := codes.OximeterQualityOf(o); off || poor {
 			if out == nil {
 				out = map[string]bool{}
 			}

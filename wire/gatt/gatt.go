@@ -138,11 +138,10 @@ type Reading struct {
 // Conversion factors to the catalog's canonical units; the tests hold them equal to what
 // codes.Catalog.Convert does.
 const (
-	mmHgPerKPa   = 1000 / 133.322387415 // ≈ 7.50062: the conventional mmHg, as the catalog
-	mgdLPerMmolL = iomt.MgdLPerMmolL    // glucose, molar mass 180.16 g/mol
-	mgdLPerKgL   = 100000               // 1 kg/L = 1000 g/L = 100000 mg/dL
-	kgPerLb      = 0.45359237           // international avoirdupois pound
-	cmPerInch    = 2.54                 // international inch
+	mmHgPerKPa = 1000 / 133.322387415 // ≈ 7.50062: the conventional mmHg, as the catalog
+	mgdLPerKgL = 100000               // 1 kg/L = 1000 g/L = 100000 mg/dL
+	kgPerLb    = 0.45359237           // international avoirdupois pound
+	cmPerInch  = 2.54                 // international inch
 )
 
 // appendReading adds a reading when v is a number.

@@ -1,6 +1,10 @@
 package gatt
 
-import "time"
+import (
+	"time"
+
+	"github.com/iomt/iomt"
+)
 
 // Glucose is a Glucose Measurement (0x2A18, Glucose Service 1.0).
 type Glucose struct {
@@ -191,7 +195,7 @@ func (m Glucose) Readings() []Reading {
 	}
 	v := m.Concentration.Float64()
 	if m.Unit == "mol/L" {
-		v *= 1000 * mgdLPerMmolL
+		v *= 1000 * iomt.MgdLPerMmolL
 	} else {
 		v *= mgdLPerKgL
 	}

@@ -229,8 +229,11 @@ func plxReadings(spo2, pr Float, s PLXStatus) []Reading {
 	}
 	rs := make([]Reading, 0, 3)
 	usable := b == nil || !(b.MeasurementUnavailable || b.InvalidMeasurement)
+	// The status field's low 16 bits are 11073-10404's BITS-16 (codes.OximeterStatus), bit for bit.
+	var bits uint16
 	if s.DeviceSensorStatus != nil {
-		if off, _ := codes.OximeterQuality(uint16(*s.DeviceSensorStatus)); off {
+		bits = uint16(*s.DeviceSensorStatus)
+		if off, _ := codes.OximeterQuality(bits); off {
 			usable = false
 		}
 	}
@@ -239,8 +242,7 @@ func plxReadings(spo2, pr Float, s PLXStatus) []Reading {
 		rs = appendReading(rs, "8889-8", pr.Float64(), "/min")
 	}
 	if s.DeviceSensorStatus != nil {
-		// The field's low 16 bits are 11073-10404's BITS-16 (codes.OximeterStatus), bit for bit.
-		rs = append(rs, Reading{Code: codes.OximeterStatus, Value: float64(*s.DeviceSensorStatus & 0xFFFF), Unit: "1"})
+		rs = append(rs, Reading{Code: codes.OximeterStatus, Value: float64(bits), Unit: "1"})
 	}
 	return rs
 }
