@@ -211,7 +211,7 @@ func (w *ECG) Deliver(_ context.Context, b iomt.Batch) error {
 			x[i] = float64(s) * wf.Scale // the catalog's canonical ECG unit is mV, as the monitor wants
 		}
 		out := l.m.Process(x)
-		told = append(told, w.episodes(k, l, out)...)
+		told = append(told, w.episodes(k, l, out, -1)...)
 		mins = append(mins, l.summarise(k, out, false)...)
 		l.next = wf.End()
 	}
@@ -235,12 +235,8 @@ func (w *ECG) tell(told []Rhythm, mins []ECGMinute) {
 // SignalEnded, and its pending minutes are summarised.
 func (w *ECG) flush(k leadKey, l *lead) ([]Rhythm, []ECGMinute) {
 	out := l.m.Flush()
-	told := w.episodes(k, l, out)
-	for i, e := range out.Episodes {
-		// Flush closes what is still open at the last sample.
-		told[len(out.Started)+i].SignalEnded = e.Offset == l.m.Samples()
-	}
-	return told, l.summarise(k, out, true)
+	// Flush closes what is still open at the last sample.
+	return w.episodes(k, l, out, l.m.Samples()), l.summarise(k, out, true)
 }
 
 // FlushSilent flushes the monitors of the leads that have sent nothing for Silence before
@@ -290,14 +286,17 @@ func (w *ECG) Run(ctx context.Context, interval time.Duration) {
 	})
 }
 
-func (w *ECG) episodes(k leadKey, l *lead, out ecg.Output) []Rhythm {
+// episodes turns what the monitor released into Rhythms; an episode ending at signalEnd (the
+// last sample, when the monitor was flushed; −1 otherwise) ended with the signal.
+func (w *ECG) episodes(k leadKey, l *lead, out ecg.Output, signalEnd int64) []Rhythm {
 	at := l.at
 	var rs []Rhythm
 	for _, e := range out.Started {
 		rs = append(rs, Rhythm{Patient: k.patient, Device: k.device, Kind: e.Kind.String(), State: "started", Active: true, Onset: at(e.Onset)})
 	}
 	for _, e := range out.Episodes {
-		rs = append(rs, Rhythm{Patient: k.patient, Device: k.device, Kind: e.Kind.String(), State: "ended", Onset: at(e.Onset), Offset: at(e.Offset)})
+		rs = append(rs, Rhythm{Patient: k.patient, Device: k.device, Kind: e.Kind.String(), State: "ended", Onset: at(e.Onset), Offset: at(e.Offset),
+			SignalEnded: e.Offset == signalEnd})
 	}
 	return rs
 }

@@ -42,9 +42,10 @@ func newRecordCache[T comparable](what string, read func(iomt.Patient) (T, error
 	return &recordCache[T]{what: what, read: read, absent: absent, m: map[string]cacheEntry[T]{}}
 }
 
-// refresh reads the patient's record from reg if the cached setting is due. A failed read keeps the cached setting (or leaves it unknown)
-// and is tried again soon. Call it outside any lock of the caller: other partitions' batches
-// must not wait on the registry.
+// refresh reads the patient's record from reg if the cached setting is due. A patient reg
+// does not know has the absent setting; a failed read keeps the cached setting (or leaves it
+// unknown) and is tried again soon. Call it outside any lock of the caller: other partitions'
+// batches must not wait on the registry.
 func (c *recordCache[T]) refresh(ctx context.Context, reg PatientReader, patient string, now time.Time, ttl time.Duration, log *slog.Logger) {
 	c.mu.Lock()
 	e, ok := c.m[patient]
@@ -58,11 +59,7 @@ func (c *recordCache[T]) refresh(ctx context.Context, reg PatientReader, patient
 		if err == nil {
 			nw.v, err = c.read(p)
 		}
-		switch {
-		case err == nil:
-		case errors.Is(err, iomt.ErrNotFound):
-			nw.v = c.absent
-		default:
+		if err != nil && !errors.Is(err, iomt.ErrNotFound) {
 			if ctx.Err() != nil {
 				return
 			}
