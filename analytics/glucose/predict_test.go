@@ -30,11 +30,44 @@ func TestTrendNeedsAFallInTheLastStep(t *testing.T) {
 	}
 }
 
-// beats is the bar: at least as many lows caught ≥ 15 min ahead and strictly fewer
-// false alerts, or more caught and no more false alerts. Both runs cover the same days.
+// A fall whose last step is under trendSlowing of the step before is ending, unless that step
+// was a fast fall; the same at 1-minute sampling, where the steps are 4 minutes of readings.
+func TestTrendIgnoresAFallThatIsEnding(t *testing.T) {
+	perMinute := func(paces ...float64) []Reading { // one reading a minute, from 120 mg/dL
+		rs := []Reading{{Time: t0, MgdL: 120}}
+		for i, p := range paces {
+			rs = append(rs, Reading{Time: t0.Add(time.Duration(i+1) * time.Minute), MgdL: rs[i].MgdL - p})
+		}
+		return rs
+	}
+	slowing := []float64{1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 0.6, 0.6, 0.6, 0.6}
+	for _, c := range []struct {
+		name string
+		hist []Reading
+		fall bool
+	}{
+		{"8 then 4 mg/dL per 5 min", series(106, 98, 90, 82, 78), false},
+		{"5 then 3: slowed to 0.6", series(97, 91, 86, 81, 78), true},
+		{"27 then 8: a fast fall slowing", series(160, 154, 127, 100, 92), true},
+		{"steady 8", series(108, 100, 92, 84, 76), true},
+		{"every minute, 1.6 then 0.6 mg/dL/min", perMinute(slowing...), false},
+		{"every minute, steady 1.6 mg/dL/min", perMinute(slowing[:10]...), true},
+	} {
+		last := c.hist[len(c.hist)-1].MgdL
+		got, ok := (Trend{}).PredictMin(c.hist, 30*time.Minute)
+		if !ok {
+			t.Fatalf("%s: no forecast", c.name)
+		}
+		if fell := got < last; fell != c.fall {
+			t.Errorf("%s: forecast minimum %.1f from %.1f, fall forecast %v, want %v", c.name, got, last, fell, c.fall)
+		}
+	}
+}
+
+// beats is the bar, ahead on both counts: more lows caught ≥ 15 min ahead and fewer
+// false alerts. Both runs cover the same days, so counts compare as shares and rates do.
 func beats(a, b PredictionResult) bool {
-	return (a.Caught15 >= b.Caught15 && a.FalseAlerts < b.FalseAlerts) ||
-		(a.Caught15 > b.Caught15 && a.FalseAlerts <= b.FalseAlerts)
+	return a.Caught15 > b.Caught15 && a.FalseAlerts < b.FalseAlerts
 }
 
 func add(a, b PredictionResult) PredictionResult {

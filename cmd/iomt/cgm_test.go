@@ -185,6 +185,26 @@ func TestCGMEvalPredictBeatsAR2(t *testing.T) {
 	}
 }
 
+// The 5-subject file, where iomt had tied AR2 on false alerts until the rule for a fall that
+// is ending: ahead on both counts there too.
+func TestCGMEvalPredictBeatsAR2OnFiveSubjects(t *testing.T) {
+	p := needCGMData(t, "example_data_5_subject.csv")
+	code, out, errOut := runCGM("eval-predict", "--csv", p, "--tz", "UTC-05:00", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc cgmPredictDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	iomt, ar2 := doc.Pooled[0], doc.Pooled[1]
+	t.Logf("iomt: %d/%d lows caught ≥15 min, %d false; AR2: %d/%d, %d false",
+		iomt.Caught15, iomt.Lows, iomt.FalseAlerts, ar2.Caught15, ar2.Lows, ar2.FalseAlerts)
+	if v := doc.Verdict; !v.Both || v.Caught != "ahead" || v.FalseAlert != "ahead" {
+		t.Errorf("verdict %+v", v)
+	}
+}
+
 // The verdict line names each count ahead, tied or behind, and "ahead on both" only when it is.
 func TestCGMVerdict(t *testing.T) {
 	row := func(caught, falseAlerts int) cgmPredictRow {
