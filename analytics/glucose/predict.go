@@ -69,12 +69,14 @@ func (AR2) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 // deep, pass it on the same falls; elapsed time is rounded to the minute so that a few seconds
 // of jitter do not raise the bar. Nor is a fall that is ending: when the last step's pace is
 // under trendSlowing of the step before's (the same reference rule one step further back), the
-// forecast is again the last reading (on the Hall data: 7 false alerts fewer, at falls that
-// levelled off in the 70s, and one low fewer warned of 15 minutes ahead, which came after
-// glucose had sat at 75–77 for 25 minutes) — unless the step before fell at trendFastFall or faster, the falling-fast rate, after which a
-// slower step is still a steep descent, not its end. Sampling: the forecast needs at least three readings spanning
-// 7.5 of the last 10 minutes, none more than 10 minutes apart; 15-minute data (LibreView's
-// historic records) gets no forecast, so no predicted low. The constants are global, the same
+// forecast is again the last reading (on the Hall data: 14 false alerts fewer, at falls that
+// levelled off or turned back above 70, and one low fewer warned of 15 minutes ahead, which came after
+// glucose had sat at 75–77 for 25 minutes) — unless the step before fell faster than
+// trendFastFall, the pace a CGM shows as a double down arrow ("falling rapidly"), after which a
+// slower step is still a steep descent, or a sensor catching up, not the fall's end.
+// Sampling: the forecast needs at least three readings spanning 7.5 of the last 10 minutes,
+// none more than 10 minutes apart; 15-minute data (LibreView's historic records) gets no
+// forecast, so no predicted low. The constants are global, the same
 // for every patient; they were chosen on the shared iglu data (docs/VALIDATION.md, "## CGM").
 type Trend struct{}
 
@@ -87,7 +89,7 @@ const (
 	trendMinDrop  = 2.0             // mg/dL per 5 minutes, from the reference reading to the last
 	trendStep     = 4 * time.Minute // the reference reading is the newest at least this much older
 	trendSlowing  = 0.55            // a fall slowed to under this share of the step before is ending
-	trendFastFall = 2.0             // mg/dL/min (DefaultSettings' FallRate): not ending by slowing
+	trendFastFall = 3.0             // mg/dL/min, a double down arrow: faster is not ending by slowing
 )
 
 // PredictMin implements Predictor.
@@ -128,7 +130,7 @@ func (Trend) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 	if prev >= 0 {
 		fall := (w[ref].MgdL - hist[n-1].MgdL) / elapsed.Minutes()
 		before := (w[prev].MgdL - w[ref].MgdL) / w[ref].Time.Sub(w[prev].Time).Round(time.Minute).Minutes()
-		if before > 0 && before < trendFastFall && fall < trendSlowing*before {
+		if before > 0 && before <= trendFastFall && fall < trendSlowing*before {
 			return hist[n-1].MgdL, true
 		}
 	}

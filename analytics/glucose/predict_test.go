@@ -8,7 +8,8 @@ import (
 )
 
 func TestTrendNeedsAFallInTheLastStep(t *testing.T) {
-	// The same steep fall; only the last step differs.
+	// The same steep fall, 4 mg/dL/min (so the slowing rule, TestTrendIgnoresAFallThatIsEnding,
+	// does not apply); only the last step differs.
 	for _, c := range []struct {
 		last float64
 		fall bool // whether a fall below the last reading is forecast
@@ -19,7 +20,7 @@ func TestTrendNeedsAFallInTheLastStep(t *testing.T) {
 		{last: 118, fall: true},  // still falling by trendMinDrop
 		{last: 112, fall: true},
 	} {
-		hist := series(150, 140, 130, 120, c.last)
+		hist := series(180, 160, 140, 120, c.last)
 		got, ok := (Trend{}).PredictMin(hist, 30*time.Minute)
 		if !ok {
 			t.Fatalf("last %v: no forecast", c.last)
@@ -31,7 +32,7 @@ func TestTrendNeedsAFallInTheLastStep(t *testing.T) {
 }
 
 // A fall whose last step is under trendSlowing of the step before is ending, unless that step
-// was a fast fall; the same at 1-minute sampling, where the steps are 4 minutes of readings.
+// fell faster than 3 mg/dL/min; the same at 1-minute sampling, where the steps are 4 minutes of readings.
 func TestTrendIgnoresAFallThatIsEnding(t *testing.T) {
 	perMinute := func(paces ...float64) []Reading { // one reading a minute, from 120 mg/dL
 		rs := []Reading{{Time: t0, MgdL: 120}}
@@ -49,6 +50,8 @@ func TestTrendIgnoresAFallThatIsEnding(t *testing.T) {
 		{"8 then 4 mg/dL per 5 min", series(106, 98, 90, 82, 78), false},
 		{"5 then 3: slowed to 0.6", series(97, 91, 86, 81, 78), true},
 		{"27 then 8: a fast fall slowing", series(160, 154, 127, 100, 92), true},
+		{"16 then 7: faster than 3 mg/dL/min before", series(145, 140, 132, 116, 109), true},
+		{"15 then 7: 3 mg/dL/min before is not faster", series(145, 140, 132, 117, 110), false},
 		{"steady 8", series(108, 100, 92, 84, 76), true},
 		{"every minute, 1.6 then 0.6 mg/dL/min", perMinute(slowing...), false},
 		{"every minute, steady 1.6 mg/dL/min", perMinute(slowing[:10]...), true},
