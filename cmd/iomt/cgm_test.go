@@ -145,16 +145,22 @@ func TestCGMReportMatchesIglu(t *testing.T) {
 	}
 }
 
-func TestCGMEvalPredictBeatsAR2(t *testing.T) {
-	p := needCGMData(t, "example_data_hall.csv")
-	code, out, errOut := runCGM("eval-predict", "--csv", p, "--tz", "UTC-05:00", "--json")
+// evalPredictJSON runs eval-predict --json on a shared iglu file.
+func evalPredictJSON(t *testing.T, name string) (path string, doc cgmPredictDoc) {
+	t.Helper()
+	path = needCGMData(t, name)
+	code, out, errOut := runCGM("eval-predict", "--csv", path, "--tz", "UTC-05:00", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	var doc cgmPredictDoc
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
+	return path, doc
+}
+
+func TestCGMEvalPredictBeatsAR2(t *testing.T) {
+	p, doc := evalPredictJSON(t, "example_data_hall.csv")
 	if len(doc.Pooled) != 2 || doc.Pooled[0].Predictor != "iomt-trend" || doc.Pooled[1].Predictor != "nightscout-ar2" {
 		t.Fatalf("%+v", doc.Pooled)
 	}
@@ -188,15 +194,7 @@ func TestCGMEvalPredictBeatsAR2(t *testing.T) {
 // The 5-subject file, where iomt had tied AR2 on false alerts until the rule for a fall that
 // is ending: ahead on both counts there too.
 func TestCGMEvalPredictBeatsAR2OnFiveSubjects(t *testing.T) {
-	p := needCGMData(t, "example_data_5_subject.csv")
-	code, out, errOut := runCGM("eval-predict", "--csv", p, "--tz", "UTC-05:00", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	var doc cgmPredictDoc
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		t.Fatal(err)
-	}
+	_, doc := evalPredictJSON(t, "example_data_5_subject.csv")
 	iomt, ar2 := doc.Pooled[0], doc.Pooled[1]
 	t.Logf("iomt: %d/%d lows caught ≥15 min, %d false; AR2: %d/%d, %d false",
 		iomt.Caught15, iomt.Lows, iomt.FalseAlerts, ar2.Caught15, ar2.Lows, ar2.FalseAlerts)
