@@ -55,29 +55,28 @@ func (AR2) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 	return lowest, true
 }
 
-// Trend is iomt's forecast: a damped trend in log space. The level and the rate are fitted by
-// least squares to the readings of the last 10 minutes (3 at 5-minute sampling, 11 at 1-minute)
-// instead of differencing the last two, so one noisy reading neither raises nor hides an alert;
-// the relative rate is then carried forward in 5-minute steps, damped by trendDamping per step
-// because a fall slows down as it goes (counter-regulation, treatment), over two thirds of the
-// horizon. A fall is only trusted while the sensor still shows it: unless the last reading is
-// at least trendMinDrop per 5 minutes below the newest reading trendStep or more older (at
-// 5-minute sampling the previous one), the forecast is that reading: a 1 mg/dL step is the
-// sensors' resolution and noise, and a fall that has flattened to it mostly bottoms out above 70
-// (on the Hall data the rule removed 7 of 84 false alerts and no catch). The drop is measured
-// over time, not per reading, so that 1-minute sensors (Libre 2/3), whose steps are a fifth as
-// deep, pass it on the same falls; elapsed time is rounded to the minute so that a few seconds
-// of jitter do not raise the bar. Nor is a fall that is ending: when the last step's pace is
-// under trendSlowing of the step before's (the same reference rule one step further back), the
-// forecast is again the last reading (on the Hall data: 14 false alerts fewer, at falls that
-// levelled off or turned back above 70, and one low fewer warned of 15 minutes ahead, which came after
-// glucose had sat at 75–77 for 25 minutes) — unless the step before fell faster than
-// trendFastFall, the pace a CGM shows as a double down arrow ("falling rapidly"), after which a
-// slower step is still a steep descent, or a sensor catching up, not the fall's end.
-// Sampling: the forecast needs at least three readings spanning 7.5 of the last 10 minutes,
-// none more than 10 minutes apart; 15-minute data (LibreView's historic records) gets no
-// forecast, so no predicted low. The constants are global, the same
-// for every patient; they were chosen on the shared iglu data (docs/VALIDATION.md, "## CGM").
+// Trend is iomt's forecast: a damped trend in log space. The level and the rate are fitted by least
+// squares to the readings of the last 10 minutes (3 at 5-minute sampling, 11 at 1-minute) instead
+// of differencing the last two, so one noisy reading neither raises nor hides an alert; the
+// relative rate is then carried forward in 5-minute steps, damped by trendDamping per step because
+// a fall slows down as it goes (counter-regulation, treatment), over two thirds of the horizon. A
+// fall is only trusted while the sensor still shows it: unless the last reading is at least
+// trendMinDrop per 5 minutes below the newest reading trendStep or more older (at 5-minute sampling
+// the previous one), the forecast is that reading: a 1 mg/dL step is the sensors' resolution and
+// noise, and a fall that has flattened to it mostly bottoms out above 70 (on the Hall data, when it
+// was added, the rule removed 7 of 84 false alerts and no catch). The drop is measured over time,
+// not per reading, so that 1-minute sensors (Libre 2/3), whose steps are a fifth as deep, pass it
+// on the same falls; elapsed time is rounded to the minute so that a few seconds of jitter do not
+// raise the bar. Nor is a fall that is ending: when the last step's pace is under trendSlowing of
+// the step before's (the same reference rule one step further back), the forecast is again the last
+// reading (on the Hall data: 14 false alerts fewer, at falls that levelled off or turned back above
+// 70, and one low no longer warned of at all, which came after glucose had sat at 75–77 for 25
+// minutes) — unless the step before fell faster than trendFastFall, the pace Dexcom shows as a
+// double down arrow ("falling rapidly"), after which a slower step is still a steep descent, or a
+// sensor catching up, not the fall's end. Sampling: the forecast needs at least three readings
+// spanning 7.5 of the last 10 minutes, none more than 10 minutes apart; 15-minute data (LibreView's
+// historic records) gets no forecast, so no predicted low. The constants are global, the same for
+// every patient; they were chosen on the shared iglu data (docs/VALIDATION.md, "## CGM").
 type Trend struct{}
 
 // Name implements Predictor.
@@ -122,7 +121,8 @@ func (Trend) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 		return hist[n-1].MgdL, true
 	}
 	// The step before, to the reference from the newest reading trendStep or more older; paces
-	// in mg/dL/min, positive when falling.
+	// in mg/dL/min, positive when falling (fall is at least 0.4 here, so a step before that
+	// rose or stayed flat never makes the fall look like it is ending).
 	prev := ref - 1
 	for prev >= 0 && w[ref].Time.Sub(w[prev].Time) < trendStep {
 		prev--
@@ -130,7 +130,7 @@ func (Trend) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 	if prev >= 0 {
 		fall := (w[ref].MgdL - hist[n-1].MgdL) / elapsed.Minutes()
 		before := (w[prev].MgdL - w[ref].MgdL) / w[ref].Time.Sub(w[prev].Time).Round(time.Minute).Minutes()
-		if before > 0 && before <= trendFastFall && fall < trendSlowing*before {
+		if before <= trendFastFall && fall < trendSlowing*before {
 			return hist[n-1].MgdL, true
 		}
 	}

@@ -42,6 +42,13 @@ func TestTrendIgnoresAFallThatIsEnding(t *testing.T) {
 		return rs
 	}
 	slowing := []float64{1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 1.6, 0.6, 0.6, 0.6, 0.6}
+	// A step is 4 minutes or more of readings, not the previous reading: the 2 mg/dL jolt just
+	// before the last 4 minutes is part of a step before of 0.875 mg/dL/min.
+	jolt := []float64{1, 1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 2, 0.6, 0.6, 0.6, 0.6}
+	// Readings a few seconds off the 5-minute grid: the step before is 15 mg/dL in 4 min 50 s,
+	// 3 mg/dL/min once rounded to the minute, so not faster than trendFastFall.
+	jittered := []Reading{{Time: t0, MgdL: 140}, {Time: t0.Add(5 * time.Minute), MgdL: 132},
+		{Time: t0.Add(9*time.Minute + 50*time.Second), MgdL: 117}, {Time: t0.Add(15 * time.Minute), MgdL: 110}}
 	for _, c := range []struct {
 		name string
 		hist []Reading
@@ -55,6 +62,8 @@ func TestTrendIgnoresAFallThatIsEnding(t *testing.T) {
 		{"steady 8", series(108, 100, 92, 84, 76), true},
 		{"every minute, 1.6 then 0.6 mg/dL/min", perMinute(slowing...), false},
 		{"every minute, steady 1.6 mg/dL/min", perMinute(slowing[:10]...), true},
+		{"every minute, 0.6 mg/dL/min after a jolt", perMinute(jolt...), true},
+		{"5-minute readings with jitter, 15 then 7", jittered, false},
 	} {
 		last := c.hist[len(c.hist)-1].MgdL
 		got, ok := (Trend{}).PredictMin(c.hist, 30*time.Minute)

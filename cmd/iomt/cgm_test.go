@@ -156,14 +156,14 @@ func evalPredictJSON(t *testing.T, name string) (path string, doc cgmPredictDoc)
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
+	if len(doc.Pooled) != 2 || doc.Pooled[0].Predictor != "iomt-trend" || doc.Pooled[1].Predictor != "nightscout-ar2" {
+		t.Fatalf("pooled rows %+v, want iomt-trend then nightscout-ar2", doc.Pooled)
+	}
 	return path, doc
 }
 
 func TestCGMEvalPredictBeatsAR2(t *testing.T) {
 	p, doc := evalPredictJSON(t, "example_data_hall.csv")
-	if len(doc.Pooled) != 2 || doc.Pooled[0].Predictor != "iomt-trend" || doc.Pooled[1].Predictor != "nightscout-ar2" {
-		t.Fatalf("%+v", doc.Pooled)
-	}
 	iomt, ar2 := doc.Pooled[0], doc.Pooled[1]
 	t.Logf("iomt: %d/%d lows caught ≥15 min, %.3f false/day; AR2: %d/%d, %.3f false/day",
 		iomt.Caught15, iomt.Lows, iomt.FalsePerDay, ar2.Caught15, ar2.Lows, ar2.FalsePerDay)
