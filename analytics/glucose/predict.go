@@ -55,28 +55,25 @@ func (AR2) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 	return lowest, true
 }
 
-// Trend is iomt's forecast: a damped trend in log space. The level and the rate are fitted by least
-// squares to the readings of the last 10 minutes (3 at 5-minute sampling, 11 at 1-minute) instead
-// of differencing the last two, so one noisy reading neither raises nor hides an alert; the
-// relative rate is then carried forward in 5-minute steps, damped by trendDamping per step because
-// a fall slows down as it goes (counter-regulation, treatment), over two thirds of the horizon. A
-// fall is only trusted while the sensor still shows it: unless the last reading is at least
-// trendMinDrop per 5 minutes below the newest reading trendStep or more older (at 5-minute sampling
-// the previous one), the forecast is that reading: a 1 mg/dL step is the sensors' resolution and
-// noise, and a fall that has flattened to it mostly bottoms out above 70 (on the Hall data, when it
-// was added, the rule removed 7 of 84 false alerts and no catch). The drop is measured over time,
-// not per reading, so that 1-minute sensors (Libre 2/3), whose steps are a fifth as deep, pass it
-// on the same falls; elapsed time is rounded to the minute so that a few seconds of jitter do not
-// raise the bar. Nor is a fall that is ending: when the last step's pace is under trendSlowing of
-// the step before's (the same reference rule one step further back), the forecast is again the last
-// reading (on the Hall data: 14 false alerts fewer, at falls that levelled off or turned back above
-// 70, and one low no longer warned of at all, which came after glucose had sat at 75–77 for 25
-// minutes) — unless the step before fell faster than trendFastFall, the pace Dexcom shows as a
-// double down arrow ("falling rapidly"), after which a slower step is still a steep descent, or a
-// sensor catching up, not the fall's end. Sampling: the forecast needs at least three readings
-// spanning 7.5 of the last 10 minutes, none more than 10 minutes apart; 15-minute data (LibreView's
-// historic records) gets no forecast, so no predicted low. The constants are global, the same for
-// every patient; they were chosen on the shared iglu data (docs/VALIDATION.md, "## CGM").
+// Trend is iomt's forecast: a damped trend in log space. Level and rate are fitted by least
+// squares to the readings of the last 10 minutes, so one noisy reading neither raises nor hides
+// an alert; the relative rate is carried forward in 5-minute steps over two thirds of the
+// horizon, damped by trendDamping per step because a fall slows as it goes (counter-regulation,
+// treatment).
+//
+// The forecast is the last reading, no fall, when the fall has flattened or is ending:
+//   - flattened: the last reading is less than trendMinDrop per 5 minutes below the newest reading
+//     trendStep or more older (a 1 mg/dL step is sensor resolution and noise);
+//   - ending: the last step's pace is under trendSlowing of the step before's, unless the step
+//     before fell faster than trendFastFall (Dexcom's double down arrow), after which a slower
+//     step is still a steep descent or a sensor catching up.
+//
+// Steps are measured over time, not readings, and rounded to the minute, so 1-minute sensors
+// (Libre 2/3) pass the same rules on the same falls and a few seconds of jitter move no bar. The
+// forecast needs at least three readings spanning 7.5 of the last 10 minutes, none more than 10
+// minutes apart, so 15-minute data (LibreView's historic records) raises no predicted low. The
+// constants are global, the same for every patient, chosen on the shared iglu data;
+// docs/VALIDATION.md ("## CGM") has what each rule changed there and how close the choice is.
 type Trend struct{}
 
 // Name implements Predictor.
