@@ -68,8 +68,9 @@ func (AR2) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 //     before fell faster than trendFastFall (Dexcom's double down arrow), after which a slower
 //     step is still a steep descent or a sensor catching up.
 //
-// Steps are measured over time, not readings, and rounded to the minute, so 1-minute sensors
-// (Libre 2/3) pass the same rules on the same falls and a few seconds of jitter move no bar. The
+// Steps span trendStep or more, not consecutive readings, and are rounded to the minute, so
+// 1-minute sensors (Libre 2/3) are judged by paces as 5-minute ones are, and a few seconds of
+// jitter move no bar. The
 // forecast needs at least three readings spanning 7.5 of the last 10 minutes, none more than 10
 // minutes apart, so 15-minute data (LibreView's historic records) raises no predicted low. The
 // constants are global, the same for every patient, chosen on the shared iglu data;
