@@ -71,9 +71,9 @@ func (AR2) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 // Steps span trendStep or more, not consecutive readings, and are rounded to the minute, so
 // 1-minute sensors (Libre 2/3) are judged by paces as 5-minute ones are, and a few seconds of
 // jitter move no bar. The
-// forecast needs at least three readings spanning 7.5 of the last 10 minutes, none more than 10
-// minutes apart, so 15-minute data (LibreView's historic records) raises no predicted low. The
-// constants are global, the same for every patient, chosen on the shared iglu data;
+// forecast needs at least three readings spanning 7.5 of the last 10 minutes: 15-minute data
+// (LibreView's historic records) raises no predicted low.
+// The constants are global, the same for every patient, chosen on the shared iglu data;
 // docs/VALIDATION.md ("## CGM") has what each rule changed there and how close the choice is.
 type Trend struct{}
 
@@ -104,31 +104,17 @@ func (Trend) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 	if len(w) < 3 || last.Sub(w[0].Time) < trendWindow*3/4 {
 		return 0, false
 	}
-	for k := 1; k < len(w); k++ {
-		if w[k].Time.Sub(w[k-1].Time) > 10*time.Minute {
-			return 0, false
-		}
-	}
 	// w spans at least 7.5 minutes, so it holds a reading trendStep older than the last.
-	ref := len(w) - 2
-	for last.Sub(w[ref].Time) < trendStep {
-		ref--
-	}
+	end := len(w) - 1
+	ref := stepBefore(w, end)
 	elapsed := last.Sub(w[ref].Time).Round(time.Minute)
 	if hist[n-1].MgdL > w[ref].MgdL-trendMinDrop*elapsed.Minutes()/5 {
 		return hist[n-1].MgdL, true
 	}
-	// The step before, to the reference from the newest reading trendStep or more older; paces
-	// in mg/dL/min, positive when falling (fall is at least 0.4 here, so a step before that
-	// rose or stayed flat never makes the fall look like it is ending).
-	prev := ref - 1
-	for prev >= 0 && w[ref].Time.Sub(w[prev].Time) < trendStep {
-		prev--
-	}
-	if prev >= 0 {
-		fall := (w[ref].MgdL - hist[n-1].MgdL) / elapsed.Minutes()
-		before := (w[prev].MgdL - w[ref].MgdL) / w[ref].Time.Sub(w[prev].Time).Round(time.Minute).Minutes()
-		if before <= trendFastFall && fall < trendSlowing*before {
+	// Paces are positive when falling; the last one is at least 0.4 mg/dL/min here, so a step
+	// before that rose or stayed flat never makes the fall look like it is ending.
+	if prev := stepBefore(w, ref); prev >= 0 {
+		if before := pace(w, prev, ref); before <= trendFastFall && pace(w, ref, end) < trendSlowing*before {
 			return hist[n-1].MgdL, true
 		}
 	}
@@ -145,4 +131,20 @@ func (Trend) PredictMin(hist []Reading, horizon time.Duration) (float64, bool) {
 		lowest = math.Min(lowest, math.Exp(y))
 	}
 	return lowest, true
+}
+
+// stepBefore returns the index of the newest reading of w at least trendStep older than w[i], or
+// -1 if there is none.
+func stepBefore(w []Reading, i int) int {
+	j := i - 1
+	for j >= 0 && w[i].Time.Sub(w[j].Time) < trendStep {
+		j--
+	}
+	return j
+}
+
+// pace is the fall from w[a] to w[b] in mg/dL per minute, the time between them rounded to the
+// minute.
+func pace(w []Reading, a, b int) float64 {
+	return (w[a].MgdL - w[b].MgdL) / w[b].Time.Sub(w[a].Time).Round(time.Minute).Minutes()
 }
