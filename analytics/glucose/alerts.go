@@ -88,8 +88,6 @@ type Monitor struct {
 	hist   []Reading // the last hour, oldest first
 	active map[Kind]bool
 	snooze map[Kind]time.Time
-	// predCleared is when a raised predicted low last cleared.
-	predCleared time.Time
 }
 
 // NewMonitor returns a monitor with validated settings.
@@ -178,19 +176,16 @@ func (m *Monitor) Observe(r Reading) []Alert {
 
 	// A predicted low only matters while the patient is not low already.
 	// Once raised, it holds until the forecast clears the threshold by a margin, so a forecast
-	// hovering at the threshold does not raise it again and again, and once cleared it is not
-	// raised again for PredictedLowRearm.
+	// hovering at the threshold does not raise it again and again, and once cleared it is
+	// snoozed for PredictedLowRearm (or longer, if already snoozed longer).
 	pred, ok := s.Predictor.PredictMin(m.hist, s.Horizon)
 	limit := s.Low
 	if m.active[PredictedLow] {
 		limit += PredictedLowClearance
 	}
 	cond := ok && v >= s.Low && pred < limit
-	switch {
-	case m.active[PredictedLow] && !cond:
-		m.predCleared = now
-	case !m.active[PredictedLow] && now.Sub(m.predCleared) < PredictedLowRearm:
-		cond = false
+	if until := now.Add(PredictedLowRearm); m.active[PredictedLow] && !cond && until.After(m.snooze[PredictedLow]) {
+		m.snooze[PredictedLow] = until
 	}
 	out = m.raise(out, cond, Alert{Kind: PredictedLow, MgdL: v, Predicted: pred}, now)
 	return out
