@@ -120,6 +120,10 @@ type tracker struct {
 	limit   float64
 	device  string
 	alarm   *Alarm
+	// sensors holds, for a signal-quality rule, the event kinds asserted and not yet cleared on
+	// the device (an ECG's lead-off, an oximeter's probe-off): one sensor's all-clear does not
+	// end another's condition.
+	sensors map[string]bool
 }
 
 func (t *tracker) pending() bool {
@@ -621,6 +625,21 @@ func (e *Engine) event(out []Change, tenant, patient, kind string, data map[stri
 		matched := rc.when == nil || evalBool(rc.when, act)
 		cleared := rc.clear != nil && evalBool(rc.clear, act)
 		t := p.tracker(rc.ID, key)
+		if rc.Quality {
+			sensor, _ := data["kind"].(string)
+			switch {
+			case cleared:
+				delete(t.sensors, sensor)
+				if len(t.sensors) > 0 {
+					continue
+				}
+			case matched:
+				if t.sensors == nil {
+					t.sensors = map[string]bool{}
+				}
+				t.sensors[sensor] = true
+			}
+		}
 		var level Priority
 		switch {
 		case cleared:

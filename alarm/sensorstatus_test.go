@@ -1,10 +1,12 @@
 package alarm
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/codes"
 )
 
@@ -40,5 +42,30 @@ func TestOximeterStatusSuppresses(t *testing.T) {
 	got = run(0x0020, 20*time.Second)
 	if !slices.Contains(got, "resolved:poor-signal:low") || !slices.Contains(got, "raised:spo2-low:high") {
 		t.Fatalf("low perfusion with SpO2 80: %v", got)
+	}
+}
+
+// A monitor that sends ECG and SpO2 under one device: the oximeter's all-clear status ends
+// neither the ECG's lead-off nor its suppression of the ECG's readings; the lead's own
+// all-clear does.
+func TestOximeterStatusLeavesECGLeadOff(t *testing.T) {
+	c := newClock()
+	e := newEngine(t, c, Config{})
+	leadOff := func(active bool) []string {
+		d, _ := json.Marshal(map[string]any{"device": "mon", "kind": "lead-off", "active": active})
+		return kinds(e.Event(iomt.Event{Tenant: iomt.DefaultTenant, Patient: "p", Kind: SignalQualityEvent, Time: c.now, Data: d}))
+	}
+	leadOff(true)
+	var got []string
+	for range 60 {
+		c.Add(time.Second)
+		got = append(got, kinds(e.Observe(batch("p", "mon", c.now, obs(spo2, 97), obs(codes.OximeterStatus, 0), obs(hr, 190))))...)
+		got = append(got, kinds(e.Tick(c.now))...)
+	}
+	if !slices.Equal(got, []string{"raised:lead-off:low"}) {
+		t.Fatalf("lead off, oximeter clear, HR 190 from the same device: %v, want the sensor-off alarm alone", got)
+	}
+	if got := leadOff(false); !slices.Equal(got, []string{"resolved:lead-off:low"}) {
+		t.Fatalf("lead back on: %v", got)
 	}
 }
