@@ -396,6 +396,10 @@ func (e *Engine) step(out []Change, p *patient, c *compiled, t *tracker, at time
 	}
 	if level > 0 {
 		t.present = true
+		if t.alarm != nil {
+			// A repeat changes nothing to tell, but is kept with the next snapshot.
+			t.alarm.ConditionSeen = at
+		}
 	} else if cleared {
 		t.present = false
 	}
@@ -552,9 +556,6 @@ func (e *Engine) conditions(out []Change, p *patient, at time.Time, device strin
 		}
 		if level > 0 {
 			t.value, t.device = news2Total(act), device
-			if t.alarm != nil {
-				t.alarm.ConditionSeen = at
-			}
 		}
 		t.last = at
 		out = e.step(out, p, rc, t, at, level, cleared, now)
@@ -649,10 +650,6 @@ func (e *Engine) event(out []Change, tenant, patient, kind string, data map[stri
 				t.value = v
 			}
 			t.device = device
-			if t.alarm != nil {
-				// A repeat changes nothing to tell, but is kept with the next snapshot.
-				t.alarm.ConditionSeen = at
-			}
 		default:
 			continue
 		}
