@@ -204,6 +204,14 @@ func (p *patient) poor(device string) bool {
 	return false
 }
 
+// deviceOf is the device an observation came from: its own, else its batch's.
+func deviceOf(o iomt.Observation, b iomt.Batch) string {
+	if o.Device != "" {
+		return o.Device
+	}
+	return b.Device
+}
+
 // clockAt is the patient's time at wall time now: the newest reading's time plus the time
 // since it arrived, so that a device replaying stored readings is judged by its own times.
 func (p *patient) clockAt(now time.Time) time.Time {
@@ -242,15 +250,12 @@ func (e *Engine) Observe(b iomt.Batch) []Change {
 		if !ok {
 			continue
 		}
-		dev := o.Device
-		if dev == "" {
-			dev = b.Device
-		}
+		dev := deviceOf(o, b)
 		for _, q := range []struct {
 			kind   string
 			active bool
 		}{{"probe-off", off}, {"noise", poor}} {
-			out = e.event(out, b.Tenant, patientID, SignalQualityEvent, map[string]any{"device": dev, "kind": q.kind, "active": q.active}, o.Time)
+			out = e.eventFor(out, p, SignalQualityEvent, map[string]any{"device": dev, "kind": q.kind, "active": q.active}, o.Time, now)
 		}
 	}
 	var newest time.Time
@@ -259,10 +264,7 @@ func (e *Engine) Observe(b iomt.Batch) []Change {
 		if o.Time.After(newest) {
 			newest = o.Time
 		}
-		dev := o.Device
-		if dev == "" {
-			dev = b.Device
-		}
+		dev := deviceOf(*o, b)
 		if dev != b.Device && dev != "" {
 			out = e.deviceSeen(out, p, dev, arrived, now)
 		}
@@ -592,7 +594,8 @@ func (e *Engine) Event(ev iomt.Event) []Change {
 }
 
 // event evaluates an event of kind with data against the patient's event rules of that kind,
-// appending to out; at zero means the patient's clock now.
+// appending to out; at zero means the patient's clock now. A patient without such rules is
+// not created for it.
 func (e *Engine) event(out []Change, tenant, patient, kind string, data map[string]any, at time.Time) []Change {
 	rules := e.rulesFor(tenant).byEvent[kind]
 	if p := e.patients[patient]; p != nil {
@@ -601,8 +604,12 @@ func (e *Engine) event(out []Change, tenant, patient, kind string, data map[stri
 	if len(rules) == 0 {
 		return out
 	}
-	p := e.patient(tenant, patient)
-	now := e.clock()
+	return e.eventFor(out, e.patient(tenant, patient), kind, data, at, e.clock())
+}
+
+// eventFor is event for a patient at hand, at wall time now.
+func (e *Engine) eventFor(out []Change, p *patient, kind string, data map[string]any, at, now time.Time) []Change {
+	rules := p.rules.byEvent[kind]
 	if data == nil {
 		data = map[string]any{}
 	}
