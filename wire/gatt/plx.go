@@ -94,24 +94,26 @@ func plxMeasurementStatus(v uint16) *PLXMeasurementStatus {
 	}
 }
 
+// plxDeviceSensorStatus reads the Device and Sensor Status field, whose low 16 bits are
+// IEEE 11073-10404's MDC_PULS_OXIM_DEV_STATUS as the codes catalog numbers them.
 func plxDeviceSensorStatus(v uint32) *PLXDeviceSensorStatus {
 	return &PLXDeviceSensorStatus{
-		ExtendedDisplayUpdate:     bit(v, 0),
-		EquipmentMalfunction:      bit(v, 1),
-		SignalProcessingIrregular: bit(v, 2),
-		InadequateSignal:          bit(v, 3),
-		PoorSignal:                bit(v, 4),
-		LowPerfusion:              bit(v, 5),
-		ErraticSignal:             bit(v, 6),
-		NonPulsatileSignal:        bit(v, 7),
-		QuestionablePulse:         bit(v, 8),
-		SignalAnalysisOngoing:     bit(v, 9),
-		SensorInterference:        bit(v, 10),
-		SensorUnconnected:         bit(v, 11),
-		UnknownSensor:             bit(v, 12),
-		SensorDisplaced:           bit(v, 13),
-		SensorMalfunctioning:      bit(v, 14),
-		SensorDisconnected:        bit(v, 15),
+		ExtendedDisplayUpdate:     v&codes.OxExtendedUpdate != 0,
+		EquipmentMalfunction:      v&codes.OxEquipmentMalfunction != 0,
+		SignalProcessingIrregular: v&codes.OxProcessingIrregular != 0,
+		InadequateSignal:          v&codes.OxInadequate != 0,
+		PoorSignal:                v&codes.OxPoor != 0,
+		LowPerfusion:              v&codes.OxLowPerfusion != 0,
+		ErraticSignal:             v&codes.OxErratic != 0,
+		NonPulsatileSignal:        v&codes.OxNonPulsatile != 0,
+		QuestionablePulse:         v&codes.OxPulseQuestionable != 0,
+		SignalAnalysisOngoing:     v&codes.OxSearching != 0,
+		SensorInterference:        v&codes.OxInterference != 0,
+		SensorUnconnected:         v&codes.OxSensorOff != 0,
+		UnknownSensor:             v&codes.OxSensorUnsupported != 0,
+		SensorDisplaced:           v&codes.OxSensorDisplaced != 0,
+		SensorMalfunctioning:      v&codes.OxSensorMalfunction != 0,
+		SensorDisconnected:        v&codes.OxSensorDisconnected != 0,
 	}
 }
 
