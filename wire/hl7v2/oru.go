@@ -650,15 +650,15 @@ func isReading(o *Observation) bool {
 // taken for 1 and 0 as in HL7's binary table. Bits not written are clear. Other coded
 // observations (context values, enumerations) are not readings and are left alone.
 func mapBits(o *Observation, cat *codes.Catalog) {
+	if !slices.ContainsFunc([]string{o.Code.Code, o.Code.Text}, func(id string) bool {
+		c, ok := cat.Lookup(id)
+		return ok && id != "" && c.Kind == codes.SensorStatus
+	}) {
+		return // a coded value that is no reading
+	}
 	code, why := lookup(cat, o.Code)
 	if why != "" {
-		// Silent for the coded values that are no reading, but not for a status whose code
-		// and name disagree.
-		for _, id := range []string{o.Code.Code, o.Code.Text} {
-			if c, ok := cat.Lookup(id); ok && id != "" && c.Kind == codes.SensorStatus {
-				o.Unmapped = why
-			}
-		}
+		o.Unmapped = why // a status whose code and name disagree
 		return
 	}
 	if code.Kind != codes.SensorStatus || !slices.ContainsFunc(o.Coded, hasBit) || !isReading(o) {
