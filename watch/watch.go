@@ -125,6 +125,7 @@ func (w *CGM) Deliver(ctx context.Context, b iomt.Batch) error {
 	}
 	w.limits.refresh(ctx, w.Patients, b.Patient, w.now(), ttl, w.log)
 	var raised []glucose.Alert
+	applied := "" // the patient whose limits this batch has applied: once, not per reading
 	w.mu.Lock()
 	for _, o := range b.Observations {
 		if o.Code != CGMCode {
@@ -139,7 +140,10 @@ func (w *CGM) Deliver(ctx context.Context, b iomt.Batch) error {
 			}
 			w.monitors[o.Patient] = m
 		}
-		w.applyLimits(o.Patient, m)
+		if o.Patient != applied {
+			w.applyLimits(o.Patient, m)
+			applied = o.Patient
+		}
 		if l := w.last[o.Patient]; o.Time.After(l.taken) {
 			w.last[o.Patient] = arrival{o.Time, w.now()}
 		}
