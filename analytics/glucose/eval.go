@@ -23,8 +23,10 @@ const (
 // Lows finds the real lows of a series: runs of readings below 70 mg/dL, no two more than 15
 // minutes apart, lasting at least 15 minutes from the first reading below to the first reading
 // back in range (or to the last reading below, when data stop).
-func Lows(rs []Reading) []LowEvent {
-	rs = Clean(rs)
+func Lows(rs []Reading) []LowEvent { return lows(Clean(rs)) }
+
+// lows is Lows of clean readings.
+func lows(rs []Reading) []LowEvent {
 	var out []LowEvent
 	for i := 0; i < len(rs); {
 		if rs[i].MgdL >= Low {
@@ -80,14 +82,14 @@ type PredictionResult struct {
 // the Horizon + 15 minutes before it began; an alert is false when no reading below 70 follows
 // within Horizon + 15 minutes. Every predictor sees the same alerting rules.
 func EvaluatePredictor(rs []Reading, p Predictor, horizon time.Duration) (PredictionResult, error) {
+	rs = Clean(rs)
 	return evaluateReplay(rs, rs, p, horizon)
 }
 
 // evaluateReplay scores the alerts raised while replaying one series against the lows of
 // another, rs: the same readings resampled (1-minute sampling) are judged against the lows as
-// recorded.
+// recorded. Both are clean (Clean).
 func evaluateReplay(rs, replay []Reading, p Predictor, horizon time.Duration) (PredictionResult, error) {
-	rs = Clean(rs)
 	s := DefaultSettings()
 	s.Horizon, s.Predictor = horizon, p
 	m, err := NewMonitor(s)
@@ -95,7 +97,7 @@ func evaluateReplay(rs, replay []Reading, p Predictor, horizon time.Duration) (P
 		return PredictionResult{}, err
 	}
 	var alerts []time.Time
-	for _, r := range Clean(replay) {
+	for _, r := range replay {
 		for _, a := range m.Observe(r) {
 			if a.Kind == PredictedLow {
 				alerts = append(alerts, a.Time)
@@ -122,7 +124,7 @@ func evaluateReplay(rs, replay []Reading, p Predictor, horizon time.Duration) (P
 			res.FalseAlerts++
 		}
 	}
-	for _, e := range Lows(rs) {
+	for _, e := range lows(rs) {
 		o := LowOutcome{LowEvent: e}
 		for _, a := range alerts {
 			if !a.Before(e.Start.Add(-window)) && !a.After(e.Start) {

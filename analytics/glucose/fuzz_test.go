@@ -18,10 +18,7 @@ func FuzzMonitor(f *testing.F) {
 		for _, p := range []Predictor{Trend{}, AR2{}} {
 			s := DefaultSettings()
 			s.Predictor = p
-			m, err := NewMonitor(s)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := newMonitor(t, s)
 			at := t0
 			var last time.Time
 			for i := 0; i+3 <= len(data); i += 3 {

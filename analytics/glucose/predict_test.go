@@ -188,7 +188,7 @@ func TestPredictedLowAtOneMinute(t *testing.T) {
 				sum   *PredictionResult
 				noise float64
 			}{{&smooth, 0}, {&noisy, 1.5}} {
-				r, err := evaluateReplay(by[id], perMinute(by[id], c.noise, rng), Trend{}, 30*time.Minute)
+				r, err := evaluateReplay(Clean(by[id]), perMinute(by[id], c.noise, rng), Trend{}, 30*time.Minute)
 				if err != nil {
 					t.Fatal(err)
 				}
