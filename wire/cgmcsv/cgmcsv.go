@@ -564,6 +564,7 @@ func (p *parser) finish() error {
 	if p.opt.Location == nil {
 		return errNoZone(p.libre[0].ts)
 	}
+	name := layoutName(layout)
 	for _, r := range p.libre {
 		if r.ts == "" {
 			p.reject(r.line, "historic glucose row without timestamp")
@@ -571,7 +572,7 @@ func (p *parser) finish() error {
 		}
 		t, err := time.ParseInLocation(layout, r.ts, p.opt.Location)
 		if err != nil {
-			p.reject(r.line, "timestamp %q is not a date and time in the file's layout (%s)", r.ts, layoutName(layout))
+			p.reject(r.line, "timestamp %q is not a date and time in the file's layout (%s)", r.ts, name)
 			continue
 		}
 		p.res.WallClock = true
@@ -595,10 +596,18 @@ func (p *parser) finish() error {
 // mirror each other (Jan 2 and Feb 1); then the layout that keeps the rows in time order wins,
 // as exports list them so, and after that the earlier one in libreLayouts.
 func libreLayout(rows []libreRow) (string, error) {
+	stamped := 0
+	for _, r := range rows {
+		if r.ts != "" {
+			stamped++
+		}
+	}
 	best, bestFit, bestSpan, bestBack := "", 0, time.Duration(0), 0
 	for _, l := range libreLayouts {
-		fit, span, back := libreFit(l, rows)
-		if fit == 0 {
+		// A layout missing more rows than the best so far fits fewer: it cannot win, and
+		// reading on would parse every row with every layout.
+		fit, span, back, ok := libreFit(l, rows, stamped-bestFit)
+		if !ok || fit == 0 {
 			continue
 		}
 		if best == "" || fit > bestFit || fit == bestFit && (span < bestSpan || span == bestSpan && back < bestBack) {
@@ -623,16 +632,21 @@ func layoutName(layout string) string {
 }
 
 // libreFit reads the timestamps with layout and reports how many fit it, the time those span
-// and how many of them step back in time from the one before. The rows are read as UTC: the
-// zone shifts them all alike.
-func libreFit(layout string, rows []libreRow) (fit int, span time.Duration, back int) {
+// and how many of them step back in time from the one before; ok is false, and the reading
+// stops, once more than maxMiss timestamps do not fit. The rows are read as UTC: the zone
+// shifts them all alike.
+func libreFit(layout string, rows []libreRow, maxMiss int) (fit int, span time.Duration, back int, ok bool) {
 	var first, last, prev time.Time
+	miss := 0
 	for _, r := range rows {
 		if r.ts == "" {
 			continue
 		}
 		t, err := time.Parse(layout, r.ts)
 		if err != nil {
+			if miss++; miss > maxMiss {
+				return 0, 0, 0, false
+			}
 			continue
 		}
 		if fit == 0 || t.Before(first) {
@@ -647,7 +661,7 @@ func libreFit(layout string, rows []libreRow) (fit int, span time.Duration, back
 		prev = t
 		fit++
 	}
-	return fit, last.Sub(first), back
+	return fit, last.Sub(first), back, true
 }
 
 // checkUnit refuses a generic file without a stated unit whose values all look like mmol/L,
