@@ -26,7 +26,10 @@ type Patient struct {
 	SpO2Scale int `json:"spo2Scale,omitempty"`
 	// CGMLimits are the patient's own CGM alert thresholds; the zero value means the defaults.
 	CGMLimits GlucoseLimits `json:"cgmLimits,omitzero"`
-	CreatedAt time.Time     `json:"createdAt"`
+	// Location is where the patient lies, as a path from the site down ("north/ward-3/bed-12",
+	// or "home"); care teams that cover a location cover the patients below it.
+	Location  string    `json:"location,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 // GlucoseLimits are a patient's CGM alert thresholds in mg/dL, as their clinician sets them

@@ -44,6 +44,7 @@ type patientRecord struct {
 	MRN       string             `json:"mrn,omitempty"`
 	SpO2Scale int                `json:"spo2Scale,omitempty"`
 	CGMLimits iomt.GlucoseLimits `json:"cgmLimits,omitzero"`
+	Location  string             `json:"location,omitempty"`
 	CreatedAt time.Time          `json:"createdAt"`
 }
 

@@ -1,0 +1,277 @@
+package iomt
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Role is what a user may do; the permissions of each are fixed and documented in policy/.
+type Role string
+
+// Roles.
+const (
+	// RoleAdmin manages users, teams, devices, credentials, alarm rules and routing and the
+	// configuration; it reads no patient data unless the user also holds a clinical role.
+	RoleAdmin Role = "admin"
+	// RoleClinician reads and acts on the patients of the user's care teams.
+	RoleClinician Role = "clinician"
+	// RoleCarer is a family member or home carer: a read-only summary of the patients shared
+	// with them (through a care team), and their alerts.
+	RoleCarer Role = "carer"
+	// RoleAuditor reads the audit trail and no other patient data.
+	RoleAuditor Role = "auditor"
+	// RoleService is an integration's service account; what it may do is the scopes of its
+	// API tokens (SMART on FHIR v2), within its other roles' permissions.
+	RoleService Role = "service"
+)
+
+// Roles lists every role, sorted.
+func Roles() []Role { return []Role{RoleAdmin, RoleAuditor, RoleCarer, RoleClinician, RoleService} }
+
+// User is a person (or a service account) who signs in to iomt.
+type User struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	Login  string `json:"login"` // unique per tenant
+	Name   string `json:"name"`  // display name
+	Roles  []Role `json:"roles"`
+	// Disabled users cannot sign in, and their sessions and tokens stop working.
+	Disabled bool `json:"disabled,omitempty"`
+	// PasswordHash is an argon2id hash in PHC string form; empty: no password sign-in (an SSO
+	// or service account).
+	PasswordHash string `json:"-"`
+	// TOTPSecret, if set, is the base32 secret of the user's second factor (RFC 6238).
+	TOTPSecret string `json:"-"`
+	// Issuer and Subject identify a user who signs in through OpenID Connect (the ID token's
+	// iss and sub); unique per tenant when set.
+	Issuer  string `json:"issuer,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	// FailedSignIns counts wrong passwords or codes since the last success; LockedUntil is
+	// when a temporary lockout ends.
+	FailedSignIns int       `json:"-"`
+	LockedUntil   time.Time `json:"lockedUntil,omitzero"`
+	CreatedAt     time.Time `json:"createdAt"`
+	UpdatedAt     time.Time `json:"updatedAt,omitzero"`
+}
+
+// HasRole reports whether u holds r.
+func (u User) HasRole(r Role) bool { return slices.Contains(u.Roles, r) }
+
+// MFAEnabled reports whether the user has a second factor set up.
+func (u User) MFAEnabled() bool { return u.TOTPSecret != "" }
+
+// UserFilter selects users; zero fields match everything.
+type UserFilter struct {
+	Tenant string
+	Login  string
+	// Issuer and Subject, both set, find the user of an OpenID Connect identity.
+	Issuer, Subject string
+	Limit           int
+}
+
+// CareTeam is a group of users who care for a set of patients: the patients it lists, and
+// those who lie in the locations it covers (a location covers the ones below it: a team of
+// "north/ward-3" covers "north/ward-3/bed-12").
+type CareTeam struct {
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	Name      string    `json:"name"`
+	Members   []string  `json:"members"`             // user IDs
+	Patients  []string  `json:"patients,omitempty"`  // patient IDs
+	Locations []string  `json:"locations,omitempty"` // location paths, see Patient.Location
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+}
+
+// CoversLocation reports whether the team covers a patient lying at loc.
+func (t CareTeam) CoversLocation(loc string) bool {
+	if loc == "" {
+		return false
+	}
+	for _, l := range t.Locations {
+		if loc == l || strings.HasPrefix(loc, l+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// CareTeamFilter selects care teams; zero fields match everything.
+type CareTeamFilter struct {
+	Tenant string
+	Member string // teams this user belongs to
+}
+
+// Session is a signed-in user's server-side session. The browser holds a random token; the
+// store keeps only its hash (ID), so a copy of the store signs no one in.
+type Session struct {
+	ID       string    `json:"id"` // hex SHA-256 of the session token
+	Tenant   string    `json:"tenant"`
+	User     string    `json:"user"`
+	CSRF     string    `json:"-"` // the token cookie-authenticated writes must echo
+	Source   string    `json:"source,omitempty"`
+	Method   string    `json:"method"` // password, password+totp, oidc
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"lastSeen"`
+	Expires  time.Time `json:"expires"` // the absolute end, whatever the activity
+}
+
+// SessionFilter selects sessions to delete; zero fields match everything.
+type SessionFilter struct {
+	ID   string
+	User string
+	// ExpiredAt, if set, selects sessions whose absolute end is at or before it.
+	ExpiredAt time.Time
+}
+
+// APIToken is a bearer token an admin issued to a service account. Only its hash is kept.
+type APIToken struct {
+	ID      string    `json:"id"`
+	Tenant  string    `json:"tenant"`
+	User    string    `json:"user"` // the service account it acts as
+	Name    string    `json:"name"`
+	Hash    []byte    `json:"-"`      // SHA-256 of the secret
+	Scopes  []string  `json:"scopes"` // SMART on FHIR v2 scopes
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Revoked time.Time `json:"revoked,omitzero"`
+}
+
+// Active reports whether the token works at t.
+func (t APIToken) Active(at time.Time) bool {
+	return t.Revoked.IsZero() && at.Before(t.Expires)
+}
+
+// APITokenFilter selects API tokens; zero fields match everything.
+type APITokenFilter struct {
+	Tenant string
+	User   string
+}
+
+// BreakGlass is an emergency access: a clinician opened a patient outside their care teams,
+// stating why, until Until.
+type BreakGlass struct {
+	ID      string    `json:"id"`
+	Tenant  string    `json:"tenant"`
+	User    string    `json:"user"`
+	Patient string    `json:"patient"`
+	Reason  string    `json:"reason"`
+	Start   time.Time `json:"start"`
+	Until   time.Time `json:"until"`
+}
+
+// BreakGlassFilter selects emergency accesses; zero fields match everything.
+type BreakGlassFilter struct {
+	Tenant  string
+	User    string
+	Patient string
+	// ActiveAt keeps the accesses in force at that time.
+	ActiveAt time.Time
+	Since    time.Time // started at or after
+}
+
+// IdentityStore keeps the people of a deployment: users, care teams, sessions, API tokens and
+// emergency accesses. Every write is durable when it returns.
+type IdentityStore interface {
+	// CreateUser stores a new user (ErrDuplicate if the ID, the (Tenant, Login) or a set
+	// (Tenant, Issuer, Subject) exists; ErrInvalid for a user CheckUser refuses).
+	CreateUser(ctx context.Context, u User) error
+	User(ctx context.Context, id string) (User, error)
+	Users(ctx context.Context, f UserFilter) ([]User, error)
+	// UpdateUser replaces every field but ID, Tenant and CreatedAt (ErrNotFound, ErrDuplicate,
+	// ErrInvalid as CreateUser).
+	UpdateUser(ctx context.Context, u User) error
+
+	// SaveCareTeam creates or replaces a team (ErrInvalid for one CheckCareTeam refuses).
+	SaveCareTeam(ctx context.Context, t CareTeam) error
+	DeleteCareTeam(ctx context.Context, id string) error // ErrNotFound if there is none
+	CareTeams(ctx context.Context, f CareTeamFilter) ([]CareTeam, error)
+
+	SaveSession(ctx context.Context, s Session) error // creates or replaces
+	Session(ctx context.Context, id string) (Session, error)
+	DeleteSessions(ctx context.Context, f SessionFilter) (int, error)
+
+	SaveAPIToken(ctx context.Context, t APIToken) error // creates or replaces
+	APIToken(ctx context.Context, id string) (APIToken, error)
+	APITokens(ctx context.Context, f APITokenFilter) ([]APIToken, error)
+
+	SaveBreakGlass(ctx context.Context, b BreakGlass) error
+	BreakGlasses(ctx context.Context, f BreakGlassFilter) ([]BreakGlass, error)
+}
+
+// Limits on free text, in bytes, that the APIs and the stores apply.
+const (
+	MaxNameLen   = 200  // names, logins, identifiers
+	MaxTextLen   = 4000 // reasons, notes
+	MaxListItems = 10000
+)
+
+// CheckText refuses text longer than max bytes, not valid UTF-8, or holding control
+// characters (NUL, escapes, line breaks: they break logs, HL7 and PostgreSQL), with an error
+// wrapping ErrInvalid that names the field.
+func CheckText(field, s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%w: %s is %d bytes long, at most %d are allowed", ErrInvalid, field, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, field)
+	}
+	for i, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return fmt.Errorf("%w: %s has a control character (U+%04X) at byte %d", ErrInvalid, field, r, i)
+		}
+	}
+	return nil
+}
+
+// CheckUser refuses a user without a tenant, ID or login, with an unknown role, or with
+// control characters or over-long text in its names.
+func CheckUser(u User) error {
+	switch {
+	case u.ID == "":
+		return fmt.Errorf("%w: user: id is empty", ErrInvalid)
+	case u.Tenant == "":
+		return fmt.Errorf("%w: user: tenant is empty", ErrInvalid)
+	case strings.TrimSpace(u.Login) == "":
+		return fmt.Errorf("%w: user: login is empty", ErrInvalid)
+	case len(u.Roles) == 0:
+		return fmt.Errorf("%w: user %q: no role", ErrInvalid, u.Login)
+	}
+	for _, r := range u.Roles {
+		if !slices.Contains(Roles(), r) {
+			return fmt.Errorf("%w: user %q: unknown role %q (one of admin, clinician, carer, auditor, service)", ErrInvalid, u.Login, r)
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"login", u.Login}, {"name", u.Name}, {"issuer", u.Issuer}, {"subject", u.Subject}} {
+		if err := CheckText(f.name, f.v, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckCareTeam refuses a team without a tenant or ID, or with control characters in its
+// name or locations.
+func CheckCareTeam(t CareTeam) error {
+	switch {
+	case t.ID == "":
+		return fmt.Errorf("%w: care team: id is empty", ErrInvalid)
+	case t.Tenant == "":
+		return fmt.Errorf("%w: care team: tenant is empty", ErrInvalid)
+	}
+	if err := CheckText("care team name", t.Name, MaxNameLen); err != nil {
+		return err
+	}
+	for _, l := range t.Locations {
+		if l == "" || strings.HasPrefix(l, "/") || strings.HasSuffix(l, "/") {
+			return fmt.Errorf("%w: care team %q: location %q must be a path like site/ward or site/ward/bed", ErrInvalid, t.ID, l)
+		}
+		if err := CheckText("care team location", l, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
