@@ -114,14 +114,17 @@ type PatientFilter struct {
 	Limit  int
 }
 
-// CheckPatient refuses a patient whose SpO2 scale, CGM limits or gender the checks above
-// refuse, with the first error. The stores call it, so that a setting added to the record is
-// checked in one place.
+// CheckPatient refuses a patient whose SpO2 scale, CGM limits, gender or location (when set,
+// see CheckLocation) the checks above refuse, with the first error. The stores call it, so
+// that a setting added to the record is checked in one place.
 func CheckPatient(p Patient) error {
 	for _, err := range []error{CheckSpO2Scale(p.SpO2Scale), CheckGlucoseLimits(p.CGMLimits), CheckGender(p.Gender)} {
 		if err != nil {
 			return err
 		}
+	}
+	if p.Location != "" {
+		return CheckLocation("location", p.Location)
 	}
 	return nil
 }

@@ -174,15 +174,28 @@ type BreakGlassFilter struct {
 }
 
 // IdentityStore keeps the people of a deployment: users, care teams, sessions, API tokens and
-// emergency accesses. Every write is durable when it returns.
+// emergency accesses. Every write is durable when it returns. Times are kept in UTC to the
+// millisecond (TimePrecision); a zero CreatedAt, UpdatedAt or Created is set to the time of
+// the write. Empty lists read back as nil. Lists come ordered by ID, except BreakGlasses (by
+// Start, then ID). A lookup or filter with a NUL byte or invalid UTF-8 is refused
+// (ErrInvalid): no stored record can hold one. Secrets (password hash, TOTP secret, token
+// hash, CSRF token) are kept as given and never logged or put in errors. The store does not
+// check that the users, patients and teams a record names exist.
+//
+// A create-or-replace (SaveCareTeam, SaveSession, SaveAPIToken, SaveBreakGlass) never moves a
+// record to another tenant: replacing one of another tenant is ErrDuplicate.
 type IdentityStore interface {
-	// CreateUser stores a new user (ErrDuplicate if the ID, the (Tenant, Login) or a set
-	// (Tenant, Issuer, Subject) exists; ErrInvalid for a user CheckUser refuses).
+	// CreateUser stores a new user (ErrDuplicate if the ID, the (Tenant, LoginKey(Login)) or a
+	// set (Tenant, Issuer, Subject) exists; ErrInvalid for a user CheckUser refuses). Logins
+	// compare case-insensitively: the login is kept as given, unique on its lower-case form.
 	CreateUser(ctx context.Context, u User) error
-	User(ctx context.Context, id string) (User, error)
+	User(ctx context.Context, id string) (User, error) // ErrNotFound if there is none
+	// Users lists the users the filter selects: Login matches case-insensitively; Issuer and
+	// Subject are given together or not at all (ErrInvalid); Limit ≤ 0 means no limit.
 	Users(ctx context.Context, f UserFilter) ([]User, error)
-	// UpdateUser replaces every field but ID, Tenant and CreatedAt (ErrNotFound, ErrDuplicate,
-	// ErrInvalid as CreateUser).
+	// UpdateUser replaces every field but ID, Tenant and CreatedAt (u.Tenant is ignored; a zero
+	// UpdatedAt becomes the time of the write). ErrNotFound, ErrDuplicate (the login or OIDC
+	// identity of another user of the tenant), ErrInvalid as CreateUser.
 	UpdateUser(ctx context.Context, u User) error
 
 	// SaveCareTeam creates or replaces a team (ErrInvalid for one CheckCareTeam refuses).
@@ -190,15 +203,25 @@ type IdentityStore interface {
 	DeleteCareTeam(ctx context.Context, id string) error // ErrNotFound if there is none
 	CareTeams(ctx context.Context, f CareTeamFilter) ([]CareTeam, error)
 
-	SaveSession(ctx context.Context, s Session) error // creates or replaces
+	// SaveSession creates or replaces a session (ErrInvalid for one CheckSession refuses).
+	SaveSession(ctx context.Context, s Session) error
+	// Session returns a session whether or not it has expired (ErrNotFound if there is none):
+	// the caller judges expiry and idleness.
 	Session(ctx context.Context, id string) (Session, error)
+	// DeleteSessions deletes the sessions the filter selects (all its set fields must match;
+	// the zero filter deletes every session) and returns how many it deleted.
 	DeleteSessions(ctx context.Context, f SessionFilter) (int, error)
 
-	SaveAPIToken(ctx context.Context, t APIToken) error // creates or replaces
-	APIToken(ctx context.Context, id string) (APIToken, error)
+	// SaveAPIToken creates or replaces a token (ErrInvalid for one CheckAPIToken refuses).
+	SaveAPIToken(ctx context.Context, t APIToken) error
+	APIToken(ctx context.Context, id string) (APIToken, error) // ErrNotFound if there is none
 	APITokens(ctx context.Context, f APITokenFilter) ([]APIToken, error)
 
+	// SaveBreakGlass creates or replaces (say, to end it early) an emergency access
+	// (ErrInvalid for one CheckBreakGlass refuses).
 	SaveBreakGlass(ctx context.Context, b BreakGlass) error
+	// BreakGlasses lists the accesses the filter selects, ordered by Start then ID; ActiveAt
+	// keeps those with Start ≤ ActiveAt < Until.
 	BreakGlasses(ctx context.Context, f BreakGlassFilter) ([]BreakGlass, error)
 }
 
@@ -227,8 +250,9 @@ func CheckText(field, s string, max int) error {
 	return nil
 }
 
-// CheckUser refuses a user without a tenant, ID or login, with an unknown role, or with
-// control characters or over-long text in its names.
+// CheckUser refuses a user without a tenant, ID or login, with an unknown role, with
+// control characters or over-long text in its names or secrets, with only one of issuer and
+// subject, or with a negative count of failed sign-ins.
 func CheckUser(u User) error {
 	switch {
 	case u.ID == "":
@@ -245,16 +269,129 @@ func CheckUser(u User) error {
 			return fmt.Errorf("%w: user %q: unknown role %q (one of admin, clinician, carer, auditor, service)", ErrInvalid, u.Login, r)
 		}
 	}
-	for _, f := range []struct{ name, v string }{{"login", u.Login}, {"name", u.Name}, {"issuer", u.Issuer}, {"subject", u.Subject}} {
+	for _, f := range []struct{ name, v string }{{"id", u.ID}, {"tenant", u.Tenant}, {"login", u.Login}, {"name", u.Name}, {"issuer", u.Issuer}, {"subject", u.Subject}} {
 		if err := CheckText(f.name, f.v, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	// The secrets are checked for what would break a store, without naming their content.
+	for _, f := range []struct{ name, v string }{{"password hash", u.PasswordHash}, {"TOTP secret", u.TOTPSecret}} {
+		if err := CheckText(f.name, f.v, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	switch {
+	case (u.Issuer == "") != (u.Subject == ""):
+		return fmt.Errorf("%w: user %q: an OpenID Connect identity needs both issuer and subject", ErrInvalid, u.Login)
+	case u.FailedSignIns < 0:
+		return fmt.Errorf("%w: user %q: negative count of failed sign-ins", ErrInvalid, u.Login)
+	}
+	for i, r := range u.Roles {
+		if slices.Contains(u.Roles[:i], r) {
+			return fmt.Errorf("%w: user %q: role %q given twice", ErrInvalid, u.Login, r)
+		}
+	}
+	return nil
+}
+
+// LoginKey is the form logins are compared in: unique per tenant and looked up in this form,
+// so "Ada" and "ada" are one login (Unicode lower case, strings.ToLower). The login itself is
+// kept as it was given.
+func LoginKey(login string) string { return strings.ToLower(login) }
+
+// CheckLocation refuses a location that is not a path like site/ward or site/ward/bed (empty,
+// or starting or ending with "/"), or that CheckText refuses.
+func CheckLocation(field, l string) error {
+	if l == "" || strings.HasPrefix(l, "/") || strings.HasSuffix(l, "/") || strings.Contains(l, "//") {
+		return fmt.Errorf("%w: %s %q must be a path like site/ward or site/ward/bed", ErrInvalid, field, l)
+	}
+	return CheckText(field, l, MaxNameLen)
+}
+
+// checkIDs refuses empty identifiers, and ones CheckText refuses, naming the field.
+func checkIDs(what string, fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i+1] == "" {
+			return fmt.Errorf("%w: %s: %s is empty", ErrInvalid, what, fields[i])
+		}
+		if err := CheckText(what+" "+fields[i], fields[i+1], MaxNameLen); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// checkList refuses more than MaxListItems items, or an item checkIDs refuses.
+func checkList(what, field string, items []string) error {
+	if len(items) > MaxListItems {
+		return fmt.Errorf("%w: %s: %d %s, at most %d are allowed", ErrInvalid, what, len(items), field, MaxListItems)
+	}
+	for _, it := range items {
+		if err := checkIDs(what, field, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckSession refuses a session without an ID, tenant, user or end (Expires), or with text
+// CheckText refuses.
+func CheckSession(s Session) error {
+	if err := checkIDs("session", "id", s.ID, "tenant", s.Tenant, "user", s.User, "method", s.Method); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{{"session CSRF token", s.CSRF}, {"session source", s.Source}} {
+		if err := CheckText(f.name, f.v, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	if s.Expires.IsZero() {
+		return fmt.Errorf("%w: session: no expiry", ErrInvalid)
+	}
+	return nil
+}
+
+// CheckAPIToken refuses a token without an ID, tenant, user or expiry, whose hash is not a
+// SHA-256 digest, or with an empty or over-long scope.
+func CheckAPIToken(t APIToken) error {
+	if err := checkIDs("API token", "id", t.ID, "tenant", t.Tenant, "user", t.User); err != nil {
+		return err
+	}
+	if err := CheckText("API token name", t.Name, MaxNameLen); err != nil {
+		return err
+	}
+	if len(t.Hash) != 32 {
+		return fmt.Errorf("%w: API token %q: the hash is %d bytes, a SHA-256 digest is 32", ErrInvalid, t.ID, len(t.Hash))
+	}
+	if err := checkList("API token "+t.ID, "scope", t.Scopes); err != nil {
+		return err
+	}
+	if t.Expires.IsZero() {
+		return fmt.Errorf("%w: API token %q: no expiry", ErrInvalid, t.ID)
+	}
+	return nil
+}
+
+// CheckBreakGlass refuses an emergency access without an ID, tenant, user, patient or reason,
+// or that does not end after it starts.
+func CheckBreakGlass(b BreakGlass) error {
+	if err := checkIDs("break-the-glass", "id", b.ID, "tenant", b.Tenant, "user", b.User, "patient", b.Patient); err != nil {
+		return err
+	}
+	if strings.TrimSpace(b.Reason) == "" {
+		return fmt.Errorf("%w: break-the-glass %q: no reason given", ErrInvalid, b.ID)
+	}
+	if err := CheckText("break-the-glass reason", b.Reason, MaxTextLen); err != nil {
+		return err
+	}
+	if b.Start.IsZero() || !b.Until.After(b.Start) {
+		return fmt.Errorf("%w: break-the-glass %q: must start and end after it starts (start %v, until %v)", ErrInvalid, b.ID, b.Start, b.Until)
+	}
+	return nil
+}
+
 // CheckCareTeam refuses a team without a tenant or ID, or with control characters in its
-// name or locations.
+// name, members, patients or locations (see CheckLocation), or with over-long lists.
 func CheckCareTeam(t CareTeam) error {
 	switch {
 	case t.ID == "":
@@ -262,14 +399,23 @@ func CheckCareTeam(t CareTeam) error {
 	case t.Tenant == "":
 		return fmt.Errorf("%w: care team: tenant is empty", ErrInvalid)
 	}
+	if err := checkIDs("care team", "id", t.ID, "tenant", t.Tenant); err != nil {
+		return err
+	}
 	if err := CheckText("care team name", t.Name, MaxNameLen); err != nil {
 		return err
 	}
+	if err := checkList("care team "+t.ID, "member", t.Members); err != nil {
+		return err
+	}
+	if err := checkList("care team "+t.ID, "patient", t.Patients); err != nil {
+		return err
+	}
+	if len(t.Locations) > MaxListItems {
+		return fmt.Errorf("%w: care team %q: %d locations, at most %d are allowed", ErrInvalid, t.ID, len(t.Locations), MaxListItems)
+	}
 	for _, l := range t.Locations {
-		if l == "" || strings.HasPrefix(l, "/") || strings.HasSuffix(l, "/") {
-			return fmt.Errorf("%w: care team %q: location %q must be a path like site/ward or site/ward/bed", ErrInvalid, t.ID, l)
-		}
-		if err := CheckText("care team location", l, MaxNameLen); err != nil {
+		if err := CheckLocation("care team location", l); err != nil {
 			return err
 		}
 	}

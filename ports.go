@@ -35,10 +35,10 @@ type Registry interface {
 	CreatePatient(ctx context.Context, p Patient) error // ErrDuplicate if ID or (Tenant, MRN) exists; ErrInvalid for a bad SpO2Scale or Gender
 	Patient(ctx context.Context, id string) (Patient, error)
 	Patients(ctx context.Context, f PatientFilter) ([]Patient, error)
-	// UpdatePatient replaces the name (text, family, given), gender, birth date, MRN and SpO2
-	// scale of an existing patient (ErrNotFound if there is none; ErrDuplicate if the MRN
-	// belongs to another patient of the tenant; ErrInvalid for a scale CheckSpO2Scale or a
-	// gender CheckGender refuses). ID, Tenant and CreatedAt are kept.
+	// UpdatePatient replaces the name (text, family, given), gender, birth date, MRN, SpO2
+	// scale, CGM limits and location of an existing patient (ErrNotFound if there is none;
+	// ErrDuplicate if the MRN belongs to another patient of the tenant; ErrInvalid for a
+	// patient CheckPatient refuses). ID, Tenant and CreatedAt are kept.
 	UpdatePatient(ctx context.Context, p Patient) error
 	CreateDevice(ctx context.Context, d Device) error
 	Device(ctx context.Context, id string) (Device, error)
@@ -56,6 +56,7 @@ type Store interface {
 	SeriesStore
 	Registry
 	AlarmStore
+	IdentityStore
 	Close() error
 }
 

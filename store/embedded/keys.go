@@ -18,6 +18,20 @@ import (
 //	'd' id                             device
 //	'D' tenant 0 id                    device by tenant
 //	'B' patient 0 id                   device by patient
+//	'I' 'u' id                         user (JSON, with its secrets)
+//	'I' 'U' tenant 0 id                user by tenant
+//	'I' 'l' tenant 0 login             user id by (tenant, iomt.LoginKey(login)), unique
+//	'I' 'o' tenant 0 issuer 0 subject  user id by OpenID Connect identity, unique
+//	'I' 't' id                         care team
+//	'I' 'T' tenant 0 id                care team by tenant
+//	'I' 'm' member 0 id                care team by member (user id)
+//	'I' 's' id                         session
+//	'I' 'S' user 0 id                  session by user
+//	'I' 'e' expires id                 session by expiry, expires Unix ms (sortable BE)
+//	'I' 'k' id                         API token (JSON, with its hash)
+//	'I' 'b' id                         break-the-glass access
+//
+// Alarm keys ('a', 'u', 'g', 'q') are listed in alarms.go.
 var (
 	keyWALStart = []byte("\x01walstart")
 	keyNextID   = []byte("\x01nextid")

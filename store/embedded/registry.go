@@ -444,7 +444,7 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	}
 	nw := old
 	nw.Name, nw.BirthDate, nw.MRN, nw.SpO2Scale, nw.CGMLimits = p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.CGMLimits
-	nw.Family, nw.Given, nw.Gender = p.Family, p.Given, p.Gender
+	nw.Family, nw.Given, nw.Gender, nw.Location = p.Family, p.Given, p.Gender, p.Location
 	v, err := json.Marshal(nw)
 	if err != nil {
 		return fmt.Errorf("embedded: update patient: %w", err)

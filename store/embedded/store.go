@@ -116,6 +116,10 @@ type Store struct {
 	alarmMu [alarmStripes]sync.Mutex
 	statMu  sync.Mutex
 	status  map[string]iomt.DeviceStatus // not yet persisted device status
+	// idMu serialises writes of users, care teams, API tokens and emergency accesses; sessMu
+	// those of one stripe of session IDs (see people.go). Both are taken after enter.
+	idMu   sync.Mutex
+	sessMu [sessionStripes]sync.Mutex
 
 	ckptMu   sync.Mutex
 	ckptKick chan struct{}

@@ -22,11 +22,11 @@ func duplicate(err error, what string) error {
 }
 
 const patientCols = `id, tenant, name, family, given, gender, birth_date, coalesce(mrn, ''), spo2_scale,
-	cgm_urgent_low, cgm_low, cgm_high, cgm_urgent_high, created_at`
+	cgm_urgent_low, cgm_low, cgm_high, cgm_urgent_high, location, created_at`
 
 func scanPatient(row pgx.Row, p *iomt.Patient) error {
 	if err := row.Scan(&p.ID, &p.Tenant, &p.Name, &p.Family, &p.Given, &p.Gender, &p.BirthDate, &p.MRN, &p.SpO2Scale,
-		&p.CGMLimits.UrgentLow, &p.CGMLimits.Low, &p.CGMLimits.High, &p.CGMLimits.UrgentHigh, &p.CreatedAt); err != nil {
+		&p.CGMLimits.UrgentLow, &p.CGMLimits.Low, &p.CGMLimits.High, &p.CGMLimits.UrgentHigh, &p.Location, &p.CreatedAt); err != nil {
 		return err
 	}
 	if len(p.Given) == 0 {
@@ -39,7 +39,7 @@ func scanPatient(row pgx.Row, p *iomt.Patient) error {
 // checkPatient refuses what the patients table would refuse less clearly (or, for NUL bytes,
 // with a protocol error): text that is not valid UTF-8, and what iomt.CheckPatient refuses.
 func checkPatient(p iomt.Patient) error {
-	if err := checkFields("id", p.ID, "tenant", p.Tenant, "name", p.Name, "family name", p.Family, "gender", p.Gender, "birth date", p.BirthDate, "mrn", p.MRN); err != nil {
+	if err := checkFields("id", p.ID, "tenant", p.Tenant, "name", p.Name, "family name", p.Family, "gender", p.Gender, "birth date", p.BirthDate, "mrn", p.MRN, "location", p.Location); err != nil {
 		return err
 	}
 	for _, g := range p.Given {
@@ -79,10 +79,10 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 	defer s.leave()
 	l := p.CGMLimits
 	_, err := s.pool.Exec(ctx, `INSERT INTO patients (id, tenant, name, birth_date, mrn, spo2_scale, created_at, family, given, gender,
-		cgm_urgent_low, cgm_low, cgm_high, cgm_urgent_high)
-		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		cgm_urgent_low, cgm_low, cgm_high, cgm_urgent_high, location)
+		VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		p.ID, p.Tenant, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.CreatedAt, p.Family, given(p), p.Gender,
-		l.UrgentLow, l.Low, l.High, l.UrgentHigh)
+		l.UrgentLow, l.Low, l.High, l.UrgentHigh, p.Location)
 	if err != nil {
 		what := fmt.Sprintf("patient %q exists", p.ID)
 		if constraint(err) == "patients_tenant_mrn_key" {
@@ -163,9 +163,10 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	defer s.leave()
 	l := p.CGMLimits
 	tag, err := s.pool.Exec(ctx, `UPDATE patients SET name = $2, birth_date = $3, mrn = NULLIF($4, ''), spo2_scale = $5,
-		family = $6, given = $7, gender = $8, cgm_urgent_low = $9, cgm_low = $10, cgm_high = $11, cgm_urgent_high = $12
+		family = $6, given = $7, gender = $8, cgm_urgent_low = $9, cgm_low = $10, cgm_high = $11, cgm_urgent_high = $12,
+		location = $13
 		WHERE id = $1`,
-		p.ID, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.Family, given(p), p.Gender, l.UrgentLow, l.Low, l.High, l.UrgentHigh)
+		p.ID, p.Name, p.BirthDate, p.MRN, p.SpO2Scale, p.Family, given(p), p.Gender, l.UrgentLow, l.Low, l.High, l.UrgentHigh, p.Location)
 	if err != nil {
 		return wrap(ctx, "update patient", duplicate(err, fmt.Sprintf("the tenant already has a patient with MRN %q", p.MRN)))
 	}
