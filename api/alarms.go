@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/alarm"
 	"github.com/iomt/iomt/alarm/service"
+	"github.com/iomt/iomt/policy"
 )
 
 // Alarms is what the API needs of the alarm service.
@@ -24,31 +27,68 @@ type Alarms interface {
 	Current(ctx context.Context, tenant, kind string) (iomt.AlarmConfig, error)
 }
 
-func (s *Server) alarmRoutes(admin func(string, http.HandlerFunc)) {
+func (s *Server) alarmRoutes() {
 	if s.Alarms == nil {
 		return
 	}
-	queryPatient := func(r *http.Request) string { return r.URL.Query().Get("patient") }
-	noPatient := func(*http.Request) string { return "" } // the alarm names it
-	admin("GET /api/v1/alarms", s.auditWith("alarm.list", queryPatient, s.listAlarms))
-	admin("GET /api/v1/alarms/{alarm}", s.auditWith("alarm.read", noPatient, s.getAlarm))
-	admin("POST /api/v1/alarms/{alarm}/acknowledge", s.auditWith("alarm.acknowledge", noPatient, s.alarmStep("acknowledge")))
-	admin("POST /api/v1/alarms/{alarm}/resolve", s.auditWith("alarm.resolve", noPatient, s.alarmStep("resolve")))
-	admin("POST /api/v1/alarms/silence", s.auditWith("alarm.silence", noPatient, s.silenceAlarms))
-	admin("GET /api/v1/alarm-rules", s.getAlarmConfig(service.KindRules))
-	admin("PUT /api/v1/alarm-rules", s.putAlarmConfig(service.KindRules))
-	admin("GET /api/v1/alarm-routing", s.getAlarmConfig(service.KindRouting))
-	admin("PUT /api/v1/alarm-routing", s.putAlarmConfig(service.KindRouting))
+	h := func(f http.HandlerFunc) http.Handler { return f }
+	for _, rt := range []Route{
+		{Pattern: "GET /api/v1/alarms", Need: policy.PatientList, Action: "alarm.list", Resource: "Flag", Interaction: "s", Handler: h(s.listAlarms)},
+		{Pattern: "GET /api/v1/alarms/{alarm}", Need: policy.PatientSummary, Action: "alarm.read", Resource: "Flag", Interaction: "r", Patient: s.alarmPatient, Handler: h(s.getAlarm)},
+		{Pattern: "POST /api/v1/alarms/{alarm}/acknowledge", Need: policy.PatientWrite, Action: "alarm.acknowledge", Resource: "Flag", Interaction: "u", Patient: s.alarmPatient, Handler: h(s.alarmStep("acknowledge"))},
+		{Pattern: "POST /api/v1/alarms/{alarm}/resolve", Need: policy.PatientWrite, Action: "alarm.resolve", Resource: "Flag", Interaction: "u", Patient: s.alarmPatient, Handler: h(s.alarmStep("resolve"))},
+		{Pattern: "POST /api/v1/alarms/silence", Need: policy.PatientWrite, Action: "alarm.silence", Resource: "Flag", Interaction: "u", Patient: s.silencePatient, Handler: h(s.silenceAlarms)},
+		{Pattern: "GET /api/v1/alarm-rules", Need: policy.Admin, Handler: h(s.getAlarmConfig(service.KindRules))},
+		{Pattern: "PUT /api/v1/alarm-rules", Need: policy.Admin, Action: "alarm-rules.update", Handler: h(s.putAlarmConfig(service.KindRules))},
+		{Pattern: "GET /api/v1/alarm-routing", Need: policy.Admin, Handler: h(s.getAlarmConfig(service.KindRouting))},
+		{Pattern: "PUT /api/v1/alarm-routing", Need: policy.Admin, Action: "alarm-routing.update", Handler: h(s.putAlarmConfig(service.KindRouting))},
+	} {
+		s.handle(rt)
+	}
 }
 
-// who is the authenticated caller, with the clinician they name ("admin/ann") while user
-// accounts do not exist yet.
-func who(r *http.Request, by string) string {
-	p, _ := PrincipalFrom(r.Context())
-	if by = strings.TrimSpace(by); by != "" {
-		return p.Subject + "/" + by
+// alarmPatient is the patient of the alarm a request names.
+func (s *Server) alarmPatient(r *http.Request) (string, error) {
+	a, err := s.Store.Alarm(r.Context(), r.PathValue("alarm"))
+	if err != nil {
+		return "", fmt.Errorf("alarm %q: %w", r.PathValue("alarm"), err)
 	}
-	return p.Subject
+	return a.Patient, nil
+}
+
+// silencePatient is the patient a silence is for: the one it names, or its alarm's. The body
+// is read here and put back for the handler.
+func (s *Server) silencePatient(r *http.Request) (string, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.MaxBody))
+	if err != nil {
+		return "", fmt.Errorf("read silence: %w", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var in silenceIn
+	if json.Unmarshal(body, &in) != nil {
+		return "", nil // the handler explains what is wrong with the body
+	}
+	if in.Alarm != "" {
+		a, err := s.Store.Alarm(r.Context(), in.Alarm)
+		if err != nil {
+			return "", fmt.Errorf("alarm %q: %w", in.Alarm, err)
+		}
+		if in.Patient != "" && in.Patient != a.Patient {
+			return "", fmt.Errorf("alarm %q is not patient %q's: %w", in.Alarm, in.Patient, iomt.ErrNotFound)
+		}
+		return a.Patient, nil
+	}
+	return in.Patient, nil
+}
+
+// who is the signed-in person acting, as the alarm's history records them: their login.
+// There is no free-text name: what the history says is who signed in.
+func who(r *http.Request) string {
+	p, _ := PrincipalFrom(r.Context())
+	if p.Kind == policy.KindUser {
+		return p.Name
+	}
+	return p.Actor()
 }
 
 func (s *Server) listAlarms(w http.ResponseWriter, r *http.Request) {
@@ -85,12 +125,23 @@ func (s *Server) listAlarms(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	acc := accessFrom(r.Context())
+	if f.Patient != "" && !acc.Scope.Has(f.Patient) {
+		f.Patients = []string{} // not one of the caller's: an empty list, as for a patient with none
+	}
 	as, err := s.Store.Alarms(r.Context(), f)
 	if err != nil {
 		s.storeError(w, r, "alarms", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"alarms": as})
+	out := make([]iomt.Alarm, 0, len(as))
+	for _, a := range as {
+		if acc.Scope.Has(a.Patient) {
+			out = append(out, a)
+			notePatients(r, a.Patient)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alarms": out})
 }
 
 func (s *Server) getAlarm(w http.ResponseWriter, r *http.Request) {
@@ -104,7 +155,6 @@ func (s *Server) getAlarm(w http.ResponseWriter, r *http.Request) {
 
 type stepIn struct {
 	Why string `json:"why"`
-	By  string `json:"by"` // the clinician acting, recorded with the caller
 }
 
 func (s *Server) alarmStep(op string) http.HandlerFunc {
@@ -117,7 +167,7 @@ func (s *Server) alarmStep(op string) http.HandlerFunc {
 		if op == "resolve" {
 			f = s.Alarms.Resolve
 		}
-		a, err := f(r.Context(), r.PathValue("alarm"), who(r, in.By), in.Why)
+		a, err := f(r.Context(), r.PathValue("alarm"), who(r), in.Why)
 		if err != nil {
 			s.alarmError(w, r, err)
 			return
@@ -133,7 +183,6 @@ type silenceIn struct {
 	Device  string `json:"device"`
 	For     string `json:"for"` // a Go duration, e.g. "10m"
 	Why     string `json:"why"`
-	By      string `json:"by"`
 }
 
 func (s *Server) silenceAlarms(w http.ResponseWriter, r *http.Request) {
@@ -152,7 +201,7 @@ func (s *Server) silenceAlarms(w http.ResponseWriter, r *http.Request) {
 	}
 	as, err := s.Alarms.Silence(r.Context(), alarm.Silence{
 		Scope: alarm.Scope{Alarm: in.Alarm, Patient: in.Patient, Rule: in.Rule, Device: in.Device},
-		Who:   who(r, in.By), Why: in.Why, Until: time.Now().Add(d),
+		Who:   who(r), Why: in.Why, Until: time.Now().Add(d),
 	})
 	if err != nil {
 		s.alarmError(w, r, err)
@@ -242,9 +291,9 @@ func (s *Server) putAlarmConfig(kind string) http.HandlerFunc {
 		}
 		var c iomt.AlarmConfig
 		if kind == service.KindRules {
-			c, err = s.Alarms.SaveRules(r.Context(), r.URL.Query().Get("tenant"), doc, who(r, r.URL.Query().Get("by")))
+			c, err = s.Alarms.SaveRules(r.Context(), r.URL.Query().Get("tenant"), doc, who(r))
 		} else {
-			c, err = s.Alarms.SaveRouting(r.Context(), doc, who(r, r.URL.Query().Get("by")))
+			c, err = s.Alarms.SaveRouting(r.Context(), doc, who(r))
 		}
 		if err != nil {
 			s.alarmError(w, r, err)

@@ -4,6 +4,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,8 @@ import (
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/codes"
+	"github.com/iomt/iomt/identity"
+	"github.com/iomt/iomt/policy"
 	"github.com/iomt/iomt/ingest"
 	"github.com/iomt/iomt/ingest/mqtt"
 )
@@ -35,10 +38,27 @@ type Config struct {
 	Ingester   *ingest.Ingester
 	Auth       ingest.Authenticator
 	Catalog    *codes.Catalog
-	Live       *Live
-	AdminToken string
-	Logger     *slog.Logger
-	Audit      *slog.Logger // where reads of patient data are recorded
+	Live     *Live
+	// Identity signs people in and authenticates sessions and API tokens.
+	Identity *identity.Service
+	// Policy decides every request.
+	Policy *policy.Policy
+	// Auditor records the audit trail; the API serves nothing it could not record. Without
+	// one, records go to Audit (a log), for tests of other parts.
+	Auditor Auditor
+	// AuditTrail, if set, is read by auditors at /api/v1/audit.
+	AuditTrail AuditReader
+	// BootstrapToken, if set, is a bearer token with every permission in the default tenant,
+	// for provisioning before accounts exist and for scripts; keep it out of argv.
+	BootstrapToken string
+	// VerifyJWT, if set, authenticates a bearer JWT from the hospital's identity provider.
+	VerifyJWT func(ctx context.Context, raw string) (policy.Principal, error)
+	// SSO, if set, serves single sign-on (OpenID Connect) under /auth/oidc/.
+	SSO http.Handler
+	// TLS tells whether the node serves HTTPS: session cookies are then marked Secure.
+	TLS    bool
+	Logger *slog.Logger
+	Audit  *slog.Logger // where audit records go when there is no Auditor
 	Gatherer   prometheus.Gatherer
 	// MQTTAddr is told to devices when they are created ("host:port").
 	MQTTAddr string
@@ -64,21 +84,36 @@ type Config struct {
 // Server is the API's http.Handler.
 type Server struct {
 	Config
-	log        *slog.Logger
-	audit      *slog.Logger
-	adminToken string
-	mux        *http.ServeMux
+	log       *slog.Logger
+	audit     *slog.Logger
+	bootstrap []byte // SHA-256 of the bootstrap token
+	mux       *http.ServeMux
+	table     []Route
+}
+
+// Auditor records audit events durably.
+type Auditor interface {
+	Record(ctx context.Context, e iomt.AuditEvent) error
+}
+
+// AuditReader reads the audit trail.
+type AuditReader interface {
+	AuditEvents(ctx context.Context, f iomt.AuditFilter) ([]iomt.AuditEvent, error)
 }
 
 // New builds the API.
 func New(c Config) (*Server, error) {
-	if c.AdminToken == "" {
-		return nil, errors.New("api: an admin token is required")
+	if c.Policy == nil {
+		return nil, errors.New("api: a policy is required")
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = 4 << 20
 	}
-	s := &Server{Config: c, log: c.Logger, audit: c.Audit, adminToken: c.AdminToken, mux: http.NewServeMux()}
+	s := &Server{Config: c, log: c.Logger, audit: c.Audit, mux: http.NewServeMux()}
+	if c.BootstrapToken != "" {
+		h := sha256.Sum256([]byte(c.BootstrapToken))
+		s.bootstrap = h[:]
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -105,52 +140,67 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) routes() {
 	m := s.mux
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	m.HandleFunc("GET /readyz", s.readyz)
-	if s.Gatherer != nil {
-		m.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	json200 := func(v any) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, v) }
 	}
-	m.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+	pub := func(pattern string, h http.Handler) { s.handle(Route{Pattern: pattern, Need: policy.Public, Handler: h}) }
+	pub("GET /healthz", json200(map[string]string{"status": "ok"}))
+	pub("GET /readyz", http.HandlerFunc(s.readyz))
+	if s.Gatherer != nil {
+		// Metrics carry counts and latencies, no patient data: a scraper needs no account.
+		pub("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	}
+	pub("GET /api/v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openAPI)
-	})
-	// Devices authenticate with their own token, not the admin's.
-	m.HandleFunc("POST /api/v1/ingest", s.ingest)
+	}))
+	// Devices authenticate with their own credentials, checked by ingest.
+	s.handle(Route{Pattern: "POST /api/v1/ingest", Need: policy.Device, Handler: http.HandlerFunc(s.ingest)})
+	s.peopleRoutes()
 
-	admin := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, s.requireAdmin(h)) }
-	// The created patient's id is noted by the handler; the path has none.
-	admin("POST /api/v1/patients", s.auditWith("patient.create", func(*http.Request) string { return "" }, s.createPatient))
-	admin("GET /api/v1/patients", s.audited("patient.list", s.listPatients))
-	admin("GET /api/v1/patients/{id}", s.audited("patient.read", s.getPatient))
-	admin("PATCH /api/v1/patients/{id}", s.audited("patient.update", s.updatePatient))
-	admin("GET /api/v1/patients/{id}/observations", s.audited("observation.read", s.observations))
-	admin("GET /api/v1/patients/{id}/vitals", s.audited("vitals.read", s.vitals))
-	admin("POST /api/v1/patients/{id}/chart", s.audited("observation.chart", s.chart))
-	admin("GET /api/v1/patients/{id}/waveforms", s.audited("waveform.read", s.waveforms))
-	admin("GET /api/v1/patients/{id}/stream", s.audited("stream.read", s.stream))
-	admin("GET /api/v1/patients/{id}/cgm", s.audited("cgm.read", s.cgmReport))
-	admin("GET /api/v1/patients/{id}/cgm/alerts", s.audited("cgm.alerts.read", s.cgmAlerts))
-	admin("GET /api/v1/ward", s.audited("ward.read", s.ward))
-	admin("GET /api/v1/stream", s.audited("stream.read", s.streamAll))
-	admin("POST /api/v1/devices", s.createDevice)
-	admin("GET /api/v1/devices", s.listDevices)
-	admin("GET /api/v1/devices/{id}", s.getDevice)
-	admin("GET /api/v1/codes", s.listCodes)
-	admin("GET /api/v1/cluster", s.cluster)
-	s.alarmRoutes(admin)
+	type r = Route
+	h := func(f http.HandlerFunc) http.Handler { return f }
+	for _, rt := range []Route{
+		{Pattern: "GET /api/v1/codes", Need: policy.SignedIn, Handler: h(s.listCodes)},
+		{Pattern: "POST /api/v1/patients", Need: policy.PatientCreate, Action: "patient.create", Resource: "Patient", Interaction: "c", Handler: h(s.createPatient)},
+		{Pattern: "GET /api/v1/patients", Need: policy.PatientList, Action: "patient.list", Resource: "Patient", Interaction: "s", Handler: h(s.listPatients)},
+		{Pattern: "GET /api/v1/patients/{id}", Need: policy.PatientSummary, Action: "patient.read", Resource: "Patient", Interaction: "r", Handler: h(s.getPatient)},
+		{Pattern: "PATCH /api/v1/patients/{id}", Need: policy.PatientWrite, Action: "patient.update", Resource: "Patient", Interaction: "u", Handler: h(s.updatePatient)},
+		{Pattern: "GET /api/v1/patients/{id}/vitals", Need: policy.PatientSummary, Action: "vitals.read", Resource: "Observation", Interaction: "s", Handler: h(s.vitals)},
+		{Pattern: "GET /api/v1/patients/{id}/observations", Need: policy.PatientRead, Action: "observation.read", Resource: "Observation", Interaction: "s", Handler: h(s.observations)},
+		{Pattern: "POST /api/v1/patients/{id}/chart", Need: policy.PatientWrite, Action: "observation.chart", Resource: "Observation", Interaction: "c", Handler: h(s.chart)},
+		{Pattern: "GET /api/v1/patients/{id}/waveforms", Need: policy.PatientRead, Action: "waveform.read", Resource: "Observation", Interaction: "s", Handler: h(s.waveforms)},
+		{Pattern: "GET /api/v1/patients/{id}/stream", Need: policy.PatientRead, Action: "stream", Stream: true, Resource: "Observation", Interaction: "s", Handler: h(s.stream)},
+		{Pattern: "GET /api/v1/patients/{id}/cgm", Need: policy.PatientRead, Action: "cgm.read", Resource: "Observation", Interaction: "s", Handler: h(s.cgmReport)},
+		{Pattern: "GET /api/v1/patients/{id}/cgm/alerts", Need: policy.PatientSummary, Action: "cgm.alerts.read", Resource: "Observation", Interaction: "s", Handler: h(s.cgmAlerts)},
+		{Pattern: "POST /api/v1/patients/{id}/break-glass", Need: policy.BreakGlass, Action: "breakglass.open", Resource: "Patient", Interaction: "r", Handler: h(s.breakGlass)},
+		{Pattern: "GET /api/v1/ward", Need: policy.PatientList, Action: "ward.read", Resource: "Observation", Interaction: "s", Handler: h(s.ward)},
+		{Pattern: "GET /api/v1/stream", Need: policy.PatientList, Action: "stream", Stream: true, Resource: "Observation", Interaction: "s", Handler: h(s.streamAll)},
+		{Pattern: "POST /api/v1/devices", Need: policy.Admin, Action: "device.create", Resource: "Device", Interaction: "c", Handler: h(s.createDevice)},
+		{Pattern: "GET /api/v1/devices", Need: policy.Admin, Resource: "Device", Interaction: "s", Handler: h(s.listDevices)},
+		{Pattern: "GET /api/v1/devices/{id}", Need: policy.Admin, Resource: "Device", Interaction: "r", Handler: h(s.getDevice)},
+		{Pattern: "GET /api/v1/cluster", Need: policy.Admin, Handler: h(s.cluster)},
+	} {
+		s.handle(rt)
+	}
+	s.alarmRoutes()
 	if s.DeadLetters != nil {
+		// Dead letters are undelivered Observations: patient data, but an operator's to
+		// retry; recorded with the patients they name.
 		dl := http.StripPrefix("/api/v1/export/dead-letters", s.DeadLetters)
-		m.Handle("GET /api/v1/export/dead-letters", s.requireAdmin(dl))
-		m.Handle("POST /api/v1/export/dead-letters/{id}/retry", s.requireAdmin(dl))
+		s.handle(r{Pattern: "GET /api/v1/export/dead-letters", Need: policy.Admin, Action: "export.dead-letters.read", Handler: dl})
+		s.handle(r{Pattern: "POST /api/v1/export/dead-letters/{id}/retry", Need: policy.Admin, Action: "export.dead-letters.retry", Handler: dl})
 	}
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "no such endpoint: see /api/v1/openapi.json")
 	}
 	m.HandleFunc("/api/", notFound)
 	if s.FHIR != nil {
-		m.Handle("/fhir/r4/", s.FHIR)
+		// FHIR authenticates through the same credentials and applies the same policy.
+		m.Handle("/fhir/r4/", s.fhirGate(s.FHIR))
 	}
 	if s.UI != nil {
+		// The dashboard's files are public; every byte of data it shows comes through the API.
 		m.Handle("/", s.UI)
 	} else {
 		m.HandleFunc("/", notFound)
@@ -239,6 +289,10 @@ type patientIn struct {
 	SpO2Scale int      `json:"spo2Scale"`
 	// CGMLimits are the patient's CGM alert thresholds; absent: the defaults.
 	CGMLimits iomt.GlucoseLimits `json:"cgmLimits"`
+	// Location is where the patient lies (site/ward/room/bed, or home).
+	Location string `json:"location"`
+	// Team, if set, is a care team of the caller's that takes the patient into its care.
+	Team string `json:"team"`
 }
 
 // checkBirthDate returns why a date of birth is refused, or "".
@@ -324,8 +378,15 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient", err)
 		return
 	}
-	p := iomt.Patient{ID: id, Tenant: iomt.DefaultTenant, Name: in.Name, Family: in.Family, Given: in.Given, Gender: in.Gender,
-		BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN), SpO2Scale: in.SpO2Scale, CGMLimits: in.CGMLimits, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	acc := accessFrom(r.Context())
+	p := iomt.Patient{ID: id, Tenant: acc.Principal.Tenant, Name: in.Name, Family: in.Family, Given: in.Given, Gender: in.Gender,
+		BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN), SpO2Scale: in.SpO2Scale, CGMLimits: in.CGMLimits,
+		Location: strings.TrimSpace(in.Location), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	team, why := s.admittingTeam(r, acc.Principal, p, strings.TrimSpace(in.Team))
+	if why != "" {
+		writeProblem(w, r, http.StatusUnprocessableEntity, why)
+		return
+	}
 	if err := s.Store.CreatePatient(r.Context(), p); err != nil {
 		if errors.Is(err, iomt.ErrDuplicate) {
 			writeProblem(w, r, http.StatusConflict, fmt.Sprintf("a patient with MRN %q already exists", p.MRN))
@@ -334,7 +395,22 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "patient", err)
 		return
 	}
-	noteAudit(r, p.ID, slog.Int("spo2Scale", p.SpO2Scale), slog.Any("cgmLimits", p.CGMLimits))
+	if team != nil {
+		// The patient is created first: a team never lists a patient that does not exist.
+		team.Patients = append(team.Patients, p.ID)
+		team.UpdatedAt = p.CreatedAt
+		if err := s.Store.SaveCareTeam(r.Context(), *team); err != nil {
+			s.storeError(w, r, "care team", err)
+			return
+		}
+		s.reloadPolicy(r.Context())
+	}
+	s.Policy.NotePatient(p)
+	notePatients(r, p.ID)
+	noteDetail(r, "spo2Scale", strconv.Itoa(p.SpO2Scale), "cgmLimits", fmt.Sprint(p.CGMLimits))
+	if in.Team != "" {
+		noteDetail(r, "team", in.Team)
+	}
 	w.Header().Set("Location", "/api/v1/patients/"+p.ID)
 	writeJSON(w, http.StatusCreated, p)
 }
@@ -351,6 +427,8 @@ type patientPatch struct {
 	SpO2Scale *int      `json:"spo2Scale"`
 	// CGMLimits replaces all four limits; all 0 goes back to the defaults.
 	CGMLimits *iomt.GlucoseLimits `json:"cgmLimits"`
+	// Location moves the patient (a transfer); teams that cover wards follow it.
+	Location *string `json:"location"`
 }
 
 // updatePatient applies a patientPatch. A change of SpO2 scale changes how NEWS2 scores the
@@ -364,7 +442,7 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cur, err := s.Store.Patient(r.Context(), id)
-	if err == nil && cur.Tenant != iomt.DefaultTenant {
+	if err == nil && cur.Tenant != accessFrom(r.Context()).Principal.Tenant {
 		err = fmt.Errorf("patient %q of another tenant: %w", id, iomt.ErrNotFound)
 	}
 	if err != nil {
@@ -426,6 +504,9 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 		}
 		nw.CGMLimits = *in.CGMLimits
 	}
+	if in.Location != nil {
+		nw.Location = strings.TrimSpace(*in.Location)
+	}
 	var changed []string
 	for _, f := range []struct {
 		name    string
@@ -434,17 +515,21 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 		{"name", cur.Name != nw.Name}, {"family", cur.Family != nw.Family}, {"given", !slices.Equal(cur.Given, nw.Given)},
 		{"gender", cur.Gender != nw.Gender}, {"birthDate", cur.BirthDate != nw.BirthDate}, {"mrn", cur.MRN != nw.MRN},
 		{"spo2Scale", cur.SpO2Scale != nw.SpO2Scale}, {"cgmLimits", cur.CGMLimits != nw.CGMLimits},
+		{"location", cur.Location != nw.Location},
 	} {
 		if f.changed {
 			changed = append(changed, f.name)
 		}
 	}
-	attrs := []slog.Attr{slog.String("changed", strings.Join(changed, ","))}
+	noteDetail(r, "changed", strings.Join(changed, ","))
 	if nw.SpO2Scale != cur.SpO2Scale {
-		attrs = append(attrs, slog.Int("spo2ScaleFrom", cur.SpO2Scale), slog.Int("spo2ScaleTo", nw.SpO2Scale))
+		noteDetail(r, "spo2ScaleFrom", strconv.Itoa(cur.SpO2Scale), "spo2ScaleTo", strconv.Itoa(nw.SpO2Scale))
 	}
 	if nw.CGMLimits != cur.CGMLimits {
-		attrs = append(attrs, slog.Any("cgmLimitsFrom", cur.CGMLimits), slog.Any("cgmLimitsTo", nw.CGMLimits))
+		noteDetail(r, "cgmLimitsFrom", fmt.Sprint(cur.CGMLimits), "cgmLimitsTo", fmt.Sprint(nw.CGMLimits))
+	}
+	if nw.Location != cur.Location {
+		noteDetail(r, "locationFrom", cur.Location, "locationTo", nw.Location)
 	}
 	if len(changed) > 0 {
 		if err := s.Store.UpdatePatient(r.Context(), nw); err != nil {
@@ -459,8 +544,8 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 			s.storeError(w, r, "patient "+id, err)
 			return
 		}
+		s.Policy.NotePatient(nw)
 	}
-	noteAudit(r, "", attrs...)
 	writeJSON(w, http.StatusOK, nw)
 }
 
@@ -470,15 +555,22 @@ func (s *Server) listPatients(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: iomt.DefaultTenant, MRN: r.URL.Query().Get("mrn"), Limit: limit})
+	acc := accessFrom(r.Context())
+	// The store's limit applies before the caller's scope: read all and cut after filtering,
+	// so a clinician's list is not emptied by other teams' patients.
+	ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: acc.Principal.Tenant, MRN: r.URL.Query().Get("mrn")})
 	if err != nil {
 		s.storeError(w, r, "patients", err)
 		return
 	}
-	if ps == nil {
-		ps = []iomt.Patient{}
+	out := []iomt.Patient{}
+	for _, p := range ps {
+		if acc.Scope.Has(p.ID) && len(out) < limit {
+			out = append(out, p)
+			notePatients(r, p.ID)
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"patients": ps})
+	writeJSON(w, http.StatusOK, map[string]any{"patients": out})
 }
 
 func (s *Server) getPatient(w http.ResponseWriter, r *http.Request) {

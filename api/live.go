@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/policy"
 )
 
 // Live fans a patient's batches out to the streams watching that patient. A slow watcher
@@ -26,7 +27,8 @@ type watcher struct {
 
 // liveMsg is a batch of readings, or another event (an alert) with its data.
 type liveMsg struct {
-	batch *iomt.Batch
+	patient string
+	batch   *iomt.Batch
 	event string
 	data  any
 }
@@ -40,13 +42,13 @@ const allPatients = ""
 // Deliver hands a batch to the patient's watchers, and to those of every patient, without
 // blocking.
 func (l *Live) Deliver(_ context.Context, b iomt.Batch) error {
-	l.send(b.Patient, liveMsg{batch: &b})
+	l.send(b.Patient, liveMsg{patient: b.Patient, batch: &b})
 	return nil
 }
 
 // Notify sends an event about a patient (such as an alert) to the same streams.
 func (l *Live) Notify(patient, event string, data any) {
-	l.send(patient, liveMsg{event: event, data: data})
+	l.send(patient, liveMsg{patient: patient, event: event, data: data})
 }
 
 func (l *Live) send(patient string, m liveMsg) {
@@ -135,6 +137,8 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id string, 
 		fmt.Fprintf(w, ": streaming patient %s\n\n", id)
 	}
 	fl.Flush()
+	acc := accessFrom(r.Context())
+	seen := map[string]bool{}
 	keep := time.NewTicker(15 * time.Second)
 	defer keep.Stop()
 	for {
@@ -144,6 +148,14 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id string, 
 		case <-keep.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
 		case m := <-wt.ch:
+			if id == allPatients && !acc.Allows(m.patient, policy.PatientSummary) {
+				continue // another team's patient: a ward stream carries the caller's only
+			}
+			if id == allPatients && !seen[m.patient] {
+				// A ward stream names each patient it carried in its close record.
+				seen[m.patient] = true
+				notePatients(r, m.patient)
+			}
 			if n := s.Live.takeDropped(wt); n > 0 {
 				fmt.Fprintf(w, "event: dropped\ndata: {\"batches\":%d}\n\n", n)
 			}

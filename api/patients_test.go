@@ -1,7 +1,7 @@
 package api_test
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,41 +13,44 @@ import (
 
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/api"
+	"github.com/iomt/iomt/policy"
 	"github.com/iomt/iomt/store/embedded"
 )
 
 const token = "admin-secret"
 
-// lockedBuffer is an audit log the handlers may write while the test reads it.
-type lockedBuffer struct {
+// auditLog is an audit trail the handlers record to while the test reads it.
+type auditLog struct {
 	mu sync.Mutex
-	b  bytes.Buffer
+	ev []iomt.AuditEvent
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *auditLog) Record(_ context.Context, e iomt.AuditEvent) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.Write(p)
+	l.ev = append(l.ev, e)
+	return nil
 }
 
-// records returns the audit records written so far.
-// records returns the audit records of one action, in order.
-func (l *lockedBuffer) records(t *testing.T, action string) []map[string]any {
+// records returns the audit records of one action, in order, as flat maps: actor, the first
+// patient, status (a number) and the details.
+func (l *auditLog) records(t *testing.T, action string) []map[string]any {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		if line == "" {
+	for _, e := range l.ev {
+		if e.Action != action {
 			continue
 		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
+		m := map[string]any{"actor": e.Actor, "status": float64(e.Status), "outcome": e.Outcome}
+		if len(e.Patients) > 0 {
+			m["patient"] = e.Patients[0]
 		}
-		if m["action"] == action {
-			out = append(out, m)
+		for k, v := range e.Detail {
+			m[k] = v
 		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -59,15 +62,15 @@ type patient struct {
 	SpO2Scale *int `json:"spo2Scale"`
 }
 
-func newServer(t *testing.T) (*httptest.Server, *lockedBuffer) {
+func newServer(t *testing.T) (*httptest.Server, *auditLog) {
 	t.Helper()
 	st, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	audit := &lockedBuffer{}
-	h, err := api.New(api.Config{Store: st, AdminToken: token, Audit: slog.New(slog.NewJSONHandler(audit, nil))})
+	audit := &auditLog{}
+	h, err := api.New(api.Config{Store: st, BootstrapToken: token, Policy: policy.New(), Auditor: audit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,16 +172,16 @@ func TestPatientSpO2Scale(t *testing.T) {
 	}
 
 	creates, updates := audit.records(t, "patient.create"), audit.records(t, "patient.update")
-	if len(creates) != 4 || creates[0]["patient"] != p.ID || creates[0]["spo2Scale"] != 2.0 || creates[0]["status"] != 201.0 || creates[2]["status"] != 400.0 {
+	if len(creates) != 4 || creates[0]["patient"] != p.ID || creates[0]["spo2Scale"] != "2" || creates[0]["status"] != 201.0 || creates[2]["status"] != 400.0 {
 		t.Fatalf("create audit: %v", creates)
 	}
 	if len(updates) != 7 {
 		t.Fatalf("update audit: %d records, want 7: %v", len(updates), updates)
 	}
-	if r := updates[0]; r["patient"] != p.ID || r["status"] != 400.0 || r["actor"] != "admin" {
+	if r := updates[0]; r["patient"] != p.ID || r["status"] != 400.0 || r["actor"] != "bootstrap" {
 		t.Errorf("refused scale 3 audited as %v", r)
 	}
-	if r := updates[6]; r["patient"] != p.ID || r["status"] != 200.0 || r["changed"] != "spo2Scale" || r["spo2ScaleFrom"] != 2.0 || r["spo2ScaleTo"] != 1.0 {
+	if r := updates[6]; r["patient"] != p.ID || r["status"] != 200.0 || r["changed"] != "spo2Scale" || r["spo2ScaleFrom"] != "2" || r["spo2ScaleTo"] != "1" {
 		t.Errorf("scale change audited as %v", r)
 	}
 }

@@ -12,6 +12,9 @@ type Problem struct {
 	Status   int    `json:"status"`
 	Detail   string `json:"detail,omitempty"`
 	Instance string `json:"instance,omitempty"`
+	// Code is a machine-readable kind of problem: "access-denied" when the policy refused
+	// the request (so a client can tell a refusal from a resource that does not exist).
+	Code string `json:"code,omitempty"`
 	// Refused lists refused records of an ingest request (an extension member).
 	Refused any `json:"refused,omitempty"`
 	// Errors lists every problem found in a document (alarm rules), one per entry.

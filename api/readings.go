@@ -267,13 +267,18 @@ type wardPatient struct {
 
 // ward lists every patient with their latest vitals: what a ward view needs in one request.
 func (s *Server) ward(w http.ResponseWriter, r *http.Request) {
-	ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: iomt.DefaultTenant, Limit: 10000})
+	acc := accessFrom(r.Context())
+	ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: acc.Principal.Tenant})
 	if err != nil {
 		s.storeError(w, r, "patients", err)
 		return
 	}
 	out := make([]wardPatient, 0, len(ps))
 	for _, p := range ps {
+		if !acc.Scope.Has(p.ID) {
+			continue
+		}
+		notePatients(r, p.ID)
 		vs, err := s.latest(r, p.ID)
 		if err != nil {
 			s.storeError(w, r, "vitals", err)

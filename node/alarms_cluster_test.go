@@ -112,7 +112,7 @@ func twoNodes(t *testing.T, alarms node.AlarmsConfig) (map[string]*env, func(pat
 	nodes := map[string]*env{}
 	for _, id := range []string{"a", "b"} {
 		n, err := node.Start(context.Background(), node.Config{
-			DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: adminToken,
+			DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: adminToken},
 			MaxPacketSize: 64 << 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Postgres: pg, NATS: node.NATSConfig{URL: nats, LeaseTTL: 2 * time.Second}, NodeID: id,
 			Alarms: alarms,

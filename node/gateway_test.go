@@ -165,7 +165,7 @@ func TestGatewayOutage(t *testing.T) {
 		}
 	}
 	dataDir := t.TempDir()
-	cfg := node.Config{DataDir: dataDir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: adminToken,
+	cfg := node.Config{DataDir: dataDir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: adminToken},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	n, err := node.Start(context.Background(), cfg)
 	if err != nil {

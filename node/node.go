@@ -43,13 +43,14 @@ type Config struct {
 	MQTTAddr string
 	// MQTTTLSCert and MQTTTLSKey, if set, make the broker speak MQTT over TLS (PEM files).
 	MQTTTLSCert, MQTTTLSKey string
-	AdminToken              string
 	MaxPacketSize           uint32
 	MaxFuture               time.Duration
 	// NoSync skips fsync on append: faster, and still safe against a crash of the process,
 	// but not against a power failure. For benchmarks and throw-away demos.
 	NoSync bool
 	Logger *slog.Logger
+	// People configures sign-in, sessions and the bootstrap token.
+	People PeopleConfig
 
 	// Scale-out: a PostgreSQL URL for the store and NATS JetStream for the bus. Empty means
 	// the embedded store in DataDir and the in-process bus.
@@ -104,6 +105,7 @@ type Node struct {
 	exporter *export.Exporter
 	exported chan struct{} // closed when the exporter's Run returns
 	alarms   *service.Service
+	people   *people
 
 	closeOnce sync.Once // Close may be called more than once (tests, signal handlers)
 	closeErr  error
@@ -126,9 +128,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.AdminToken == "" {
-		return nil, errors.New("node: an admin token is required")
 	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = nats.DefaultMember()
@@ -364,13 +363,17 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.retain != nil {
 		go n.enforceRetention(runCtx, time.Hour)
 	}
-	fhirAPI, err := fhir.New(fhir.Config{Store: n.store, Catalog: cat, Authorize: api.AdminAuthorizer(cfg.AdminToken), Audit: audit, Logger: log})
+	if n.people, err = startPeople(runCtx, n.store, cfg.People, log); err != nil {
+		return nil, err
+	}
+	fhirAPI, err := fhir.New(fhir.Config{Store: n.store, Catalog: cat, Authorize: fhirPrincipal, Audit: audit, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	handler, err := api.New(api.Config{
 		Store: n.store, Ingester: ing, Auth: auth, Catalog: cat, Live: live,
-		AdminToken: cfg.AdminToken, Logger: log, Audit: audit, Gatherer: reg,
+		Identity: n.people.identity, Policy: n.people.policy, Auditor: n.people.auditor, BootstrapToken: cfg.People.BootstrapToken,
+		Logger: log, Audit: audit, Gatherer: reg,
 		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(), CGMAlerts: recent.Alerts, Cluster: n.clusterStatus,
 		FHIR: fhirAPI, DeadLetters: deadLetters, Alarms: n.alarms,
 	})

@@ -37,7 +37,7 @@ func start(t *testing.T) *env { return startWith(t, nil) }
 func startWith(t *testing.T, edit func(*node.Config)) *env {
 	t.Helper()
 	cfg := node.Config{
-		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: adminToken,
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: adminToken},
 		MaxPacketSize: 64 << 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	backends(t, &cfg)
@@ -503,7 +503,7 @@ func TestPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, err = node.Start(context.Background(), node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: ln.Addr().String(), AdminToken: "x"})
+	_, err = node.Start(context.Background(), node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: ln.Addr().String(), People: node.PeopleConfig{BootstrapToken: "x"}})
 	if err == nil || !strings.Contains(err.Error(), "mqtt address "+ln.Addr().String()+" is already in use") {
 		t.Fatalf("got %v", err)
 	}

@@ -13,7 +13,7 @@ import (
 func TestRetention(t *testing.T) {
 	if !scaleOut {
 		_, err := node.Start(context.Background(), node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
-			AdminToken: adminToken, Retention: 72 * time.Hour})
+			People: node.PeopleConfig{BootstrapToken: adminToken}, Retention: 72 * time.Hour})
 		if err == nil || !strings.Contains(err.Error(), "--postgres") {
 			t.Fatalf("retention on the embedded store: %v, want a refusal naming --postgres", err)
 		}

@@ -76,7 +76,7 @@ func TestSimulatedDevicesObeyCommands(t *testing.T) {
 	}
 	var logs syncBuffer
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: "tok",
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "tok"},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		// Long enough that a failed delivery within the test can only be a rejection.
 		Alarms: node.AlarmsConfig{RulesFile: rules, CommandTimeout: 10 * time.Minute},

@@ -118,7 +118,7 @@ func TestWardAndPatientPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: "tok",
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "tok"},
 		NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Alarms: node.AlarmsConfig{RulesFile: rules},
 	})

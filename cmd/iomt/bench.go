@@ -95,7 +95,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	target := fs.String("target", "server", "server (iomt serve) or relay (the bare embedded broker)")
 	mqttAddr := fs.String("mqtt", "", "MQTT address of a running server (default: start one)")
 	apiURL := fs.String("api", "", "HTTP address of that running server, for provisioning")
-	token := fs.String("admin-token", "", "admin token of that running server")
+	tokenFile := fs.String("token-file", "", "file holding the bootstrap token of that running server (or set IOMT_BOOTSTRAP_TOKEN)")
 	noSync := fs.Bool("no-sync", false, "start the server with --no-sync")
 	serverBin := fs.String("server-bin", "", "iomt binary to start as the server (default: this one), to compare builds under the same load")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -130,6 +130,11 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	for i := 0; i < *vitals; i++ {
 		beds = append(beds, sim.Bed{Scenario: "stable-adult", Seed: uint64(100000 + i), Kinds: []string{sensing.PulseOximeter}})
 	}
+	tok, err := readSecret(*tokenFile, BootstrapEnv, os.Getenv)
+	if err != nil {
+		return fail(err)
+	}
+	token := &tok
 	var child *benchChild
 	broker := *mqttAddr
 	if broker == "" {
@@ -140,7 +145,6 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		defer child.stop(stderr)
 	}
-	var err error
 	if *target == "relay" {
 		for i := range beds {
 			id := fmt.Sprintf("bench%05d", i)
@@ -327,7 +331,7 @@ func startBenchTarget(target, exe string, noSync bool, stderr io.Writer, extra .
 		}
 		args = append(args, extra...)
 		child.cmd = exec.Command(exe, args...)
-		child.cmd.Env = append(os.Environ(), "IOMT_ADMIN_TOKEN="+token)
+		child.cmd.Env = append(os.Environ(), BootstrapEnv+"="+token)
 	}
 	cmd := child.cmd
 	cmd.Stderr = stderr

@@ -18,10 +18,12 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/config"
 	"github.com/iomt/iomt/node"
 )
@@ -141,7 +143,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	mqttAddr := fs.String("mqtt-addr", ":1883", "address of the embedded MQTT broker")
 	mqttTLSCert := fs.String("mqtt-tls-cert", "", "PEM certificate (chain) for MQTT over TLS on --mqtt-addr (with --mqtt-tls-key; 8883 by convention)")
 	mqttTLSKey := fs.String("mqtt-tls-key", "", "PEM private key for --mqtt-tls-cert")
-	adminToken := fs.String("admin-token", "", "bearer token of the API's administrator; generated and printed once if empty")
+	bootstrapFile := fs.String("bootstrap-token-file", "", "file holding a bootstrap bearer token with every permission (for provisioning; or set IOMT_BOOTSTRAP_TOKEN); none by default")
+	idleTimeout := fs.Duration("idle-timeout", 15*time.Minute, "a session unused this long ends (automatic logoff)")
+	sessionLifetime := fs.Duration("session-lifetime", 12*time.Hour, "a session ends this long after sign-in, however active")
+	mfaRoles := fs.String("mfa-roles", "", "roles that must sign in with a TOTP second factor, comma-separated (e.g. admin,clinician)")
 	maxPacket := fs.Int("mqtt-max-packet", 1<<20, "largest MQTT packet accepted, in bytes")
 	maxFuture := fs.Duration("max-future", 5*time.Minute, "readings timestamped further ahead of server time are refused")
 	noSync := fs.Bool("no-sync", false, "do not fsync appends (survives a crash of the process, not of the machine)")
@@ -188,11 +193,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "iomt serve: --mqtt-max-packet must be at least 1024 bytes, got %d\n", *maxPacket)
 		return 2
 	}
-	token := *adminToken
-	if token == "" {
-		token = newToken()
-		// Printed once to the terminal for the operator, never to the log.
-		fmt.Fprintf(stdout, "admin token (generated; set --admin-token or IOMT_ADMIN_TOKEN to keep one): %s\n", token)
+	token, err := readSecret(*bootstrapFile, BootstrapEnv, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "iomt serve: --bootstrap-token-file: %v\n", err)
+		return 2
+	}
+	var mfa []iomt.Role
+	for _, r := range splitList(*mfaRoles) {
+		if !slices.Contains(iomt.Roles(), iomt.Role(r)) {
+			fmt.Fprintf(stderr, "iomt serve: --mfa-roles: unknown role %q\n", r)
+			return 2
+		}
+		mfa = append(mfa, iomt.Role(r))
 	}
 	if *debugAddr != "" {
 		ln, err := net.Listen("tcp", *debugAddr)
@@ -207,7 +219,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		go func() { _ = http.Serve(ln, mux) }()
 	}
 	n, err := node.Start(ctx, node.Config{
-		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey, AdminToken: token,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey,
+		People:        node.PeopleConfig{BootstrapToken: token, IdleTimeout: *idleTimeout, SessionLifetime: *sessionLifetime, MFARoles: mfa},
 		MaxPacketSize: uint32(*maxPacket), MaxFuture: *maxFuture, NoSync: *noSync, Logger: log,
 		Postgres: *postgres, NodeID: *nodeID,
 		NATS: node.NATSConfig{URL: *natsURL, CredsFile: *natsCreds, TLSCA: *natsCA, TLSCert: *natsCert, TLSKey: *natsKey,

@@ -24,7 +24,7 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	fs.String(config.FileFlag, "", "YAML config file whose keys are these flags' names")
 	apiURL := fs.String("api", "http://127.0.0.1:8080", "the server's HTTP address, for provisioning")
 	broker := fs.String("mqtt", "127.0.0.1:1883", "the server's MQTT address")
-	token := fs.String("admin-token", "", "the server's admin token (needed with --provision)")
+	tokenFile := fs.String("token-file", "", "file holding a token that may register patients and devices (the server's bootstrap token; or set IOMT_BOOTSTRAP_TOKEN), needed with --provision")
 	provision := fs.Int("provision", 0, "register this many simulated patients and their devices through the API")
 	scenarios := fs.String("scenario", "stable-adult", "scenarios to give the patients, comma-separated, used in turn: built-in ("+strings.Join(sim.BuiltinNames(), ", ")+") or scenario files (.yaml, format in sensing/README.md)")
 	bedsFile := fs.String("beds", "", "file of provisioned patients and device credentials: written after --provision, read without it")
@@ -60,8 +60,9 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	var beds []sim.Bed
 	switch {
 	case *provision > 0:
-		if *token == "" {
-			fmt.Fprintln(stderr, "iomt sim: --provision needs --admin-token (or IOMT_ADMIN_TOKEN)")
+		token, err := readSecret(*tokenFile, BootstrapEnv, getenv)
+		if err != nil || token == "" {
+			fmt.Fprintf(stderr, "iomt sim: --provision needs --token-file or %s (%v)\n", BootstrapEnv, err)
 			return 2
 		}
 		names := strings.Split(*scenarios, ",")
@@ -73,9 +74,8 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		for i := range want {
 			want[i] = sim.Bed{Scenario: names[i%len(names)], Seed: *seed + uint64(i), Lead: *lead, Speed: *speed, Compress: *compress}
 		}
-		var err error
 		fmt.Fprintf(stdout, "provisioning %d patients on %s ...\n", len(want), *apiURL)
-		if beds, err = sim.Provision(ctx, sim.API{Base: *apiURL, Token: *token}, want); err != nil {
+		if beds, err = sim.Provision(ctx, sim.API{Base: *apiURL, Token: token}, want); err != nil {
 			fmt.Fprintf(stderr, "iomt sim: %v\n", err)
 			return 1
 		}
@@ -93,7 +93,7 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 			return 1
 		}
 	default:
-		fmt.Fprintln(stderr, "iomt sim: give --provision N (with --admin-token) or --beds FILE")
+		fmt.Fprintln(stderr, "iomt sim: give --provision N (with --token-file) or --beds FILE")
 		return 2
 	}
 	if *duration > 0 {
@@ -204,7 +204,6 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "address of the dashboard and API (another free port is used if it is taken)")
 	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "address of the MQTT broker (another free port is used if it is taken)")
 	patients := fs.Int("patients", 20, "patients on the simulated ward")
-	token := fs.String("admin-token", "", "admin token (default: generated)")
 	format := fs.String("format", "json", "SenML encoding the simulated devices use: json or cbor")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
@@ -236,10 +235,8 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		}
 		defer os.RemoveAll(dir)
 	}
-	tok := *token
-	if tok == "" {
-		tok = newToken()
-	}
+	// The simulator registers the ward with a bootstrap token that lives only in this process.
+	tok := newToken()
 	var notes []string
 	addrs := []*string{httpAddr, mqttAddr}
 	for i, what := range []string{"HTTP", "MQTT"} {
@@ -253,7 +250,8 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		}
 		*addrs[i] = got
 	}
-	n, err := node.Start(ctx, node.Config{DataDir: dir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, AdminToken: tok, Logger: log})
+	n, err := node.Start(ctx, node.Config{DataDir: dir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, Logger: log,
+		People: node.PeopleConfig{BootstrapToken: tok}})
 	if err != nil {
 		fmt.Fprintf(stderr, "iomt demo: %v\n", err)
 		return 1
@@ -265,20 +263,24 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		fmt.Fprintf(stderr, "iomt demo: %v\n", err)
 		return 1
 	}
+	accounts, err := demoAccounts(ctx, n, beds)
+	if err != nil {
+		fmt.Fprintf(stderr, "iomt demo: %v\n", err)
+		return 1
+	}
 	for _, note := range notes {
 		fmt.Fprintln(stdout, "note: "+note)
 	}
 	fmt.Fprintf(stdout, `iomt demo: a ward of %d simulated patients
-  dashboard   %s/#token=%s
-  REST API    %s/api/v1   (Authorization: Bearer %s; see %s/api/v1/openapi.json)
+  dashboard   %s   (sign in with one of the accounts below)
+  REST API    %s/api/v1   (see %s/api/v1/openapi.json)
   MQTT        %s
-  admin token %s
   data        %s
-Three patients are septic: two deteriorate on 8× and 4× timelines, the third in real time;
+%sThree patients are septic: two deteriorate on 8× and 4× timelines, the third in real time;
 one goes into atrial fibrillation within a minute, and a diabetic's night runs on a 60× clock that starts 8 h ago
 and catches up with now: the low comes at about 8 minutes (its readings are dated overnight).
 Ctrl-C stops.
-`, len(beds), base, tok, base, tok, base, n.MQTTAddr(), tok, dir)
+`, len(beds), base, base, base, n.MQTTAddr(), dir, accounts)
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)

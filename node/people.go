@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/api"
+	"github.com/iomt/iomt/identity"
+	"github.com/iomt/iomt/policy"
+)
+
+// PeopleConfig configures sign-in and access.
+type PeopleConfig struct {
+	// BootstrapToken, if set, is a bearer token with every permission in the default tenant,
+	// for provisioning and scripts. Read it from a file or the environment, never argv.
+	BootstrapToken string
+	// IdleTimeout and SessionLifetime bound sessions (default 15 min and 12 h).
+	IdleTimeout, SessionLifetime time.Duration
+	// MFARoles must sign in with a TOTP second factor.
+	MFARoles []iomt.Role
+	// PolicyRefresh is how often the policy re-reads teams and patients, so changes made on
+	// other nodes reach this one (default 10 s).
+	PolicyRefresh time.Duration
+}
+
+// people is the component that knows who is calling: identity (sessions, tokens), the
+// policy, and the audit trail they are recorded in.
+type people struct {
+	identity *identity.Service
+	policy   *policy.Policy
+	auditor  api.Auditor
+}
+
+// startPeople loads the policy and keeps it fresh until ctx ends.
+func startPeople(ctx context.Context, st iomt.Store, cfg PeopleConfig, log *slog.Logger) (*people, error) {
+	id, err := identity.New(identity.Config{Store: st, IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.SessionLifetime,
+		MFARoles: cfg.MFARoles, Logger: log.With("component", "identity")})
+	if err != nil {
+		return nil, err
+	}
+	pol := policy.New()
+	if err := pol.Reload(ctx, st, time.Now()); err != nil {
+		return nil, err
+	}
+	every := cfg.PolicyRefresh
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		sweep := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if err := pol.Reload(ctx, st, now); err != nil && ctx.Err() == nil {
+					log.Warn("policy reload", "err", err)
+				}
+				// Ended sessions are refused when used; the sweep keeps the table small.
+				if now.Sub(sweep) > 5*time.Minute {
+					sweep = now
+					if _, err := st.DeleteSessions(ctx, iomt.SessionFilter{ExpiredAt: now}); err != nil && ctx.Err() == nil {
+						log.Warn("session sweep", "err", err)
+					}
+				}
+			}
+		}
+	}()
+	return &people{identity: id, policy: pol}, nil
+}
+
+// Identity returns the node's sign-in service (for `iomt demo` and tests that create users).
+func (n *Node) Identity() *identity.Service { return n.people.identity }
+
+// Policy returns the node's access policy.
+func (n *Node) Policy() *policy.Policy { return n.people.policy }
+
+// ReloadPolicy re-reads teams and patients now.
+func (n *Node) ReloadPolicy(ctx context.Context) error {
+	if err := n.people.policy.Reload(ctx, n.store, time.Now()); err != nil {
+		return fmt.Errorf("node: reload policy: %w", err)
+	}
+	return nil
+}
+
+// fhirPrincipal hands FHIR the caller the API authenticated.
+func fhirPrincipal(r *http.Request) (string, bool) {
+	p, ok := api.PrincipalFrom(r.Context())
+	return p.Actor(), ok
+}
