@@ -24,9 +24,9 @@ import (
 	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/identity"
-	"github.com/iomt/iomt/policy"
 	"github.com/iomt/iomt/ingest"
 	"github.com/iomt/iomt/ingest/mqtt"
+	"github.com/iomt/iomt/policy"
 )
 
 //go:embed openapi.json
@@ -34,10 +34,10 @@ var openAPI []byte
 
 // Config wires the API to the rest of a node.
 type Config struct {
-	Store      iomt.Store
-	Ingester   *ingest.Ingester
-	Auth       ingest.Authenticator
-	Catalog    *codes.Catalog
+	Store    iomt.Store
+	Ingester *ingest.Ingester
+	Auth     ingest.Authenticator
+	Catalog  *codes.Catalog
 	Live     *Live
 	// Identity signs people in and authenticates sessions and API tokens.
 	Identity *identity.Service
@@ -56,10 +56,10 @@ type Config struct {
 	// SSO, if set, serves single sign-on (OpenID Connect) under /auth/oidc/.
 	SSO http.Handler
 	// TLS tells whether the node serves HTTPS: session cookies are then marked Secure.
-	TLS    bool
-	Logger *slog.Logger
-	Audit  *slog.Logger // where audit records go when there is no Auditor
-	Gatherer   prometheus.Gatherer
+	TLS      bool
+	Logger   *slog.Logger
+	Audit    *slog.Logger // where audit records go when there is no Auditor
+	Gatherer prometheus.Gatherer
 	// MQTTAddr is told to devices when they are created ("host:port").
 	MQTTAddr string
 	// Ready reports whether the node can take traffic.
@@ -143,7 +143,9 @@ func (s *Server) routes() {
 	json200 := func(v any) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, v) }
 	}
-	pub := func(pattern string, h http.Handler) { s.handle(Route{Pattern: pattern, Need: policy.Public, Handler: h}) }
+	pub := func(pattern string, h http.Handler) {
+		s.handle(Route{Pattern: pattern, Need: policy.Public, Handler: h})
+	}
 	pub("GET /healthz", json200(map[string]string{"status": "ok"}))
 	pub("GET /readyz", http.HandlerFunc(s.readyz))
 	if s.Gatherer != nil {

@@ -29,8 +29,8 @@ type watcher struct {
 type liveMsg struct {
 	patient string
 	batch   *iomt.Batch
-	event string
-	data  any
+	event   string
+	data    any
 }
 
 // NewLive returns a hub; feed it with Deliver (e.g. from a bus subscription).
