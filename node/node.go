@@ -106,6 +106,7 @@ type Node struct {
 	exported chan struct{} // closed when the exporter's Run returns
 	alarms   *service.Service
 	people   *people
+	routes   []api.Route
 
 	closeOnce sync.Once // Close may be called more than once (tests, signal handlers)
 	closeErr  error
@@ -380,6 +381,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.routes = handler.Routes()
 	n.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -94,3 +94,6 @@ func fhirPrincipal(r *http.Request) (string, bool) {
 	p, ok := api.PrincipalFrom(r.Context())
 	return p.Actor(), ok
 }
+
+// Routes returns the API's route table, each route with its policy.
+func (n *Node) Routes() []api.Route { return n.routes }
