@@ -68,6 +68,9 @@ func (s *Server) silencePatient(r *http.Request) (string, error) {
 	if json.Unmarshal(body, &in) != nil {
 		return "", nil // the handler explains what is wrong with the body
 	}
+	if in.Alarm == "" && in.Patient == "" {
+		return "", fmt.Errorf(`%w: a silence needs "alarm" or "patient"`, iomt.ErrInvalid)
+	}
 	if in.Alarm != "" {
 		a, err := s.Store.Alarm(r.Context(), in.Alarm)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/iomt/iomt"
@@ -102,8 +103,12 @@ func (s *Server) guard(rt Route) http.Handler {
 		patient := ""
 		if rt.Need.OnPatient() {
 			if patient, err = rt.Patient(r); err != nil {
-				if errors.Is(err, iomt.ErrNotFound) {
+				switch {
+				case errors.Is(err, iomt.ErrNotFound):
 					writeProblem(w, r, http.StatusNotFound, err.Error())
+					return
+				case errors.Is(err, iomt.ErrInvalid):
+					writeProblem(w, r, http.StatusBadRequest, strings.TrimPrefix(err.Error(), iomt.ErrInvalid.Error()+": "))
 					return
 				}
 				s.storeError(w, r, "request", err)

@@ -158,7 +158,7 @@ teams:
 		t.Fatalf("alarm %+v: want spo2-low, medium, escalated to level 1", a)
 	}
 	var acked struct{ State string }
-	if code := e.call("POST", "/api/v1/alarms/"+a.ID+"/acknowledge", adminToken, map[string]string{"why": "at the bedside", "by": "cat"}, &acked); code != 200 || acked.State != "acknowledged" {
+	if code := e.call("POST", "/api/v1/alarms/"+a.ID+"/acknowledge", adminToken, map[string]string{"why": "at the bedside"}, &acked); code != 200 || acked.State != "acknowledged" {
 		t.Fatalf("acknowledge: %d %+v", code, acked)
 	}
 	var problem struct{ Status int }
@@ -179,7 +179,7 @@ teams:
 		t.Fatalf("acknowledged alarms: %d %+v", code, list)
 	}
 	tr := list.Alarms[0].Transitions
-	if len(tr) != 3 || tr[2].To != "acknowledged" || tr[2].Who != "admin/cat" || tr[2].Why != "at the bedside" {
+	if len(tr) != 3 || tr[2].To != "acknowledged" || tr[2].Who != "bootstrap" || tr[2].Why != "at the bedside" {
 		t.Fatalf("transitions %+v", tr)
 	}
 }
@@ -203,7 +203,7 @@ func TestAlarmRulesAPI(t *testing.T) {
 		Version int
 		Who     string
 	}
-	if code := e.call("PUT", "/api/v1/alarm-rules?tenant=default&by=ann", adminToken, []byte(alarmRulesYAML), &saved); code != 200 || saved.Version != 1 || saved.Who != "admin/ann" {
+	if code := e.call("PUT", "/api/v1/alarm-rules?tenant=default", adminToken, []byte(alarmRulesYAML), &saved); code != 200 || saved.Version != 1 || saved.Who != "bootstrap" {
 		t.Fatalf("good rules: %d %+v", code, saved)
 	}
 	if code := e.call("PUT", "/api/v1/alarm-rules?tenant=default", adminToken, []byte(alarmRulesYAML), nil); code != 409 {

@@ -463,7 +463,7 @@ func TestAPIErrors(t *testing.T) {
 		code                int
 		want                string
 	}{
-		{"GET", "/api/v1/patients", "", nil, 401, "missing bearer token"},
+		{"GET", "/api/v1/patients", "", nil, 401, "sign in, or send Authorization"},
 		{"GET", "/api/v1/patients", "nope", nil, 401, "invalid bearer token"},
 		{"GET", "/api/v1/patients/zzz", adminToken, nil, 404, "not found"},
 		{"POST", "/api/v1/patients", adminToken, []byte(`{"name":""}`), 400, `"name" is required`},

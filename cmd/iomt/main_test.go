@@ -60,7 +60,7 @@ func startServer(t *testing.T, bin, dataDir string, extra ...string) *server {
 	s := &server{http: freeAddr(t), mqtt: freeAddr(t), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
 	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", s.http, "--mqtt-addr", s.mqtt, "--log-level", "warn"}, extra...)
 	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = append(os.Environ(), "IOMT_ADMIN_TOKEN=secret-admin")
+	s.cmd.Env = append(os.Environ(), "IOMT_BOOTSTRAP_TOKEN=secret-admin")
 	s.cmd.Stderr = s.stderr
 	stdout, _ := s.cmd.StdoutPipe()
 	if err := s.cmd.Start(); err != nil {
@@ -232,7 +232,7 @@ func TestServeGracefulAndPortTaken(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, bin, dir)
 	// A second server on the same MQTT port names the port and fails.
-	out, err := exec.Command(bin, "serve", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t), "--mqtt-addr", s.mqtt, "--admin-token", "x").CombinedOutput()
+	out, err := exec.Command(bin, "serve", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t), "--mqtt-addr", s.mqtt).CombinedOutput()
 	if err == nil || !regexp.MustCompile(`mqtt address .* is already in use`).Match(out) {
 		t.Fatalf("port taken: %v %s", err, out)
 	}
@@ -255,7 +255,7 @@ func TestRunUsage(t *testing.T) {
 		t.Fatalf("bogus command: %d %s", code, errb.String())
 	}
 	errb.Reset()
-	if code := run(context.Background(), []string{"serve", "--log-format", "xml", "--admin-token", "x"}, &out, &errb, func(string) string { return "" }); code != 2 || !strings.Contains(errb.String(), "--log-format must be text or json") {
+	if code := run(context.Background(), []string{"serve", "--log-format", "xml"}, &out, &errb, func(string) string { return "" }); code != 2 || !strings.Contains(errb.String(), "--log-format must be text or json") {
 		t.Fatalf("bad log format: %d %s", code, errb.String())
 	}
 	out.Reset()

@@ -30,7 +30,7 @@ func TestDemoCommand(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{"note: HTTP port " + taken.Addr().String() + " was taken; using", "a ward of 3 simulated patients",
-		"dashboard   http://", "/#token=", "MQTT        127.0.0.1:", "admin token ", "packs acknowledged"} {
+		"dashboard   http://", "sign in with one of the accounts", "MQTT        127.0.0.1:", "nurse ", "auditor ", "packs acknowledged"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
