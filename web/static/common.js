@@ -85,6 +85,7 @@ const iomt = (() => {
     const login = $("login"), password = $("password"), code = $("code"), button = $("signin");
     $("signin-box").hidden = false;
     message.textContent = note || "";
+    message.className = "error";
     form.hidden = !config.password;
     if (config.sso) {
       $("sso").href = "/auth/oidc/login?return=" + encodeURIComponent(location.pathname + location.search);
@@ -115,6 +116,7 @@ const iomt = (() => {
           }
           const p = await problem(r);
           message.textContent = p.detail;
+          message.className = p.code === "code-required" ? "note" : "error";
           if (p.code === "code-required" || p.code === "bad-code") askCode(true);
           else {
             askCode(false);
@@ -123,6 +125,7 @@ const iomt = (() => {
           }
         } catch (err) {
           message.textContent = "Cannot reach iomt: " + err.message;
+          message.className = "error";
         } finally {
           button.disabled = false;
         }
@@ -152,7 +155,7 @@ const iomt = (() => {
   // active, a request now and then tells the server, which ends idle sessions on its own.
   function watchIdle(seconds) {
     const idleMs = (seconds > 0 ? seconds : 900) * 1000;
-    const minutes = Math.round(idleMs / 60000);
+    const span = idleMs >= 60000 ? Math.round(idleMs / 60000) + " min" : Math.round(idleMs / 1000) + " s";
     let told = Date.now(), shared = 0, leaving = false;
     const active = () => {
       const now = Date.now();
@@ -173,7 +176,7 @@ const iomt = (() => {
     setInterval(async () => {
       if (leaving || Date.now() - lastActive < idleMs) return;
       leaving = true;
-      leaving = await signOut(false, `Your session ended after ${minutes} min without activity; sign in again.`);
+      leaving = await signOut(false, `Your session ended after ${span} without activity; sign in again.`);
     }, 5000);
   }
 
