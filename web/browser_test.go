@@ -58,7 +58,8 @@ rules:
     message: "Temperature {value} °C (above {limit} °C)"
 `
 
-// call sends a JSON request (body nil: GET) and decodes the JSON answer into out.
+// call sends a JSON request (body nil: GET), with token as a bearer token unless it is empty,
+// and decodes the JSON answer into out.
 func call(t *testing.T, method, url, token string, body, out any) int {
 	t.Helper()
 	var rd io.Reader
@@ -73,7 +74,9 @@ func call(t *testing.T, method, url, token string, body, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -108,8 +111,20 @@ func bedsideDevice(t *testing.T, base, patient string) func(code, unit string, v
 	}
 }
 
+// clinician returns the sign-in (login, password, display name) of a clinician whose care team
+// covers the beds' patients.
+//
+// TODO(issue #18): create the user and the team on the node here, once its identity service
+// is wired (the sign-in API answers, so the test got this far): with TOTP off for the role,
+// or with the code computed from the user's secret and typed into #code.
+func clinician(t *testing.T, base string, beds []sim.Bed) (login, password, name string) {
+	t.Helper()
+	t.Fatalf("the node at %s has the sign-in API: create a clinician of the care team of %d beds here", base, len(beds))
+	return "", "", ""
+}
+
 func TestWardAndPatientPages(t *testing.T) {
-	bin := chromium(t)
+	chromium(t)
 	if testing.Short() {
 		t.Skip("browser test skipped with -short")
 	}
@@ -138,45 +153,16 @@ func TestWardAndPatientPages(t *testing.T) {
 	go func() { simDone <- sim.Run(simCtx, sim.Options{Broker: n.MQTTAddr()}, beds, &sim.Stats{}) }()
 	defer func() { stopSim(); <-simDone }()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first action starts the browser and must not carry a timeout; later ones do.
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/#token=tok")); err != nil {
-		t.Fatalf("open ward page: %v", err)
+	// The dashboard signs in with an account; it never sees the admin token.
+	if c := call(t, "GET", base+"/api/v1/auth/config", "", nil, nil); c != http.StatusOK {
+		t.Skipf("GET /api/v1/auth/config: HTTP %d: the dashboard signs in through the sign-in API of issue #18", c)
 	}
-	within := func(d time.Duration) context.Context {
-		c, cancel := context.WithTimeout(ctx, d)
-		t.Cleanup(cancel)
-		return c
-	}
-	eval := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(within(10*time.Second), chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("evaluate %s: %v", expr, err)
-		}
-		return v
-	}
-	poll := func(what, expr string) {
-		t.Helper()
-		if _, err := chromedp.Run(within(30*time.Second), chromedp.Poll[bool](expr)); err != nil {
-			t.Fatalf("%s: %v (page shows %q)", what, err, eval(`document.body.innerText.slice(0, 600)`))
-		}
-	}
-	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(within(15*time.Second), actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	login, password, name := clinician(t, base, beds)
+	p := openBrowser(t, base+"/")
+	p.poll("sign-in form", `!document.querySelector("#signin-box").hidden`)
+	p.signIn(login, password)
+	p.poll("signed in", `document.querySelector("#whoami").textContent.includes(`+strconv.Quote(name)+`)`)
+	eval, poll, do, within := p.eval, p.poll, p.do, p.within
 
 	// The ward: a tile per patient, whose numbers change as readings arrive.
 	hr := `document.querySelector('.tile[data-patient="` + beds[0].Patient + `"] [data-code="8867-4"] .value').textContent`
@@ -244,42 +230,35 @@ func TestWardAndPatientPages(t *testing.T) {
 
 	// The patient page lists the alarm; resolving it while SpO2 is still low is refused with
 	// the API's reason, acknowledging it is recorded with who and why, and silencing it shows.
-	if err := chromedp.Do(within(20*time.Second), chromedp.Navigate(base+"/patient.html?id="+beds[0].Patient)); err != nil {
-		t.Fatalf("open patient page: %v", err)
-	}
+	p.navigate(base + "/patient.html?id=" + beds[0].Patient)
 	row := `#alarm-list .alarm[data-alarm="` + alarmID + `"]`
 	rowJS := `document.querySelector('` + row + `')`
 	poll("alarm listed on the patient page", rowJS+` !== null && `+rowJS+`.dataset.state === "active" && `+rowJS+`.classList.contains("alarm-high")`)
-	act := func(op, why, by string) {
+	// Who acts is the signed-in user, recorded by the server; the nurse gives only the reason.
+	act := func(op, why string) {
 		t.Helper()
-		steps := []chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(row + ` button[data-op="` + op + `"]`)),
-			chromedp.WaitVisible(chromedp.CSS(row + ` form.reason`)), chromedp.SendKeys(chromedp.CSS(row+` input[name="why"]`), why)}
-		if by != "" {
-			steps = append(steps, chromedp.SendKeys(chromedp.CSS(row+` input[name="by"]`), by))
-		}
-		do(op, append(steps, chromedp.Click(chromedp.CSS(row+` form.reason button[type="submit"]`)))...)
+		do(op, chromedp.Click(chromedp.CSS(row+` button[data-op="`+op+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS(row+` form.reason`)), chromedp.SendKeys(chromedp.CSS(row+` input[name="why"]`), why),
+			chromedp.Click(chromedp.CSS(row+` form.reason button[type="submit"]`)))
 	}
-	// The name is typed once; the page remembers it for the next action.
-	act("resolve", "probe looks fine", "ann")
+	act("resolve", "probe looks fine")
 	poll("refusal shown", rowJS+`.querySelector(".problem").textContent.includes("condition still holds")`)
-	act("acknowledge", "at the bedside", "")
+	act("acknowledge", "at the bedside")
 	poll("acknowledged shown", rowJS+`.dataset.state === "acknowledged" && `+rowJS+`.querySelector(".state").textContent === "acknowledged" && `+rowJS+`.querySelector(".problem").textContent === ""`)
 	var got struct{ State string }
 	if c := call(t, "GET", base+"/api/v1/alarms/"+alarmID, "tok", nil, &got); c != http.StatusOK || got.State != "acknowledged" {
 		t.Fatalf("alarm after the button: HTTP %d, state %q", c, got.State)
 	}
-	act("silence", "turning the patient", "")
+	act("silence", "turning the patient")
 	poll("silence shown", rowJS+`.querySelector(".meta").textContent.includes("silenced until")`)
 	hist := `document.querySelector('#alarm-history details[data-alarm="` + alarmID + `"]')`
 	do("open history", chromedp.Click(chromedp.CSS(`#alarms details.history > summary`)),
 		chromedp.Click(chromedp.CSS(`#alarm-history details[data-alarm="`+alarmID+`"] > summary`)))
-	poll("transitions in the history", hist+`.open && [...`+hist+`.querySelectorAll("tr")].some(r => r.textContent.includes("admin/ann") && r.textContent.includes("at the bedside"))`)
+	poll("transitions in the history", hist+`.open && [...`+hist+`.querySelectorAll("tr")].some(r => r.querySelector(".who")?.textContent.includes(`+strconv.Quote(login)+`) && r.textContent.includes("at the bedside"))`)
 
 	// Back on the ward the acknowledged alarm is muted and still; when SpO2 recovers the alarm
 	// resolves itself and the tile loses its colour live.
-	if err := chromedp.Do(within(20*time.Second), chromedp.Navigate(base+"/")); err != nil {
-		t.Fatalf("open ward page: %v", err)
-	}
+	p.navigate(base + "/")
 	poll("acknowledged alarm muted", tileOf(beds[0])+` !== null && `+tileOf(beds[0])+`.classList.contains("alarm-acked") && getComputedStyle(`+tileOf(beds[0])+`).animationName === "none" && getComputedStyle(`+tileOf(beds[0])+`).borderTopColor !== "`+red+`"`)
 	spo2[0]("59408-5", "%", 97)
 	poll("resolved alarm removed", `!/alarm-/.test(`+tileOf(beds[0])+`.className) && `+tileOf(beds[0])+`.querySelector(".alarm-line").hidden`)
@@ -290,9 +269,7 @@ func TestWardAndPatientPages(t *testing.T) {
 		const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
 		for (let i = 0; i < d.length; i += 4) if (d[i] < 80 && d[i+1] < 80 && d[i+2] < 80) n++;
 		return n; })()`
-	if err := chromedp.Do(within(20*time.Second), chromedp.Navigate(base+"/patient.html?id="+beds[1].Patient)); err != nil {
-		t.Fatalf("open patient page: %v", err)
-	}
+	p.navigate(base + "/patient.html?id=" + beds[1].Patient)
 	poll("ECG strip drawn", inked+` > 500`)
 	poll("trend charts", `document.querySelectorAll('#trends .uplot').length >= 2`)
 	t.Logf("ward heart rate %s; ECG strip %s dark pixels; %s trend charts", first, eval(`String(`+inked+`)`), eval(`String(document.querySelectorAll('#trends .uplot').length)`))

@@ -1,7 +1,9 @@
 // Package web is iomt's dashboard: a live ward view with alarms in their IEC 60601-1-8 priority
 // colours, and a patient page with its alarms (acknowledge, silence, resolve, history), a live
 // ECG strip and trends. Everything it needs is embedded in the binary (hospital networks are often
-// offline); it reads the REST API with the token the user gives it.
+// offline). A user signs in on the page (password and second factor, or the organisation's single
+// sign-on); the pages then read the REST API with the session cookie, send the session's CSRF
+// token with every write, and sign out after the session's idle timeout.
 package web
 
 import (

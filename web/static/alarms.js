@@ -1,6 +1,7 @@
 // The patient page's alarm panel: unresolved alarms with what a nurse can do about them
-// (acknowledge, silence for 2 min, resolve, each with a reason), and the recent history with
-// every alarm's transitions. patient.js feeds it the patient stream's "alarm" events.
+// (acknowledge, silence for 2 min, resolve, each with a reason; the server records who, the
+// signed-in user), and the recent history with every alarm's transitions. patient.js feeds it
+// the patient stream's "alarm" events.
 "use strict";
 
 const alarmPanel = (() => {
@@ -9,7 +10,6 @@ const alarmPanel = (() => {
   const rows = new Map();       // id -> row element of an unresolved alarm
   const opened = new Set();     // history entries the user expanded, kept open across renders
   const historyLimit = 50;
-  const byKey = "iomt-by";      // who is acting, remembered for this tab
   const ops = {
     acknowledge: { label: "Acknowledge", placeholder: "why (optional), e.g. at the bedside" },
     silence: { label: "Silence 2 min", placeholder: "why, e.g. repositioning the probe" },
@@ -57,17 +57,13 @@ const alarmPanel = (() => {
     why.name = "why";
     why.autocomplete = "off";
     why.setAttribute("aria-label", "reason");
-    const by = el("input");
-    by.name = "by";
-    by.placeholder = "your name";
-    by.setAttribute("aria-label", "your name");
     const ok = el("button", "", "");
     ok.type = "submit";
     const cancel = el("button", "cancel", "Cancel");
     cancel.type = "button";
     cancel.onclick = () => { form.hidden = true; row.querySelector(".problem").textContent = ""; };
-    form.append(why, by, ok, cancel);
-    form.onsubmit = (e) => { e.preventDefault(); act(row, form.dataset.op, why.value.trim(), by.value.trim()); };
+    form.append(why, ok, cancel);
+    form.onsubmit = (e) => { e.preventDefault(); act(row, form.dataset.op, why.value.trim()); };
     row.append(prio, what, actions, form, el("p", "problem error"));
     return row;
   }
@@ -80,7 +76,6 @@ const alarmPanel = (() => {
     const why = form.querySelector('[name="why"]');
     why.placeholder = ops[op].placeholder;
     why.value = ""; // each action has its own reason
-    form.querySelector('[name="by"]').value = sessionStorage.getItem(byKey) || "";
     row.querySelector(".problem").textContent = "";
     form.hidden = false;
     why.focus();
@@ -88,16 +83,15 @@ const alarmPanel = (() => {
 
   // act sends the action; a refusal (say, resolving while the condition still holds) shows the
   // API's own reason under the alarm.
-  async function act(row, op, why, by) {
+  async function act(row, op, why) {
     const id = row.dataset.alarm, form = row.querySelector("form.reason"), problem = row.querySelector(".problem");
-    if (by) sessionStorage.setItem(byKey, by);
     for (const b of row.querySelectorAll("button")) b.disabled = true;
     try {
       if (op === "silence") {
-        const r = await iomt.api("/api/v1/alarms/silence", { alarm: id, for: "2m", why, by });
+        const r = await iomt.api("/api/v1/alarms/silence", { alarm: id, for: "2m", why });
         r.silenced.forEach(apply);
       } else {
-        apply(await iomt.api(`/api/v1/alarms/${encodeURIComponent(id)}/${op}`, { why, by }));
+        apply(await iomt.api(`/api/v1/alarms/${encodeURIComponent(id)}/${op}`, { why }));
       }
       form.hidden = true;
       problem.textContent = "";

@@ -1,88 +1,274 @@
-// Shared by the pages: the API token, authenticated requests, a Server-Sent Events reader
-// (EventSource cannot send an Authorization header), how abnormal a vital sign is, and the
-// unresolved alarms both pages show.
+// Shared by the pages: signing in (a session cookie; every write carries the session's CSRF
+// token), idle logoff, API requests, live streams, refusals shown in place of a page, how
+// abnormal a vital sign is, and the unresolved alarms both pages show.
 "use strict";
 
 const iomt = (() => {
-  const key = "iomt-token";
-  // A token in the URL fragment (as `iomt demo` prints it) is kept for this tab and removed
-  // from the address bar, so it does not end up in history or screenshots.
-  const m = location.hash.match(/token=([^&]+)/);
-  if (m) {
-    sessionStorage.setItem(key, decodeURIComponent(m[1]));
-    history.replaceState(null, "", location.pathname + location.search);
+  const $ = (id) => document.getElementById(id);
+  const ended = "Your session ended; sign in again.";
+  let me = null; // the signed-in user, with the session's CSRF token
+  let lastActive = Date.now();
+  // The dashboard's tabs share one session cookie: activity in one keeps the others signed in,
+  // and a sign-out or sign-in in one reloads the others.
+  const tabs = "BroadcastChannel" in window ? new BroadcastChannel("iomt-session") : null;
+  if (tabs) {
+    tabs.onmessage = ({ data }) => {
+      if (data === "active") lastActive = Date.now();
+      else if (data === "signed-out" && me) reopen(ended);
+      else if (data === "signed-in") location.reload();
+    };
   }
-  const token = () => sessionStorage.getItem(key);
 
   function status(text, cls) {
-    const el = document.getElementById("status");
+    const el = $("status");
     el.textContent = text;
     el.className = "status " + (cls || "");
   }
 
-  function askToken(message, then) {
-    const box = document.getElementById("login");
-    box.hidden = false;
-    document.getElementById("login-error").textContent = message || "";
-    document.getElementById("login-form").onsubmit = (e) => {
-      e.preventDefault();
-      sessionStorage.setItem(key, document.getElementById("token").value.trim());
-      box.hidden = true;
-      then();
-    };
+  // problem reads a refusal (problem+json); anything else becomes its HTTP status.
+  async function problem(r) {
+    let p = {};
+    try { p = await r.json(); } catch (_) { /* not JSON */ }
+    return { status: r.status, code: p.code || "", detail: p.detail || p.title || r.statusText || "HTTP " + r.status };
   }
 
-  // api GETs path, or POSTs body as JSON when one is given. A refusal throws an Error carrying
-  // the problem's detail (problem+json) and the HTTP status, so a page can show the API's reason.
-  async function api(path, body) {
-    const init = { headers: { Authorization: "Bearer " + token() } };
+  // reopen discards the page (its patient data must not stay on screen once the session is
+  // over) and loads it again, showing note above the sign-in form; after signing in, the page
+  // opens where it was.
+  function reopen(note) {
+    me = null;
+    history.replaceState({ signInNote: note }, "");
+    location.reload();
+  }
+
+  // request sends an API call with the session cookie; writes carry the CSRF token. A refusal
+  // throws an Error with the problem's detail, status and code. A 401 means the session ended
+  // (idle, signed out elsewhere): the page reopens on the sign-in form, and the call never returns.
+  async function request(method, path, body) {
+    const init = { method, credentials: "same-origin", headers: {} };
+    if (method !== "GET") init.headers["X-CSRF-Token"] = me ? me.csrf : "";
     if (body !== undefined) {
-      init.method = "POST";
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
     const r = await fetch(path, init);
-    if (r.status === 401) throw Object.assign(new Error("unauthorised"), { status: 401 });
-    if (!r.ok) {
-      let detail = r.statusText;
-      try { detail = (await r.json()).detail || detail; } catch (_) { /* not JSON */ }
-      throw Object.assign(new Error(detail), { status: r.status });
+    if (r.ok) {
+      const text = await r.text();
+      return text ? JSON.parse(text) : null;
     }
-    return r.json();
+    const p = await problem(r);
+    if (r.status === 401 && me && await sessionGone()) {
+      reopen(ended);
+      await new Promise(() => {});
+    }
+    throw Object.assign(new Error(p.detail), p);
   }
 
-  // stream reads an SSE endpoint with fetch and calls onEvent(name, data) for each event;
-  // it reconnects after a pause when the connection ends.
-  async function stream(path, onEvent, onOpen) {
-    for (;;) {
-      try {
-        const r = await fetch(path, { headers: { Authorization: "Bearer " + token() } });
-        if (!r.ok) throw new Error("stream: HTTP " + r.status);
-        onOpen && onOpen();
-        const reader = r.body.getReader();
-        const dec = new TextDecoder();
-        let buf = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += dec.decode(value, { stream: true });
-          let i;
-          while ((i = buf.indexOf("\n\n")) >= 0) {
-            const block = buf.slice(0, i);
-            buf = buf.slice(i + 2);
-            let ev = "message", data = "";
-            for (const line of block.split("\n")) {
-              if (line.startsWith("event: ")) ev = line.slice(7);
-              else if (line.startsWith("data: ")) data += line.slice(6);
-            }
-            if (data) onEvent(ev, JSON.parse(data));
-          }
-        }
-      } catch (e) {
-        status("reconnecting… (" + e.message + ")", "error");
-      }
-      await new Promise((res) => setTimeout(res, 2000));
+  // sessionGone asks /api/v1/me whether the session really ended: a 401 from one endpoint while
+  // the session lives would otherwise reload the page for ever.
+  async function sessionGone() {
+    try {
+      return (await fetch("/api/v1/me", { credentials: "same-origin" })).status === 401;
+    } catch (_) {
+      return false; // unreachable: the next call will tell
     }
+  }
+
+  // api GETs path, or POSTs body as JSON when one is given.
+  const api = (path, body) => body === undefined ? request("GET", path) : request("POST", path, body);
+
+  // signIn shows the sign-in form (and the single sign-on button when the server has it) and
+  // resolves with the user once the server accepts the login, password and, when it asks for
+  // one, the second factor's code. The password goes only in the request's body.
+  function signIn(config, note) {
+    const form = $("signin-form"), message = $("signin-message"), codeRow = $("code-row");
+    const login = $("login"), password = $("password"), code = $("code"), button = $("signin");
+    $("signin-box").hidden = false;
+    message.textContent = note || "";
+    message.className = "error";
+    form.hidden = !config.password;
+    if (config.sso) {
+      $("sso").href = "/auth/oidc/login?return=" + encodeURIComponent(location.pathname + location.search);
+      $("sso").hidden = false;
+    }
+    const askCode = (ask) => {
+      codeRow.hidden = !ask;
+      code.required = ask;
+      code.value = "";
+      if (ask) code.focus();
+    };
+    status("signed out");
+    (config.password ? login : $("sso")).focus();
+    return new Promise((resolve) => {
+      form.onsubmit = async (e) => {
+        e.preventDefault();
+        const body = { login: login.value.trim(), password: password.value };
+        if (!codeRow.hidden) body.code = code.value.trim();
+        button.disabled = true;
+        try {
+          const r = await fetch("/api/v1/auth/signin", { method: "POST", credentials: "same-origin",
+            headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+          if (r.ok) {
+            password.value = code.value = "";
+            $("signin-box").hidden = true;
+            resolve(await r.json());
+            return;
+          }
+          const p = await problem(r);
+          message.textContent = p.detail;
+          message.className = p.code === "code-required" ? "note" : "error";
+          if (p.code === "code-required" || p.code === "bad-code") askCode(true);
+          else {
+            askCode(false);
+            password.value = "";
+            password.focus();
+          }
+        } catch (err) {
+          message.textContent = "Cannot reach iomt: " + err.message;
+          message.className = "error";
+        } finally {
+          button.disabled = false;
+        }
+      };
+    });
+  }
+
+  // signOut ends the session (on every device with everywhere) and reopens the page on the
+  // sign-in form. If the server does not confirm, the page stays and says so: a nurse walking
+  // away must not believe she signed out when she did not.
+  async function signOut(everywhere, note) {
+    try {
+      const r = await fetch("/api/v1/auth/signout" + (everywhere ? "?everywhere=true" : ""), {
+        method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": me.csrf } });
+      if (!r.ok && r.status !== 401) throw new Error((await problem(r)).detail);
+    } catch (e) {
+      status("signing out failed: " + e.message, "error");
+      return false;
+    }
+    if (tabs) tabs.postMessage("signed-out");
+    reopen(note);
+    return true;
+  }
+
+  // watchIdle is the automatic logoff: after the session's idle timeout without a key, click,
+  // touch or mouse move in any of the dashboard's tabs, the page signs out. While the user is
+  // active, a request now and then tells the server, which ends idle sessions on its own.
+  function watchIdle(seconds) {
+    const idleMs = (seconds > 0 ? seconds : 900) * 1000;
+    const span = idleMs >= 60000 ? Math.round(idleMs / 60000) + " min" : Math.round(idleMs / 1000) + " s";
+    let told = Date.now(), shared = 0, leaving = false;
+    const active = () => {
+      const now = Date.now();
+      lastActive = now;
+      if (tabs && now - shared > 5000) {
+        shared = now;
+        tabs.postMessage("active");
+      }
+      if (now - told > Math.min(60000, idleMs / 3)) {
+        told = now;
+        request("GET", "/api/v1/me").then((u) => { if (u && u.csrf) me.csrf = u.csrf; }, () => {});
+      }
+    };
+    for (const ev of ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"]) {
+      addEventListener(ev, active, { capture: true, passive: true });
+    }
+    // Checked often rather than timed once: timers sleep in background tabs and suspended laptops.
+    setInterval(async () => {
+      if (leaving || Date.now() - lastActive < idleMs) return;
+      leaving = true;
+      leaving = await signOut(false, `Your session ended after ${span} without activity; sign in again.`);
+    }, 5000);
+  }
+
+  function signedIn(user) {
+    me = user;
+    document.body.dataset.auth = "in";
+    const roles = document.createElement("span");
+    roles.className = "sub";
+    roles.textContent = (user.roles || []).join(", ");
+    $("whoami").replaceChildren(user.name || user.login, " ", roles);
+    $("whoami").title = "signed in as " + user.login;
+    $("signout").onclick = () => signOut(false, "You signed out.");
+    $("signout-everywhere").onclick = () => signOut(true, "You signed out on every device.");
+    watchIdle(user.idleTimeoutSeconds);
+  }
+
+  // start runs the page once someone is signed in: at once with a live session, else after
+  // the sign-in form.
+  async function start(run) {
+    const note = history.state && history.state.signInNote;
+    if (note) history.replaceState(null, "");
+    const get = (path) => fetch(path, { credentials: "same-origin" });
+    let config, user;
+    try {
+      const [c, m] = await Promise.all([get("/api/v1/auth/config"), get("/api/v1/me")]);
+      if (!c.ok) throw new Error((await problem(c)).detail);
+      config = await c.json();
+      if (m.ok) user = await m.json();
+      else if (m.status !== 401) throw new Error((await problem(m)).detail);
+    } catch (e) {
+      status("cannot reach iomt: " + e.message, "error");
+      return;
+    }
+    if (!user) {
+      user = await signIn(config, note);
+      if (tabs) tabs.postMessage("signed-in");
+    }
+    signedIn(user);
+    status("connecting…");
+    run();
+  }
+
+  // denied shows a refusal (403 access-denied) in place of the page's content: its detail says
+  // why, and how to get access. With breakGlass (a patient outside the user's care teams) it
+  // offers emergency access: the stated reason is posted to that path, and the page reloads.
+  function denied(err, breakGlass) {
+    document.querySelector("main").hidden = true;
+    $("denied").hidden = false;
+    $("denied-detail").textContent = err.message;
+    status("access refused", "error");
+    const form = $("break-glass-form");
+    if (!breakGlass || !form) return;
+    form.hidden = false;
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      const reason = $("break-glass-reason").value.trim(), out = $("break-glass-error");
+      if (reason.length < 10) {
+        out.textContent = "Say why, in at least 10 characters: the reason is recorded and reviewed.";
+        return;
+      }
+      $("break-glass").disabled = true;
+      try {
+        await request("POST", breakGlass, { reason });
+        location.reload();
+      } catch (e) {
+        out.textContent = "Emergency access refused: " + e.message;
+        $("break-glass").disabled = false;
+      }
+    };
+  }
+
+  // stream follows a Server-Sent Events endpoint (the session cookie goes with it) and calls
+  // handlers[event](data) for each event named there; onOpen runs at each (re)connection, when
+  // the page should re-read what it missed. The browser reconnects after a dropped connection;
+  // after a refusal the stream is tried again less and less often, unless the session ended.
+  function stream(path, handlers, onOpen) {
+    let pause = 2000;
+    (function connect() {
+      const es = new EventSource(path);
+      for (const [name, fn] of Object.entries(handlers)) es.addEventListener(name, (e) => fn(JSON.parse(e.data)));
+      es.onopen = () => {
+        pause = 2000;
+        if (onOpen) onOpen();
+      };
+      es.onerror = () => {
+        status("reconnecting…", "error");
+        if (es.readyState !== EventSource.CLOSED) return;
+        const again = () => setTimeout(connect, pause);
+        request("GET", "/api/v1/me").then(again, again);
+        pause = Math.min(2 * pause, 60000);
+      };
+    })();
   }
 
   // The vital signs a tile shows, by catalog code, with the NEWS2 (RCP 2017) single-parameter
@@ -198,5 +384,5 @@ const iomt = (() => {
     return Math.floor(s / 86400) + " d";
   }
 
-  return { token, status, askToken, api, stream, vitals, vitalCell, showVital, priorities, rank, alarmOrder, alarmBook, clock, ago };
+  return { start, status, api, request, denied, stream, vitals, vitalCell, showVital, priorities, rank, alarmOrder, alarmBook, clock, ago };
 })();

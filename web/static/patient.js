@@ -155,7 +155,9 @@
     try {
       [p, v] = await Promise.all([iomt.api("/api/v1/patients/" + encodeURIComponent(id)), iomt.api(`/api/v1/patients/${encodeURIComponent(id)}/vitals`)]);
     } catch (e) {
-      if (e.status === 401) return iomt.askToken(iomt.token() ? "That token was refused." : "", load);
+      // A patient outside the user's care teams: the refusal says why, and a clinician may
+      // break the glass.
+      if (e.code === "access-denied") return iomt.denied(e, `/api/v1/patients/${encodeURIComponent(id)}/break-glass`);
       iomt.status("error: " + e.message, "error");
       return;
     }
@@ -174,15 +176,15 @@
     } catch (_) { /* the live stream fills the strip */ }
     await makeTrends();
     let dirty = false;
-    iomt.stream(`/api/v1/patients/${encodeURIComponent(id)}/stream`, (ev, o) => {
-      if (ev === "waveform") addSegment(o);
-      if (ev === "alarm") alarmPanel.change(o);
-      if (ev === "observation") {
+    iomt.stream(`/api/v1/patients/${encodeURIComponent(id)}/stream`, {
+      waveform: addSegment,
+      alarm: alarmPanel.change,
+      observation(o) {
         const cur = latest.get(o.code), t = Date.parse(o.time);
         if (!cur || t >= cur.time) latest.set(o.code, { value: o.value, time: t });
         addTrendPoint(o);
         dirty = true;
-      }
+      },
     }, () => {
       iomt.status("live", "live");
       alarmPanel.load(id);
@@ -190,5 +192,5 @@
     setInterval(() => { if (dirty) { renderVitals(); dirty = false; } }, 500);
   }
 
-  if (!iomt.token()) iomt.askToken("", load); else load();
+  iomt.start(load);
 })();

@@ -115,7 +115,7 @@
     try {
       data = await iomt.api("/api/v1/ward");
     } catch (e) {
-      if (e.status === 401) return iomt.askToken(iomt.token() ? "That token was refused." : "", load);
+      if (e.code === "access-denied") return iomt.denied(e);
       iomt.status("error: " + e.message, "error");
       return;
     }
@@ -157,19 +157,19 @@
 
   function start() {
     started = true;
-    iomt.stream("/api/v1/stream", (ev, o) => {
-      if (ev === "cgm-alert") return showAlert(o);
-      if (ev === "alarm") {
+    iomt.stream("/api/v1/stream", {
+      "cgm-alert": showAlert,
+      alarm(o) {
         // Alarms show at once, not at the next render tick: they are what a nurse looks for.
         if (!alarms.apply(o.alarm)) return;
         // A patient not on the ward yet gets its tile with its next reading.
         if (state.has(o.alarm.patient)) renderAlarms(o.alarm.patient);
         renderCounts();
-        return;
-      }
-      if (ev !== "observation") return;
-      if (!remember(o.patient, o.code, o.value, o.time)) return admitted();
-      dirty.add(o.patient);
+      },
+      observation(o) {
+        if (!remember(o.patient, o.code, o.value, o.time)) return admitted();
+        dirty.add(o.patient);
+      },
     }, () => {
       iomt.status(count + " patients · live", "live");
       loadAlarms();
@@ -183,5 +183,5 @@
     setInterval(() => { for (const id of state.keys()) render(id); }, 30000);
   }
 
-  if (!iomt.token()) iomt.askToken("", load); else load();
+  iomt.start(load);
 })();
