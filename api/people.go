@@ -118,7 +118,9 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setSessionCookie(w, out.Token, out.Session.Expires)
-	writeJSON(w, http.StatusOK, s.meOf(identity.Principal(out.User, policy.KindUser, ""), &out.Session))
+	me := s.meOf(identity.Principal(out.User, policy.KindUser, ""), &out.Session)
+	me.Name = out.User.Name
+	writeJSON(w, http.StatusOK, me)
 }
 
 // SetSessionCookie hands the browser its session: HttpOnly (page scripts never read it),
@@ -198,6 +200,7 @@ type meOut struct {
 	ID      string      `json:"id"`
 	Kind    string      `json:"kind"`
 	Login   string      `json:"login"`
+	Name    string      `json:"name,omitempty"`
 	Roles   []iomt.Role `json:"roles"`
 	CSRF    string      `json:"csrf,omitempty"`
 	Expires time.Time   `json:"expires,omitzero"`
@@ -224,12 +227,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	out := s.meOf(pr, sess)
 	if pr.Kind == policy.KindUser {
 		if u, err := s.Store.User(r.Context(), pr.ID); err == nil {
-			out.Login = u.Login
-			writeJSON(w, http.StatusOK, struct {
-				meOut
-				Name string `json:"name"`
-			}{out, u.Name})
-			return
+			out.Login, out.Name = u.Login, u.Name
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/identity"
 	"github.com/iomt/iomt/node"
 	"github.com/iomt/iomt/sim"
 )
@@ -111,16 +113,27 @@ func bedsideDevice(t *testing.T, base, patient string) func(code, unit string, v
 	}
 }
 
-// clinician returns the sign-in (login, password, display name) of a clinician whose care team
-// covers the beds' patients.
-//
-// TODO(issue #18): create the user and the team on the node here, once its identity service
-// is wired (the sign-in API answers, so the test got this far): with TOTP off for the role,
-// or with the code computed from the user's secret and typed into #code.
-func clinician(t *testing.T, base string, beds []sim.Bed) (login, password, name string) {
+// clinician creates a clinician whose care team covers the beds' patients and returns their
+// sign-in (login, password, display name).
+func clinician(t *testing.T, n *node.Node, beds []sim.Bed) (login, password, name string) {
 	t.Helper()
-	t.Fatalf("the node at %s has the sign-in API: create a clinician of the care team of %d beds here", base, len(beds))
-	return "", "", ""
+	ctx := context.Background()
+	login, password, name = "ann", "a password long enough", "Ann Nurse"
+	u, err := n.Identity().CreateUser(ctx, identity.NewUser{Login: login, Name: name, Roles: []iomt.Role{iomt.RoleClinician}, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	team := iomt.CareTeam{ID: "ward", Tenant: iomt.DefaultTenant, Name: "Ward", Members: []string{u.ID}}
+	for _, b := range beds {
+		team.Patients = append(team.Patients, b.Patient)
+	}
+	if err := n.Store().SaveCareTeam(ctx, team); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.ReloadPolicy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return login, password, name
 }
 
 func TestWardAndPatientPages(t *testing.T) {
@@ -157,7 +170,7 @@ func TestWardAndPatientPages(t *testing.T) {
 	if c := call(t, "GET", base+"/api/v1/auth/config", "", nil, nil); c != http.StatusOK {
 		t.Skipf("GET /api/v1/auth/config: HTTP %d: the dashboard signs in through the sign-in API of issue #18", c)
 	}
-	login, password, name := clinician(t, base, beds)
+	login, password, name := clinician(t, n, beds)
 	p := openBrowser(t, base+"/")
 	p.poll("sign-in form", `!document.querySelector("#signin-box").hidden`)
 	p.signIn(login, password)
