@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"context"
 	"log/slog"
 	"path/filepath"
@@ -44,4 +45,19 @@ func openBus(ctx context.Context, cfg Config, log *slog.Logger) (iomt.Bus, error
 		return b, nil
 	}
 	return memory.New(memory.Options{Partitions: cfg.NATS.Partitions}), nil
+}
+
+// OpenStore opens the store a node with cfg would use (the PostgreSQL URL, else the embedded
+// store in the data directory), for commands that work on it offline: `iomt user`, `iomt
+// audit`. The embedded store is locked by a running node.
+func OpenStore(ctx context.Context, cfg Config) (iomt.Store, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st, err := openStore(ctx, cfg, log)
+	if err != nil && cfg.Postgres == "" {
+		return nil, fmt.Errorf("open the store in %s (is a node running on it? stop it, or use the API): %w", cfg.DataDir, err)
+	}
+	return st, err
 }

@@ -65,6 +65,7 @@ Commands:
   news2     score NEWS2 (Royal College of Physicians 2017) from vital signs
   serve     run a node: MQTT and HTTP ingest, storage, REST API, dashboard
   sim       simulated patients and devices sending to a running server over MQTT
+  user      'iomt user create': accounts on the store directly (the first administrator)
   version   print the version
 
 Run 'iomt <command> -h' for a command's flags. The flags of serve, sim and demo can also be
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return serve(ctx, args[1:], stdout, stderr, getenv)
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr, getenv)
+	case "user":
+		return userCommand(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
 	case "ecg":
