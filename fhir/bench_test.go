@@ -14,6 +14,7 @@ import (
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/fhir"
+	"github.com/iomt/iomt/policy"
 )
 
 // benchCodes are the six vital signs of a ward monitor.
@@ -73,8 +74,12 @@ func BenchmarkYearOfVitals(b *testing.B) {
 	b.Logf("loaded %d readings (%d patients × %d days × %d codes every %v) in %v: %.0f readings/s",
 		n, patients, days, len(benchCodes), step, load.Round(time.Millisecond), float64(n)/load.Seconds())
 
-	h, err := fhir.New(fhir.Config{Store: st, Catalog: codes.New(), Authorize: bearerAuth,
-		Audit: slog.New(slog.DiscardHandler), Now: func() time.Time { return end }})
+	pol := policy.New()
+	if err := pol.Reload(ctx, &policySource{Store: st}, end); err != nil {
+		b.Fatal(err)
+	}
+	h, err := fhir.New(fhir.Config{Store: st, Catalog: codes.New(), Principal: bearerPrincipal, Policy: pol,
+		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return end }})
 	if err != nil {
 		b.Fatal(err)
 	}
