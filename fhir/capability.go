@@ -122,9 +122,9 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 			Mode:          "server",
 			Documentation: "JSON only. Unsupported search parameters are refused with 400 unless the request says Prefer: handling=lenient. Paging with _count and _offset; total is always given. No history, no versions, no batch/transaction, no delete.",
 			Security: map[string]any{"cors": false,
-				"service": []CodeableConcept{{Coding: []Coding{{System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR", Display: "SMART-on-FHIR"}}}},
+				"service":     []CodeableConcept{{Coding: []Coding{{System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR", Display: "SMART-on-FHIR"}}}},
 				"description": "Authorization: Bearer <token>: an API token an admin issued to a service account, or an access token of the configured OpenID provider, with SMART on FHIR v2 scopes (system/Observation.rs, user/Patient.r, patient/Observation.rs?category=vital-signs) applied on top of the account's roles; see .well-known/smart-configuration. Every read and write is limited to the caller's patients (their care teams and emergency accesses): searches leave out other patients, a read of one is refused (403 for a clinician of the same tenant, who may break the glass; 404 otherwise). Every request is recorded in the audit trail before its response is sent. GET metadata and .well-known/smart-configuration need no token."},
-			Resource:      []csResource{patient, device, metric, obs},
+			Resource: []csResource{patient, device, metric, obs},
 		}},
 	}
 }
