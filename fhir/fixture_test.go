@@ -157,7 +157,8 @@ func openStore(tb testing.TB, dir string) *embedded.Store {
 	return st
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds the store, the policy and the server; opts change the server's Config.
+func newFixture(t *testing.T, opts ...func(*fhir.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{store: openStore(t, t.TempDir()), cat: codes.New(), audit: &recorder{}, policy: policy.New()}
@@ -246,10 +247,14 @@ func newFixture(t *testing.T) *fixture {
 		{ID: "east", Tenant: otherTenant, Name: "East", Members: []string{uOlga}, Locations: []string{"*"}},
 	}}
 	f.reload(t)
-	h, err := fhir.New(fhir.Config{
+	cfg := fhir.Config{
 		Store: f.store, Catalog: f.cat, Principal: bearerPrincipal, Policy: f.policy, Auditor: f.audit,
 		Now: func() time.Time { return t0.Add(3 * time.Hour) },
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := fhir.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +328,13 @@ func (f *fixture) do(t *testing.T, method, path string, body any, hdr ...string)
 		recordEmitted(m)
 	}
 	return resp.StatusCode, m, resp.Header
+}
+
+// as sends a request with the bearer token of one of principals.
+func (f *fixture) as(t *testing.T, who, method, path string, body any, hdr ...string) (int, map[string]any) {
+	t.Helper()
+	st, m, _ := f.do(t, method, path, body, append([]string{"Authorization", "Bearer " + who}, hdr...)...)
+	return st, m
 }
 
 func (f *fixture) get(t *testing.T, path string) map[string]any {
