@@ -240,6 +240,55 @@ func TestSearchesFilterToTheCallersPatients(t *testing.T) {
 	}
 }
 
+// TestObservationSearchWithoutPatient: a search of Observations without a patient covers the
+// caller's patients, as far as their roles and scopes let them read each record.
+func TestObservationSearchWithoutPatient(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		who, path string
+		status    int
+		want      int
+		patients  []string
+	}{
+		{token, "Observation?code=8867-4&_count=1000", 200, f.nHR + 1, []string{p1, p2}},
+		{"alice", "Observation?code=8867-4&_count=1000", 200, f.nHR, []string{p1}},
+		{"bob", "Observation?code=8867-4&_count=1000", 200, 1, []string{p2}},
+		{"bob", "Observation?code=8867-4&_count=1", 200, 1, []string{p2}},
+		{"carl", "Observation?code=8867-4", 200, 0, nil}, // a carer lists patients, and reads no record
+		{"olga", "Observation?code=8867-4", 200, 0, nil},
+		{"adam", "Observation?code=8867-4", 403, 0, nil},
+		{"svc-vitals", "Observation?category=vital-signs&code=8867-4&_count=1000", 200, f.nHR, []string{p1}},
+		{"svc-vitals", "Observation?code=8867-4", 403, 0, nil},
+		{"alice", "Observation?code=8867-4&device=Device/" + dOx, 200, 0, nil},
+	} {
+		f.audit.take()
+		st, b := f.as(t, tc.who, "GET", tc.path, nil)
+		if st != tc.status {
+			t.Errorf("%s %s: %d, want %d: %v", tc.who, tc.path, st, tc.status, b)
+			continue
+		}
+		recs := f.audit.take()
+		if len(recs) != 1 || !slices.Equal(recs[0].Patients, tc.patients) {
+			t.Errorf("%s %s: audit %+v, want patients %v", tc.who, tc.path, recs, tc.patients)
+		}
+		if st != 200 {
+			continue
+		}
+		if total(b) != tc.want {
+			t.Errorf("%s %s: total %d, want %d", tc.who, tc.path, total(b), tc.want)
+		}
+		subjects := map[string]bool{}
+		for _, o := range entries(b) {
+			subjects[o["subject"].(map[string]any)["reference"].(string)] = true
+		}
+		for _, p := range []string{p1, p2} {
+			if subjects["Patient/"+p] != slices.Contains(tc.patients, p) {
+				t.Errorf("%s %s: subjects %v, want %v", tc.who, tc.path, subjects, tc.patients)
+			}
+		}
+	}
+}
+
 // TestBreakTheGlass: an emergency access opens a patient to a clinician outside their team
 // until it ends, and every access through it is recorded with purpose of use ETREAT.
 func TestBreakTheGlass(t *testing.T) {

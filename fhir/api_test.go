@@ -120,7 +120,7 @@ func TestAuthAndErrors(t *testing.T) {
 		{"DELETE", "Patient/" + p1, nil, 405, "not-supported"},
 		{"GET", "Patient/" + p1 + "?_format=xml", nil, 406, "not-supported"},
 		{"GET", "Patient/" + p1, []string{"Accept", "application/fhir+xml"}, 406, "not-supported"},
-		{"GET", "Observation", nil, 400, "required"},
+		{"GET", "Observation/$lastn", nil, 400, "required"},
 		{"GET", "Observation?patient=" + p1 + "&date=2026-13", nil, 400, "value"},
 		{"GET", "Observation?patient=" + p1 + "&date=ap2026", nil, 400, "not-supported"},
 		{"GET", "Observation?patient=" + p1 + "&_include=Observation:patient", nil, 400, "not-supported"},

@@ -98,9 +98,9 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 		[]csInteraction{read, search},
 		csSearchParam{Name: "source", Definition: spBase + "DeviceMetric-source", Type: "reference"},
 		csSearchParam{Name: "type", Definition: spBase + "DeviceMetric-type", Type: "token"})
-	obs := res("Observation", "Readings from devices (read-only: they arrive through ingest). Vital signs follow the R4 vital-signs profile; blood pressure is the 85354-9 panel of the systolic and diastolic readings of one device at one time; waveforms are valueSampledData per device and "+s.WaveformWindow.String()+" window: the ECG one Observation (MDC 131328) with a component per lead, as the official example, pleth one Observation. Ids encode patient, code, time and device. Searches need patient (or subject).",
+	obs := res("Observation", "Readings from devices (read-only: they arrive through ingest). Vital signs follow the R4 vital-signs profile; blood pressure is the 85354-9 panel of the systolic and diastolic readings of one device at one time; waveforms are valueSampledData per device and "+s.WaveformWindow.String()+" window: the ECG one Observation (MDC 131328) with a component per lead, as the official example, pleth one Observation. Ids encode patient, code, time and device. A search without patient (or subject) covers every patient whose record the caller may read.",
 		[]csInteraction{read, search},
-		csSearchParam{Name: "patient", Definition: spBase + "clinical-patient", Type: "reference", Documentation: "required (or subject); one patient"},
+		csSearchParam{Name: "patient", Definition: spBase + "clinical-patient", Type: "reference", Documentation: "one patient; without it (or subject), the caller's patients"},
 		csSearchParam{Name: "subject", Definition: spBase + "Observation-subject", Type: "reference"},
 		csSearchParam{Name: "code", Definition: spBase + "clinical-code", Type: "token", Documentation: "matches any coding of Observation.code (LOINC, the vital-signs LOINC, MDC); an ECG lead's code also finds the ECG Observations holding that lead; comma = OR"},
 		csSearchParam{Name: "combo-code", Definition: spBase + "Observation-combo-code", Type: "token", Documentation: "code or component code (finds blood-pressure panels by 8480-6, ECGs by a lead)"},

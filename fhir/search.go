@@ -416,6 +416,7 @@ type cand struct {
 
 // obsHit is one matching Observation before it is built.
 type obsHit struct {
+	patient  string // set by searches of many patients
 	t        time.Time
 	code     string
 	device   string
@@ -602,7 +603,7 @@ func (s *server) hitID(patient string, h obsHit) string {
 
 func sortHits(hits []obsHit, desc bool) {
 	slices.SortFunc(hits, func(a, b obsHit) int {
-		c := cmp.Or(a.t.Compare(b.t), cmp.Compare(a.code, b.code), cmp.Compare(a.device, b.device))
+		c := cmp.Or(a.t.Compare(b.t), cmp.Compare(a.code, b.code), cmp.Compare(a.device, b.device), cmp.Compare(a.patient, b.patient))
 		if desc {
 			return -c
 		}
@@ -679,17 +680,23 @@ func (s *server) searchObservations(r *http.Request, q map[string][]string, sp s
 	if err != nil {
 		return results{}, err
 	}
+	var patients []string
 	if patient == "" {
-		return results{}, errorf(http.StatusBadRequest, "required", "Observation search needs patient (or subject): readings are kept per patient")
-	}
-	// A search of a patient the caller may not see finds nothing, as one of a patient who does
-	// not exist; other refusals (a clinician outside the patient's teams, a scope) are 403.
-	hidden := errorf(http.StatusNotFound, "not-found", "")
-	if err := s.require(r, policy.Request{Need: policy.PatientRead, Patient: patient, Resource: "Observation", Interaction: "s", Query: q}, hidden); err != nil {
-		if err == hidden {
-			return results{}, nil
+		if patients, err = s.observationPatients(r, q); err != nil {
+			return results{}, err
 		}
-		return results{}, err
+	} else {
+		// A search of a patient the caller may not see finds nothing, as one of a patient who
+		// does not exist; other refusals (a clinician outside the patient's teams, a scope)
+		// are 403.
+		hidden := errorf(http.StatusNotFound, "not-found", "")
+		if err := s.require(r, policy.Request{Need: policy.PatientRead, Patient: patient, Resource: "Observation", Interaction: "s", Query: q}, hidden); err != nil {
+			if err == hidden {
+				return results{}, nil
+			}
+			return results{}, err
+		}
+		patients = []string{patient}
 	}
 	var preds []datePred
 	for _, name := range []string{"date", "_lastUpdated"} {
@@ -707,45 +714,83 @@ func (s *server) searchObservations(r *http.Request, q map[string][]string, sp s
 			return results{}, err
 		}
 	}
-	if _, err := s.patient(r, patient); err != nil {
-		if isNotFound(err) {
-			return results{}, nil
-		}
-		return results{}, err
-	}
-	latest, err := s.Store.Latest(ctx, patient)
-	if err != nil {
-		return results{}, fmt.Errorf("fhir: search observations: %w", err)
-	}
-	stored := make(map[string]bool, len(latest))
-	for _, o := range latest {
-		stored[o.Code] = true
-	}
 	from, to := window(preds)
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
 		return results{}, nil
 	}
-	hits, err := s.collect(ctx, patient, s.candidates(q, true), stored, from, to)
-	if err != nil {
-		return results{}, err
-	}
-	hits = slices.DeleteFunc(hits, func(h obsHit) bool {
-		if device != "" && h.device != device {
-			return true
+	cands := s.candidates(q, true)
+	var hits []obsHit
+	for _, patient := range patients {
+		if _, err := s.patient(r, patient); err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return results{}, err
 		}
-		if only != nil && !only[s.hitID(patient, h)] {
-			return true
+		latest, err := s.Store.Latest(ctx, patient)
+		if err != nil {
+			return results{}, fmt.Errorf("fhir: search observations: %w", err)
 		}
-		for _, p := range preds {
-			if !p.match(h.t) {
+		stored := make(map[string]bool, len(latest))
+		for _, o := range latest {
+			stored[o.Code] = true
+		}
+		got, err := s.collect(ctx, patient, cands, stored, from, to)
+		if err != nil {
+			return results{}, err
+		}
+		got = slices.DeleteFunc(got, func(h obsHit) bool {
+			if device != "" && h.device != device {
 				return true
 			}
+			if only != nil && !only[s.hitID(patient, h)] {
+				return true
+			}
+			for _, p := range preds {
+				if !p.match(h.t) {
+					return true
+				}
+			}
+			return false
+		})
+		for i := range got {
+			got[i].patient = patient
 		}
-		return false
-	})
+		hits = append(hits, got...)
+	}
 	sortHits(hits, sp.sortDesc)
-	return results{n: len(hits), get: func(i int) (string, any, error) { return s.build(patient, hits[i]) },
-		patient: func(int) string { return patient }}, nil
+	return results{n: len(hits), get: func(i int) (string, any, error) { return s.build(hits[i].patient, hits[i]) },
+		patient: func(i int) string { return hits[i].patient }}, nil
+}
+
+// observationPatients decides a search of Observations without a patient and returns the
+// patients it covers: the caller's (all of the tenant's for the bootstrap principal) whose
+// records they may read with these parameters, in id order.
+func (s *server) observationPatients(r *http.Request, q map[string][]string) ([]string, error) {
+	scope, err := s.patientScope(r, "Observation", q)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	if scope.All {
+		ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: callOf(r).tenant()})
+		if err != nil {
+			return nil, fmt.Errorf("fhir: search observations: %w", err)
+		}
+		for _, p := range ps {
+			ids = append(ids, p.ID)
+		}
+	} else {
+		for id := range scope.Patients {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	c := callOf(r)
+	// Carers list patients but read no records; a scope's query applies to each.
+	return slices.DeleteFunc(ids, func(id string) bool {
+		return !s.Policy.Decide(c.pr, policy.Request{Need: policy.PatientRead, Patient: id, Resource: "Observation", Interaction: "s", Query: q}, c.now).Allow
+	}), nil
 }
 
 // lastN is Observation/$lastn: the most recent max Observations of each code (default 1),
