@@ -42,6 +42,7 @@ var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	store  *embedded.Store
+	h      http.Handler
 	srv    *httptest.Server
 	cat    *codes.Catalog
 	policy *policy.Policy
@@ -158,7 +159,7 @@ func openStore(tb testing.TB, dir string) *embedded.Store {
 }
 
 // newFixture builds the store, the policy and the server; opts change the server's Config.
-func newFixture(t *testing.T, opts ...func(*fhir.Config)) *fixture {
+func newFixture(t testing.TB, opts ...func(*fhir.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{store: openStore(t, t.TempDir()), cat: codes.New(), audit: &recorder{}, policy: policy.New()}
@@ -258,6 +259,7 @@ func newFixture(t *testing.T, opts ...func(*fhir.Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.h = h
 	mux := http.NewServeMux()
 	mux.Handle("/fhir/r4/", h)
 	f.srv = httptest.NewServer(mux)
@@ -266,7 +268,7 @@ func newFixture(t *testing.T, opts ...func(*fhir.Config)) *fixture {
 }
 
 // reload loads the policy from the store and the source's teams and emergency accesses.
-func (f *fixture) reload(t *testing.T) {
+func (f *fixture) reload(t testing.TB) {
 	t.Helper()
 	if err := f.policy.Reload(context.Background(), f.src, t0.Add(3*time.Hour)); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -45,7 +46,11 @@ func (s *server) search(w http.ResponseWriter, r *http.Request, typ string, q ur
 	if err != nil {
 		return err
 	}
-	c.query = url.Values(sp.raw).Encode()
+	used := url.Values(maps.Clone(sp.raw))
+	if sp.offset > 0 {
+		used.Set("_offset", strconv.Itoa(sp.offset))
+	}
+	c.query = used.Encode()
 	var res results
 	switch typ {
 	case "Patient":
