@@ -487,7 +487,7 @@ func TestSMARTConfiguration(t *testing.T) {
 	// Without an OpenID provider: API tokens only, and the document says no more.
 	f := newFixture(t)
 	st, h, m := getJSON(t, f.url(".well-known/smart-configuration"))
-	if st != 200 || !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+	if st != 200 || !strings.HasPrefix(h.Get("Content-Type"), "application/json") || h.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("smart-configuration: %d %s", st, h.Get("Content-Type"))
 	}
 	if caps := strs(m["capabilities"]); !slices.Equal(caps, []string{"permission-v1", "permission-v2"}) {

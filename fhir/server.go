@@ -42,7 +42,8 @@ type Config struct {
 	// Policy decides every interaction; required. The principal's tenant is the one served.
 	Policy *policy.Policy
 	// Auditor records every authenticated request before its response leaves the process
-	// (see audit.go); if nil, records are logged to Logger instead.
+	// (the request waits for Record; if it fails, the answer is 503 and no data is sent). If
+	// nil, records are logged to Logger instead.
 	Auditor Auditor
 	Logger  *slog.Logger
 	// SMART describes the authorization server for /.well-known/smart-configuration; zero if
