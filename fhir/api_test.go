@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/fhir"
 )
 
@@ -119,7 +120,7 @@ func TestAuthAndErrors(t *testing.T) {
 		{"DELETE", "Patient/" + p1, nil, 405, "not-supported"},
 		{"GET", "Patient/" + p1 + "?_format=xml", nil, 406, "not-supported"},
 		{"GET", "Patient/" + p1, []string{"Accept", "application/fhir+xml"}, 406, "not-supported"},
-		{"GET", "Observation", nil, 400, "required"},
+		{"GET", "Observation/$lastn", nil, 400, "required"},
 		{"GET", "Observation?patient=" + p1 + "&date=2026-13", nil, 400, "value"},
 		{"GET", "Observation?patient=" + p1 + "&date=ap2026", nil, 400, "not-supported"},
 		{"GET", "Observation?patient=" + p1 + "&_include=Observation:patient", nil, 400, "not-supported"},
@@ -498,27 +499,30 @@ func TestLastN(t *testing.T) {
 
 func TestAudit(t *testing.T) {
 	f := newFixture(t)
+	f.audit.take()
 	f.get(t, "Observation?patient="+p1+"&code=8867-4&_count=1")
 	o := entries(f.get(t, "Observation?patient="+p2))[0]
 	f.get(t, "Observation/"+o["id"].(string))
 	f.get(t, "Device/"+dOx)
+	f.get(t, "Patient?_count=1&_offset=1")
 	f.do(t, "GET", "Patient/"+p1, nil, "Authorization", "")
-	var recs []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(f.audit.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, m)
+	recs := f.audit.take()
+	if len(recs) != 5 {
+		t.Fatalf("audit records: %d: %+v (requests without a principal are the API layer's to record)", len(recs), recs)
 	}
-	if len(recs) != 4 {
-		t.Fatalf("audit records: %d: %v (refused requests are not reads)", len(recs), recs)
-	}
-	want := []struct{ action, patient string }{{"fhir.observation.search", p1}, {"fhir.observation.search", p2}, {"fhir.observation.read", p2}, {"fhir.device.read", p1}}
+	want := []struct {
+		action  string
+		patient string
+	}{{"fhir.observation.search", p1}, {"fhir.observation.search", p2}, {"fhir.observation.read", p2}, {"fhir.device.read", p1}, {"fhir.patient.search", p2}}
 	for i, w := range want {
-		if recs[i]["action"] != w.action || recs[i]["patient"] != w.patient || recs[i]["actor"] != "admin" || recs[i]["status"] != 200.0 {
-			t.Errorf("audit %d: %v, want %v", i, recs[i], w)
+		e := recs[i]
+		if e.Action != w.action || !slices.Equal(e.Patients, []string{w.patient}) || e.Actor != "bootstrap" || e.ActorName != "bootstrap" ||
+			e.Status != 200 || e.Outcome != iomt.OutcomeSuccess || e.Tenant != iomt.DefaultTenant || e.Source != "127.0.0.1" || e.Purpose != "" {
+			t.Errorf("audit %d: %+v, want %v", i, e, w)
 		}
+	}
+	if q := recs[0].Detail["query"]; !strings.Contains(q, "code=8867-4") || recs[0].Resource != "/fhir/r4/Observation" {
+		t.Errorf("audit names what was asked: %+v", recs[0])
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/fhir"
+	"github.com/iomt/iomt/policy"
 )
 
 // benchCodes are the six vital signs of a ward monitor.
@@ -73,8 +74,12 @@ func BenchmarkYearOfVitals(b *testing.B) {
 	b.Logf("loaded %d readings (%d patients × %d days × %d codes every %v) in %v: %.0f readings/s",
 		n, patients, days, len(benchCodes), step, load.Round(time.Millisecond), float64(n)/load.Seconds())
 
-	h, err := fhir.New(fhir.Config{Store: st, Catalog: codes.New(), Authorize: bearerAuth,
-		Audit: slog.New(slog.DiscardHandler), Now: func() time.Time { return end }})
+	pol := policy.New()
+	if err := pol.Reload(ctx, &policySource{Store: st}, end); err != nil {
+		b.Fatal(err)
+	}
+	h, err := fhir.New(fhir.Config{Store: st, Catalog: codes.New(), Principal: bearerPrincipal, Policy: pol,
+		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return end }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,5 +108,37 @@ func BenchmarkYearOfVitals(b *testing.B) {
 				get(b, q.path+patient())
 			}
 		})
+	}
+}
+
+// BenchmarkAuthorisedRequests times requests through the policy and the audit (to memory),
+// for the bootstrap principal (everything allowed, no team lookup) and for a clinician and a
+// scoped token (team and scope checks, emergency check per returned patient), so the cost of
+// access control shows as the difference.
+func BenchmarkAuthorisedRequests(b *testing.B) {
+	f := newFixture(b)
+	for _, q := range []struct{ name, path string }{
+		{"patient-read", "Patient/" + p1},
+		{"patient-search", "Patient"},
+		{"observation-search-10", "Observation?patient=" + p1 + "&category=vital-signs&code=8867-4&_count=10"},
+	} {
+		for _, who := range []string{token, "alice", "svc-all"} {
+			name := who
+			if who == token {
+				name = "bootstrap"
+			}
+			b.Run(q.name+"/"+name, func(b *testing.B) {
+				for b.Loop() {
+					req := httptest.NewRequest("GET", "http://iomt/fhir/r4/"+q.path, nil)
+					req.Header.Set("Authorization", "Bearer "+who)
+					rec := httptest.NewRecorder()
+					f.h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("%s as %s: %d %s", q.path, name, rec.Code, rec.Body.String())
+					}
+					f.audit.take()
+				}
+			})
+		}
 	}
 }

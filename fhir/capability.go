@@ -98,9 +98,9 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 		[]csInteraction{read, search},
 		csSearchParam{Name: "source", Definition: spBase + "DeviceMetric-source", Type: "reference"},
 		csSearchParam{Name: "type", Definition: spBase + "DeviceMetric-type", Type: "token"})
-	obs := res("Observation", "Readings from devices (read-only: they arrive through ingest). Vital signs follow the R4 vital-signs profile; blood pressure is the 85354-9 panel of the systolic and diastolic readings of one device at one time; waveforms are valueSampledData per device and "+s.WaveformWindow.String()+" window: the ECG one Observation (MDC 131328) with a component per lead, as the official example, pleth one Observation. Ids encode patient, code, time and device. Searches need patient (or subject).",
+	obs := res("Observation", "Readings from devices (read-only: they arrive through ingest). Vital signs follow the R4 vital-signs profile; blood pressure is the 85354-9 panel of the systolic and diastolic readings of one device at one time; waveforms are valueSampledData per device and "+s.WaveformWindow.String()+" window: the ECG one Observation (MDC 131328) with a component per lead, as the official example, pleth one Observation. Ids encode patient, code, time and device. A search without patient (or subject) covers every patient whose record the caller may read.",
 		[]csInteraction{read, search},
-		csSearchParam{Name: "patient", Definition: spBase + "clinical-patient", Type: "reference", Documentation: "required (or subject); one patient"},
+		csSearchParam{Name: "patient", Definition: spBase + "clinical-patient", Type: "reference", Documentation: "one patient; without it (or subject), the caller's patients"},
 		csSearchParam{Name: "subject", Definition: spBase + "Observation-subject", Type: "reference"},
 		csSearchParam{Name: "code", Definition: spBase + "clinical-code", Type: "token", Documentation: "matches any coding of Observation.code (LOINC, the vital-signs LOINC, MDC); an ECG lead's code also finds the ECG Observations holding that lead; comma = OR"},
 		csSearchParam{Name: "combo-code", Definition: spBase + "Observation-combo-code", Type: "token", Documentation: "code or component code (finds blood-pressure panels by 8480-6, ECGs by a lead)"},
@@ -121,8 +121,10 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 		Rest: []csRest{{
 			Mode:          "server",
 			Documentation: "JSON only. Unsupported search parameters are refused with 400 unless the request says Prefer: handling=lenient. Paging with _count and _offset; total is always given. No history, no versions, no batch/transaction, no delete.",
-			Security:      map[string]any{"cors": false, "description": "Authorization: Bearer <admin token> (the REST API's); every request touching patient data is audited. GET metadata needs no token."},
-			Resource:      []csResource{patient, device, metric, obs},
+			Security: map[string]any{"cors": false,
+				"service":     []CodeableConcept{{Coding: []Coding{{System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR", Display: "SMART-on-FHIR"}}}},
+				"description": "Authorization: Bearer <token>: an API token an admin issued to a service account, or an access token of the configured OpenID provider, with SMART on FHIR v2 scopes (system/Observation.rs, user/Patient.r, patient/Observation.rs?category=vital-signs) applied on top of the account's roles; see .well-known/smart-configuration. Every read and write is limited to the caller's patients (their care teams and emergency accesses): searches leave out other patients, a read of one is refused (403 for a clinician of the same tenant, who may break the glass; 404 otherwise). Every request is recorded in the audit trail before its response is sent. GET metadata and .well-known/smart-configuration need no token."},
+			Resource: []csResource{patient, device, metric, obs},
 		}},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,7 +38,7 @@ func nodeClient(t *testing.T) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"package.json", "package-lock.json", "read.mjs"} {
+	for _, name := range []string{"package.json", "package-lock.json", "read.mjs", "scoped.mjs"} {
 		b, err := os.ReadFile(filepath.Join(src, name))
 		if err != nil {
 			t.Fatal(err)
@@ -101,4 +102,40 @@ func TestThirdPartyClient(t *testing.T) {
 		t.Errorf("previous link of the last page starts at %s, want %s", got.PrevFirst, want[(p-2)*50])
 	}
 	t.Logf("fhir-kit-client read %d observations in %d pages", len(got.ObsIDs), got.Pages)
+}
+
+// TestThirdPartyClientWithScopes: fhir-kit-client with a token scoped to
+// patient/Observation.rs?category=vital-signs and patient/Patient.r reads the vital signs and
+// the patient, and is refused the rest with a reason.
+func TestThirdPartyClientWithScopes(t *testing.T) {
+	dir := nodeClient(t)
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "scoped.mjs", f.srv.URL+"/fhir/r4", "svc-vitals", p1)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("fhir-kit-client: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		VitalsTotal                            int
+		Categories                             []string
+		PatientName                            string
+		AllObservations, PatientSearch, Device string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("client output: %v\n%s", err, out)
+	}
+	want := total(f.get(t, "Observation?patient="+p1+"&category=vital-signs&_summary=count"))
+	if got.VitalsTotal != want || !slices.Equal(got.Categories, []string{"vital-signs"}) || got.PatientName != "Ada Lovelace" {
+		t.Errorf("client read %+v, want %d vital signs", got, want)
+	}
+	for what, v := range map[string]string{"all observations": got.AllObservations, "patient search": got.PatientSearch, "devices": got.Device} {
+		if !strings.HasPrefix(v, "403 the token's scopes do not permit") {
+			t.Errorf("%s: %q, want a 403 naming the scope", what, v)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/policy"
 )
 
 func notFound(typ, id string) *apiError {
@@ -15,14 +16,18 @@ func notFound(typ, id string) *apiError {
 }
 
 func (s *server) read(w http.ResponseWriter, r *http.Request, typ, id string) error {
-	setAudit(r.Context(), "fhir."+strings.ToLower(typ)+".read", "")
+	callOf(r).act("fhir." + strings.ToLower(typ) + ".read")
 	if !ValidID(id) {
 		return errorf(http.StatusBadRequest, "invalid", "%q is not a valid FHIR id", id)
 	}
 	var res any
 	switch typ {
 	case "Patient":
-		setAudit(r.Context(), "", id)
+		// The policy is asked first: a patient the caller may not see and one that does not
+		// exist are answered alike, and nothing is read for a refused request.
+		if err := s.require(r, policy.Request{Need: policy.PatientSummary, Patient: id, Resource: "Patient", Interaction: "r"}, notFound("Patient", id)); err != nil {
+			return err
+		}
 		p, err := s.patient(r, id)
 		if err != nil {
 			return err
@@ -33,15 +38,27 @@ func (s *server) read(w http.ResponseWriter, r *http.Request, typ, id string) er
 		if err != nil {
 			return err
 		}
-		setAudit(r.Context(), "", d.Patient)
+		if err := s.deviceAccess(r, d, "Device", id); err != nil {
+			return err
+		}
 		res = s.m.Device(d)
 	case "DeviceMetric":
-		dm, err := s.deviceMetric(r, id)
+		dm, d, err := s.deviceMetric(r, id)
 		if err != nil {
+			return err
+		}
+		if err := s.deviceAccess(r, d, "DeviceMetric", id); err != nil {
 			return err
 		}
 		res = dm
 	case "Observation":
+		k, err := ParseObservationID(s.Catalog, id)
+		if err != nil {
+			return notFound("Observation", id)
+		}
+		if err := s.require(r, s.observationRequest(k, "r"), notFound("Observation", id)); err != nil {
+			return err
+		}
 		o, err := s.observation(r, id)
 		if err != nil {
 			return err
@@ -54,7 +71,7 @@ func (s *server) read(w http.ResponseWriter, r *http.Request, typ, id string) er
 
 func (s *server) patient(r *http.Request, id string) (iomt.Patient, error) {
 	p, err := s.Store.Patient(r.Context(), id)
-	if errors.Is(err, iomt.ErrNotFound) || err == nil && p.Tenant != s.Tenant {
+	if errors.Is(err, iomt.ErrNotFound) || err == nil && p.Tenant != callOf(r).tenant() {
 		return p, notFound("Patient", id)
 	}
 	if err != nil {
@@ -65,7 +82,7 @@ func (s *server) patient(r *http.Request, id string) (iomt.Patient, error) {
 
 func (s *server) device(r *http.Request, id string) (iomt.Device, error) {
 	d, err := s.Store.Device(r.Context(), id)
-	if errors.Is(err, iomt.ErrNotFound) || err == nil && d.Tenant != s.Tenant {
+	if errors.Is(err, iomt.ErrNotFound) || err == nil && d.Tenant != callOf(r).tenant() {
 		return d, notFound("Device", id)
 	}
 	if err != nil {
@@ -74,9 +91,9 @@ func (s *server) device(r *http.Request, id string) (iomt.Device, error) {
 	return d, nil
 }
 
-// deviceMetric resolves "{device}-{code}" ids; device ids may contain '-', so every split is
-// tried from the right.
-func (s *server) deviceMetric(r *http.Request, id string) (DeviceMetric, error) {
+// deviceMetric resolves "{device}-{code}" ids, returning the metric and its device; device
+// ids may contain '-', so every split is tried from the right.
+func (s *server) deviceMetric(r *http.Request, id string) (DeviceMetric, iomt.Device, error) {
 	for i := strings.LastIndexByte(id, '-'); i > 0; i = strings.LastIndexByte(id[:i], '-') {
 		c, ok := s.Catalog.Lookup(id[i+1:])
 		if !ok {
@@ -87,22 +104,34 @@ func (s *server) deviceMetric(r *http.Request, id string) (DeviceMetric, error) 
 			continue
 		}
 		if err != nil {
-			return DeviceMetric{}, err
+			return DeviceMetric{}, d, err
 		}
 		if dm, ok := s.m.DeviceMetric(d, c.ID); ok && dm.ID == id {
-			return dm, nil
+			return dm, d, nil
 		}
 	}
-	return DeviceMetric{}, notFound("DeviceMetric", id)
+	return DeviceMetric{}, iomt.Device{}, notFound("DeviceMetric", id)
 }
 
-// observation finds the data behind an Observation id.
+// observationRequest is the policy request for the Observation k names. Its category stands
+// in for the search parameters of a read, so that a scope such as
+// patient/Observation.rs?category=vital-signs reads the vital signs it would find.
+func (s *server) observationRequest(k ObsKey, interaction string) policy.Request {
+	q := url.Values{}
+	if c, ok := s.Catalog.ByID(k.Code); ok {
+		if cat := Category(c); cat != "" {
+			q.Set("category", cat)
+		}
+	}
+	return policy.Request{Need: policy.PatientRead, Patient: k.Patient, Resource: "Observation", Interaction: interaction, Query: q}
+}
+
+// observation finds the data behind an Observation id; the caller has asked the policy.
 func (s *server) observation(r *http.Request, id string) (Observation, error) {
 	k, err := ParseObservationID(s.Catalog, id)
 	if err != nil {
 		return Observation{}, notFound("Observation", id)
 	}
-	setAudit(r.Context(), "", k.Patient)
 	ctx := r.Context()
 	point := func(code string) (iomt.Observation, bool, error) {
 		obs, err := s.Store.Observations(ctx, iomt.ObservationQuery{Patient: k.Patient, Code: code, From: k.Time, To: k.Time.Add(iomt.TimePrecision)})
@@ -163,12 +192,21 @@ func cmpErr(err error, otherwise error) error {
 // ---- create and update ----
 
 func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) error {
-	setAudit(r.Context(), "fhir."+strings.ToLower(typ)+".create", "")
+	c := callOf(r)
+	c.act("fhir." + strings.ToLower(typ) + ".create")
 	switch typ {
 	case "Observation":
 		return methodNotAllowedMsg(w, "GET", "Observations are not created through FHIR: readings come from devices through ingest (MQTT, CoAP, POST /api/v1/ingest), which authenticates the device and validates units and ranges")
 	case "DeviceMetric":
 		return methodNotAllowedMsg(w, "GET", "DeviceMetrics follow from a Device's kind and cannot be written")
+	case "Patient":
+		if err := s.require(r, policy.Request{Need: policy.PatientCreate, Resource: "Patient", Interaction: "c"}, nil); err != nil {
+			return err
+		}
+	case "Device":
+		if err := s.require(r, policy.Request{Need: policy.Admin, Resource: "Device", Interaction: "c"}, nil); err != nil {
+			return err
+		}
 	}
 	if r.Header.Get("If-Match") != "" {
 		return errorf(http.StatusPreconditionFailed, "not-supported", "iomt keeps no resource versions; If-Match cannot be honoured")
@@ -195,17 +233,23 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) erro
 				return err
 			}
 			if existing != nil {
-				setAudit(r.Context(), "", existing.ID)
+				// The match is returned only to a caller who may read it.
+				hidden := &apiError{status: http.StatusConflict, code: "duplicate", expr: "Patient.identifier",
+					msg: fmt.Sprintf("another patient already has MRN %q", p.MRN)}
+				if err := s.require(r, policy.Request{Need: policy.PatientSummary, Patient: existing.ID, Resource: "Patient", Interaction: "r"}, hidden); err != nil {
+					return err
+				}
 				w.Header().Set("Location", s.base(r)+"/Patient/"+existing.ID)
 				s.respond(w, r, http.StatusOK, s.m.Patient(*existing))
 				return nil
 			}
 		}
-		p.ID, p.Tenant, p.CreatedAt = id, s.Tenant, now
-		setAudit(r.Context(), "", p.ID)
+		p.ID, p.Tenant, p.CreatedAt = id, c.tenant(), now
+		c.note(p.ID)
 		if err := s.Store.CreatePatient(r.Context(), p); err != nil {
 			return s.patientWriteErr(r, p, err)
 		}
+		s.Policy.NotePatient(p)
 		w.Header().Set("Location", s.base(r)+"/Patient/"+p.ID)
 		s.respond(w, r, http.StatusCreated, s.m.Patient(p))
 	case "Device":
@@ -220,7 +264,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) erro
 				return err
 			}
 			if existing != nil {
-				setAudit(r.Context(), "", existing.Patient)
+				c.note(existing.Patient)
 				w.Header().Set("Location", s.base(r)+"/Device/"+existing.ID)
 				s.respond(w, r, http.StatusOK, s.m.Device(*existing))
 				return nil
@@ -231,8 +275,8 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) erro
 		}
 		// No credentials are made: a device that sends data is created through the REST API
 		// (POST /api/v1/devices), which shows its secrets once.
-		d.ID, d.Tenant, d.CreatedAt = id, s.Tenant, now
-		setAudit(r.Context(), "", d.Patient)
+		d.ID, d.Tenant, d.CreatedAt = id, c.tenant(), now
+		c.note(d.Patient)
 		if err := s.Store.CreateDevice(r.Context(), d); err != nil {
 			return fmt.Errorf("fhir: create device: %w", err)
 		}
@@ -248,19 +292,25 @@ func methodNotAllowedMsg(w http.ResponseWriter, allow, msg string) *apiError {
 }
 
 // patientWriteErr answers a refused patient write. A duplicate is the MRN (unique per tenant)
-// or, on a PUT racing another, the id: the conflict names the patient holding the MRN, found
-// in the same tenant, so the answer reveals nothing a search by identifier would not.
+// or, on a PUT racing another, the id: the conflict names the patient holding the MRN if the
+// caller may read it (a search by identifier would show it), and only says the MRN is taken
+// otherwise.
 func (s *server) patientWriteErr(r *http.Request, p iomt.Patient, err error) error {
 	if !errors.Is(err, iomt.ErrDuplicate) {
 		return fmt.Errorf("fhir: write patient: %w", err)
 	}
 	if p.MRN != "" {
-		ps, ferr := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: s.Tenant, MRN: p.MRN, Limit: 2})
+		c := callOf(r)
+		ps, ferr := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: c.tenant(), MRN: p.MRN, Limit: 2})
 		for _, o := range ps {
-			if o.ID != p.ID {
+			if o.ID == p.ID {
+				continue
+			}
+			if s.Policy.Decide(c.pr, policy.Request{Need: policy.PatientSummary, Patient: o.ID}, c.now).Allow {
 				return &apiError{status: http.StatusConflict, code: "duplicate", expr: "Patient.identifier",
 					msg: fmt.Sprintf("MRN %q already belongs to Patient/%s", p.MRN, o.ID)}
 			}
+			ferr = iomt.ErrDuplicate
 		}
 		if ferr != nil {
 			return &apiError{status: http.StatusConflict, code: "duplicate", expr: "Patient.identifier",
@@ -308,7 +358,7 @@ func (s *server) conditionalPatient(r *http.Request, cond string) (*iomt.Patient
 	if err != nil {
 		return nil, err
 	}
-	ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: s.Tenant, MRN: mrn, Limit: 2})
+	ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: callOf(r).tenant(), MRN: mrn, Limit: 2})
 	if err != nil {
 		return nil, fmt.Errorf("fhir: conditional create: %w", err)
 	}
@@ -363,7 +413,8 @@ func (s *server) respond(w http.ResponseWriter, r *http.Request, status int, res
 }
 
 func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) error {
-	setAudit(r.Context(), "fhir."+strings.ToLower(typ)+".update", "")
+	c := callOf(r)
+	c.act("fhir." + strings.ToLower(typ) + ".update")
 	switch typ {
 	case "Observation", "DeviceMetric":
 		return methodNotAllowedMsg(w, "GET", typ+" is read-only here: readings come from devices through ingest")
@@ -373,6 +424,32 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 	}
 	if r.Header.Get("If-Match") != "" {
 		return errorf(http.StatusPreconditionFailed, "not-supported", "iomt keeps no resource versions; If-Match cannot be honoured")
+	}
+	var cur iomt.Patient
+	exists := false
+	switch typ {
+	case "Patient":
+		// An update of an existing patient is a write to them; of an unknown id, a create.
+		var err error
+		cur, err = s.Store.Patient(r.Context(), id)
+		if err != nil && !errors.Is(err, iomt.ErrNotFound) {
+			return fmt.Errorf("fhir: read patient %s: %w", id, err)
+		}
+		exists = err == nil
+		q := policy.Request{Need: policy.PatientCreate, Resource: "Patient", Interaction: "c"}
+		if exists {
+			q = policy.Request{Need: policy.PatientWrite, Patient: id, Resource: "Patient", Interaction: "u"}
+		}
+		if err := s.require(r, q, notFound("Patient", id)); err != nil {
+			return err
+		}
+		if exists && cur.Tenant != c.tenant() {
+			return notFound("Patient", id)
+		}
+	case "Device":
+		if err := s.require(r, policy.Request{Need: policy.Admin, Resource: "Device", Interaction: "u"}, nil); err != nil {
+			return err
+		}
 	}
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -394,13 +471,10 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 		if err != nil {
 			return err
 		}
-		setAudit(r.Context(), "", id)
-		p.ID, p.Tenant = id, s.Tenant
+		c.note(id)
+		p.ID, p.Tenant = id, c.tenant()
 		status := http.StatusOK
-		if cur, gerr := s.Store.Patient(r.Context(), id); gerr == nil {
-			if cur.Tenant != s.Tenant {
-				return notFound("Patient", id)
-			}
+		if exists {
 			// The NEWS2 SpO2 scale and the CGM alert limits have no place in a FHIR Patient:
 			// a PUT, which replaces what FHIR shows, keeps them (the REST API's PATCH changes
 			// them).
@@ -420,6 +494,7 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 			return err
 		}
 		if status == http.StatusCreated {
+			s.Policy.NotePatient(got)
 			w.Header().Set("Location", s.base(r)+"/Patient/"+id)
 		}
 		s.respond(w, r, status, s.m.Patient(got))
@@ -434,11 +509,14 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 		if err := s.checkPatient(r, d.Patient); err != nil {
 			return err
 		}
-		setAudit(r.Context(), "", d.Patient)
-		if cur, gerr := s.Store.Device(r.Context(), id); gerr == nil && cur.Tenant != s.Tenant {
+		cur, gerr := s.Store.Device(r.Context(), id)
+		if gerr == nil && cur.Tenant != c.tenant() {
 			return notFound("Device", id)
 		}
-		d.ID, d.Tenant = id, s.Tenant
+		// Both the patient it was bound to and the one it is bound to now are concerned.
+		c.note(cur.Patient)
+		c.note(d.Patient)
+		d.ID, d.Tenant = id, c.tenant()
 		status := http.StatusOK
 		err = s.Store.UpdateDevice(r.Context(), d)
 		if errors.Is(err, iomt.ErrNotFound) {

@@ -19,6 +19,7 @@ import (
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/fhir"
+	"github.com/iomt/iomt/policy"
 	"github.com/iomt/iomt/store/embedded"
 )
 
@@ -40,33 +41,111 @@ const (
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
 type fixture struct {
-	store *embedded.Store
-	srv   *httptest.Server
-	cat   *codes.Catalog
-	audit *syncBuffer
+	store  *embedded.Store
+	h      http.Handler
+	srv    *httptest.Server
+	cat    *codes.Catalog
+	policy *policy.Policy
+	src    *policySource
+	audit  *recorder
 	// expected counts of the fixture's data for P1
 	nHR, nBP, nECGWindows, nPlethWindows int
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// recorder is the audit trail of the tests: it keeps what the server records, and fails
+// when told to.
+type recorder struct {
+	mu     sync.Mutex
+	events []iomt.AuditEvent
+	err    error
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func (a *recorder) Record(_ context.Context, e iomt.AuditEvent) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err != nil {
+		return a.err
+	}
+	a.events = append(a.events, e)
+	return nil
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+func (a *recorder) fail(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.err = err
 }
 
-func bearerAuth(r *http.Request) (string, bool) {
-	return "admin", r.Header.Get("Authorization") == "Bearer "+token
+// take returns the events recorded since the last call.
+func (a *recorder) take() []iomt.AuditEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.events
+	a.events = nil
+	return out
+}
+
+// policySource is what the policy loads: the store's patients, and the care teams and
+// emergency accesses the test sets (the store keeps neither yet).
+type policySource struct {
+	*embedded.Store
+	teams []iomt.CareTeam
+	glass []iomt.BreakGlass
+}
+
+func (s *policySource) CareTeams(context.Context, iomt.CareTeamFilter) ([]iomt.CareTeam, error) {
+	return s.teams, nil
+}
+
+func (s *policySource) BreakGlasses(_ context.Context, f iomt.BreakGlassFilter) ([]iomt.BreakGlass, error) {
+	var out []iomt.BreakGlass
+	for _, b := range s.glass {
+		if f.ActiveAt.IsZero() || f.ActiveAt.Before(b.Until) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// People of the fixture. Ward A cares for P1: clinician Alice, carer Carl (P1's son) and the
+// vitals integration; ward B for P2: clinician Bob. Adam administers; Olga is a clinician of
+// another tenant, whose team covers every location there.
+const (
+	uAlice, uBob, uCarl, uAdam, uOlga, uSvc = "u-alice", "u-bob", "u-carl", "u-adam", "u-olga", "u-svc"
+	otherTenant                             = "other-hospital"
+	pOther                                  = "other-patient"
+)
+
+// principals by bearer token; token is the operator's bootstrap token.
+var principals = map[string]policy.Principal{
+	token:   {Kind: policy.KindBootstrap, Tenant: iomt.DefaultTenant, Name: "bootstrap"},
+	"alice": {Kind: policy.KindUser, ID: uAlice, Tenant: iomt.DefaultTenant, Name: "alice", Roles: []iomt.Role{iomt.RoleClinician}},
+	"bob":   {Kind: policy.KindUser, ID: uBob, Tenant: iomt.DefaultTenant, Name: "bob", Roles: []iomt.Role{iomt.RoleClinician}},
+	"carl":  {Kind: policy.KindUser, ID: uCarl, Tenant: iomt.DefaultTenant, Name: "carl", Roles: []iomt.Role{iomt.RoleCarer}},
+	"adam":  {Kind: policy.KindUser, ID: uAdam, Tenant: iomt.DefaultTenant, Name: "adam", Roles: []iomt.Role{iomt.RoleAdmin}},
+	"olga":  {Kind: policy.KindUser, ID: uOlga, Tenant: otherTenant, Name: "olga", Roles: []iomt.Role{iomt.RoleClinician}},
+	// API tokens of the ward A integration, with SMART scopes.
+	"svc-obs":    serviceToken("t-obs", "system/Observation.rs"),
+	"svc-vitals": serviceToken("t-vitals", "patient/Observation.rs?category=vital-signs patient/Patient.r"),
+	"svc-all":    serviceToken("t-all", "system/*.cruds"),
+}
+
+func serviceToken(id, scopes string) policy.Principal {
+	sc, err := policy.ParseScopes(scopes)
+	if err != nil {
+		panic(err)
+	}
+	return policy.Principal{Kind: policy.KindToken, ID: uSvc, Tenant: iomt.DefaultTenant, Name: "ward-a-integration",
+		Roles: []iomt.Role{iomt.RoleService}, Scopes: sc, TokenID: id}
+}
+
+func bearerPrincipal(r *http.Request) (policy.Principal, bool) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return policy.Principal{}, false
+	}
+	p, ok := principals[tok]
+	return p, ok
 }
 
 func openStore(tb testing.TB, dir string) *embedded.Store {
@@ -79,10 +158,11 @@ func openStore(tb testing.TB, dir string) *embedded.Store {
 	return st
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds the store, the policy and the server; opts change the server's Config.
+func newFixture(t testing.TB, opts ...func(*fhir.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{store: openStore(t, t.TempDir()), cat: codes.New(), audit: &syncBuffer{}}
+	f := &fixture{store: openStore(t, t.TempDir()), cat: codes.New(), audit: &recorder{}, policy: policy.New()}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -91,6 +171,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	must(f.store.CreatePatient(ctx, iomt.Patient{ID: p1, Tenant: iomt.DefaultTenant, Name: "Ada Lovelace", BirthDate: "1990-05-01", MRN: "MRN-001", CreatedAt: t0}))
 	must(f.store.CreatePatient(ctx, iomt.Patient{ID: p2, Tenant: iomt.DefaultTenant, Name: "Grace Hopper", BirthDate: "1956-12-09", MRN: "MRN-002", CreatedAt: t0}))
+	must(f.store.CreatePatient(ctx, iomt.Patient{ID: pOther, Tenant: otherTenant, Name: "Alan Turing", BirthDate: "1912-06-23", MRN: "MRN-001", Location: "east/ward-1", CreatedAt: t0}))
 	batt := 87.0
 	must(f.store.CreateDevice(ctx, iomt.Device{ID: dMon, Tenant: iomt.DefaultTenant, Kind: "bedside-monitor", Patient: p1, CreatedAt: t0}))
 	must(f.store.CreateDevice(ctx, iomt.Device{ID: dOx, Tenant: iomt.DefaultTenant, Kind: "pulse-oximeter", Patient: p1, CreatedAt: t0,
@@ -161,19 +242,37 @@ func newFixture(t *testing.T) *fixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := fhir.New(fhir.Config{
-		Store: f.store, Catalog: f.cat, Authorize: bearerAuth,
-		Audit: slog.New(slog.NewJSONHandler(f.audit, nil)),
-		Now:   func() time.Time { return t0.Add(3 * time.Hour) },
-	})
+	f.src = &policySource{Store: f.store, teams: []iomt.CareTeam{
+		{ID: "ward-a", Tenant: iomt.DefaultTenant, Name: "Ward A", Members: []string{uAlice, uCarl, uSvc}, Patients: []string{p1}},
+		{ID: "ward-b", Tenant: iomt.DefaultTenant, Name: "Ward B", Members: []string{uBob}, Patients: []string{p2}},
+		{ID: "east", Tenant: otherTenant, Name: "East", Members: []string{uOlga}, Locations: []string{"*"}},
+	}}
+	f.reload(t)
+	cfg := fhir.Config{
+		Store: f.store, Catalog: f.cat, Principal: bearerPrincipal, Policy: f.policy, Auditor: f.audit,
+		Now: func() time.Time { return t0.Add(3 * time.Hour) },
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := fhir.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.h = h
 	mux := http.NewServeMux()
 	mux.Handle("/fhir/r4/", h)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// reload loads the policy from the store and the source's teams and emergency accesses.
+func (f *fixture) reload(t testing.TB) {
+	t.Helper()
+	if err := f.policy.Reload(context.Background(), f.src, t0.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fixture) url(path string) string {
@@ -231,6 +330,13 @@ func (f *fixture) do(t *testing.T, method, path string, body any, hdr ...string)
 		recordEmitted(m)
 	}
 	return resp.StatusCode, m, resp.Header
+}
+
+// as sends a request with the bearer token of one of principals.
+func (f *fixture) as(t *testing.T, who, method, path string, body any, hdr ...string) (int, map[string]any) {
+	t.Helper()
+	st, m, _ := f.do(t, method, path, body, append([]string{"Authorization", "Bearer " + who}, hdr...)...)
+	return st, m
 }
 
 func (f *fixture) get(t *testing.T, path string) map[string]any {

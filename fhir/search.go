@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,17 +15,22 @@ import (
 
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/codes"
+	"github.com/iomt/iomt/policy"
 )
 
 // results is a search's matches, materialised page by page: counting is cheap, building a
-// resource (a waveform window, say) is not.
+// resource (a waveform window, say) is not. Matches are filtered to what the caller may see
+// before they are counted, so totals and paging never show that hidden ones exist.
 type results struct {
 	n   int
 	get func(i int) (id string, res any, err error)
+	// patient returns the patient whose data match i is ("" for none), for the audit record.
+	patient func(i int) string
 }
 
 func (s *server) search(w http.ResponseWriter, r *http.Request, typ string, q url.Values) error {
-	setAudit(r.Context(), "fhir."+strings.ToLower(typ)+".search", "")
+	c := callOf(r)
+	c.act("fhir." + strings.ToLower(typ) + ".search")
 	var spec paramSpec
 	switch typ {
 	case "Patient":
@@ -40,6 +46,11 @@ func (s *server) search(w http.ResponseWriter, r *http.Request, typ string, q ur
 	if err != nil {
 		return err
 	}
+	used := url.Values(maps.Clone(sp.raw))
+	if sp.offset > 0 {
+		used.Set("_offset", strconv.Itoa(sp.offset))
+	}
+	c.query = used.Encode()
 	var res results
 	switch typ {
 	case "Patient":
@@ -110,6 +121,9 @@ func (s *server) page(r *http.Request, typ string, sp searchParams, res results)
 		id, rsc, err := res.get(i)
 		if err != nil {
 			return b, err
+		}
+		if res.patient != nil {
+			s.returned(r, res.patient(i))
 		}
 		b.Entry = append(b.Entry, BundleEntry{FullURL: base + "/" + id, Resource: rsc, Search: &BundleEntrySearch{Mode: "match"}})
 	}
@@ -199,14 +213,18 @@ func readEach[T any](ids string, read func(id string) (T, error)) ([]T, error) {
 // ---- Patient, Device, DeviceMetric ----
 
 func (s *server) searchPatients(r *http.Request, q map[string][]string) (results, error) {
+	scope, err := s.patientScope(r, "Patient", q)
+	if err != nil {
+		return results{}, err
+	}
+	tenant := callOf(r).tenant()
 	var ps []iomt.Patient
 	if ids, ok := q["_id"]; ok {
-		var err error
 		if ps, err = readEach(ids[0], func(id string) (iomt.Patient, error) { return s.patient(r, id) }); err != nil {
 			return results{}, err
 		}
 	} else {
-		f := iomt.PatientFilter{Tenant: s.Tenant}
+		f := iomt.PatientFilter{Tenant: tenant}
 		if v, ok := q["identifier"]; ok {
 			if len(v) > 1 || strings.Contains(v[0], ",") {
 				return results{}, errorf(http.StatusBadRequest, "not-supported", "identifier takes one value")
@@ -217,7 +235,6 @@ func (s *server) searchPatients(r *http.Request, q map[string][]string) (results
 			}
 			f.MRN = mrn
 		}
-		var err error
 		if ps, err = s.Store.Patients(r.Context(), f); err != nil {
 			return results{}, fmt.Errorf("fhir: search patients: %w", err)
 		}
@@ -231,7 +248,7 @@ func (s *server) searchPatients(r *http.Request, q map[string][]string) (results
 		preds = append(preds, p)
 	}
 	ps = slices.DeleteFunc(ps, func(p iomt.Patient) bool {
-		if p.Tenant != s.Tenant {
+		if p.Tenant != tenant || !scope.Has(p.ID) {
 			return true
 		}
 		for _, v := range q["name"] {
@@ -253,10 +270,8 @@ func (s *server) searchPatients(r *http.Request, q map[string][]string) (results
 		return false
 	})
 	slices.SortFunc(ps, func(a, b iomt.Patient) int { return cmp.Compare(a.ID, b.ID) })
-	if len(ps) == 1 {
-		setAudit(r.Context(), "", ps[0].ID)
-	}
-	return results{n: len(ps), get: func(i int) (string, any, error) { return ps[i].ID, s.m.Patient(ps[i]), nil }}, nil
+	return results{n: len(ps), get: func(i int) (string, any, error) { return ps[i].ID, s.m.Patient(ps[i]), nil },
+		patient: func(i int) string { return ps[i].ID }}, nil
 }
 
 // nameMatch is FHIR's string search: the name or any word of it starts with a value,
@@ -282,7 +297,9 @@ func isNotFound(err error) bool {
 	return errors.As(err, &ae) && ae.status == http.StatusNotFound
 }
 
+// devices finds the tenant's devices a search names; the caller applies the policy.
 func (s *server) devices(r *http.Request, q map[string][]string) ([]iomt.Device, error) {
+	tenant := callOf(r).tenant()
 	var ds []iomt.Device
 	if ids, ok := q["_id"]; ok {
 		var err error
@@ -290,7 +307,7 @@ func (s *server) devices(r *http.Request, q map[string][]string) ([]iomt.Device,
 			return nil, err
 		}
 	} else {
-		f := iomt.DeviceFilter{Tenant: s.Tenant}
+		f := iomt.DeviceFilter{Tenant: tenant}
 		if v, ok := q["patient"]; ok {
 			if len(v) > 1 || strings.Contains(v[0], ",") {
 				return nil, errorf(http.StatusBadRequest, "not-supported", "patient takes one value")
@@ -300,7 +317,6 @@ func (s *server) devices(r *http.Request, q map[string][]string) ([]iomt.Device,
 				return nil, err
 			}
 			f.Patient = id
-			setAudit(r.Context(), "", id)
 		}
 		var err error
 		if ds, err = s.Store.Devices(r.Context(), f); err != nil {
@@ -308,7 +324,7 @@ func (s *server) devices(r *http.Request, q map[string][]string) ([]iomt.Device,
 		}
 	}
 	ds = slices.DeleteFunc(ds, func(d iomt.Device) bool {
-		if d.Tenant != s.Tenant {
+		if d.Tenant != tenant {
 			return true
 		}
 		for _, v := range q["patient"] {
@@ -333,18 +349,37 @@ func identifierCodings(ids []iomt.Identifier) []Coding {
 }
 
 func (s *server) searchDevices(r *http.Request, q map[string][]string) (results, error) {
+	visible, err := s.deviceFilter(r, "Device", q)
+	if err != nil {
+		return results{}, err
+	}
 	ds, err := s.devices(r, q)
 	if err != nil {
 		return results{}, err
 	}
-	return results{n: len(ds), get: func(i int) (string, any, error) { return ds[i].ID, s.m.Device(ds[i]), nil }}, nil
+	ds = slices.DeleteFunc(ds, func(d iomt.Device) bool { return !visible(d) })
+	return results{n: len(ds), get: func(i int) (string, any, error) { return ds[i].ID, s.m.Device(ds[i]), nil },
+		patient: func(i int) string { return ds[i].Patient }}, nil
 }
 
 func (s *server) searchDeviceMetrics(r *http.Request, q map[string][]string) (results, error) {
-	var dms []DeviceMetric
+	visible, err := s.deviceFilter(r, "DeviceMetric", q)
+	if err != nil {
+		return results{}, err
+	}
+	type metric struct {
+		dm      DeviceMetric
+		patient string
+	}
+	var dms []metric
 	if ids, ok := q["_id"]; ok {
-		var err error
-		if dms, err = readEach(ids[0], func(id string) (DeviceMetric, error) { return s.deviceMetric(r, id) }); err != nil {
+		if dms, err = readEach(ids[0], func(id string) (metric, error) {
+			dm, d, err := s.deviceMetric(r, id)
+			if err == nil && !visible(d) {
+				err = notFound("DeviceMetric", id)
+			}
+			return metric{dm, d.Patient}, err
+		}); err != nil {
 			return results{}, err
 		}
 	} else {
@@ -361,11 +396,17 @@ func (s *server) searchDeviceMetrics(r *http.Request, q map[string][]string) (re
 			return results{}, err
 		}
 		for _, d := range ds {
-			dms = append(dms, s.m.DeviceMetrics(d)...)
+			if !visible(d) {
+				continue
+			}
+			for _, dm := range s.m.DeviceMetrics(d) {
+				dms = append(dms, metric{dm, d.Patient})
+			}
 		}
 	}
-	dms = slices.DeleteFunc(dms, func(dm DeviceMetric) bool { return !anyToken(q["type"], dm.Type.Coding) })
-	return results{n: len(dms), get: func(i int) (string, any, error) { return dms[i].ID, dms[i], nil }}, nil
+	dms = slices.DeleteFunc(dms, func(m metric) bool { return !anyToken(q["type"], m.dm.Type.Coding) })
+	return results{n: len(dms), get: func(i int) (string, any, error) { return dms[i].dm.ID, dms[i].dm, nil },
+		patient: func(i int) string { return dms[i].patient }}, nil
 }
 
 // ---- Observation ----
@@ -380,6 +421,7 @@ type cand struct {
 
 // obsHit is one matching Observation before it is built.
 type obsHit struct {
+	patient  string // set by searches of many patients
 	t        time.Time
 	code     string
 	device   string
@@ -566,7 +608,7 @@ func (s *server) hitID(patient string, h obsHit) string {
 
 func sortHits(hits []obsHit, desc bool) {
 	slices.SortFunc(hits, func(a, b obsHit) int {
-		c := cmp.Or(a.t.Compare(b.t), cmp.Compare(a.code, b.code), cmp.Compare(a.device, b.device))
+		c := cmp.Or(a.t.Compare(b.t), cmp.Compare(a.code, b.code), cmp.Compare(a.device, b.device), cmp.Compare(a.patient, b.patient))
 		if desc {
 			return -c
 		}
@@ -612,27 +654,55 @@ func (s *server) searchObservations(r *http.Request, q map[string][]string, sp s
 					return results{}, errorf(http.StatusBadRequest, "not-supported", "_id combines with %s only together with patient", name)
 				}
 			}
-			var obs []Observation
+			if _, err := s.patientScope(r, "Observation", q); err != nil {
+				return results{}, err
+			}
+			c := callOf(r)
+			type match struct {
+				o       Observation
+				patient string
+			}
+			var obs []match
 			for id := range only {
+				// Ids of patients the caller may not read are left out, as unknown ones.
+				k, err := ParseObservationID(s.Catalog, id)
+				if err != nil || !s.Policy.Decide(c.pr, s.observationRequest(k, "s"), c.now).Allow {
+					continue
+				}
 				o, err := s.observation(r, id)
 				if err == nil {
-					obs = append(obs, o)
+					obs = append(obs, match{o, k.Patient})
 				} else if !isNotFound(err) {
 					return results{}, err
 				}
 			}
-			slices.SortFunc(obs, func(a, b Observation) int { return cmp.Compare(a.ID, b.ID) })
-			return results{n: len(obs), get: func(i int) (string, any, error) { return obs[i].ID, obs[i], nil }}, nil
+			slices.SortFunc(obs, func(a, b match) int { return cmp.Compare(a.o.ID, b.o.ID) })
+			return results{n: len(obs), get: func(i int) (string, any, error) { return obs[i].o.ID, obs[i].o, nil },
+				patient: func(i int) string { return obs[i].patient }}, nil
 		}
 	}
 	patient, err := observationPatient(q)
 	if err != nil {
 		return results{}, err
 	}
+	var patients []string
 	if patient == "" {
-		return results{}, errorf(http.StatusBadRequest, "required", "Observation search needs patient (or subject): readings are kept per patient")
+		if patients, err = s.observationPatients(r, q); err != nil {
+			return results{}, err
+		}
+	} else {
+		// A search of a patient the caller may not see finds nothing, as one of a patient who
+		// does not exist; other refusals (a clinician outside the patient's teams, a scope)
+		// are 403.
+		hidden := errorf(http.StatusNotFound, "not-found", "")
+		if err := s.require(r, policy.Request{Need: policy.PatientRead, Patient: patient, Resource: "Observation", Interaction: "s", Query: q}, hidden); err != nil {
+			if err == hidden {
+				return results{}, nil
+			}
+			return results{}, err
+		}
+		patients = []string{patient}
 	}
-	setAudit(ctx, "", patient)
 	var preds []datePred
 	for _, name := range []string{"date", "_lastUpdated"} {
 		for _, v := range q[name] {
@@ -649,50 +719,89 @@ func (s *server) searchObservations(r *http.Request, q map[string][]string, sp s
 			return results{}, err
 		}
 	}
-	if _, err := s.patient(r, patient); err != nil {
-		if isNotFound(err) {
-			return results{}, nil
-		}
-		return results{}, err
-	}
-	latest, err := s.Store.Latest(ctx, patient)
-	if err != nil {
-		return results{}, fmt.Errorf("fhir: search observations: %w", err)
-	}
-	stored := make(map[string]bool, len(latest))
-	for _, o := range latest {
-		stored[o.Code] = true
-	}
 	from, to := window(preds)
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
 		return results{}, nil
 	}
-	hits, err := s.collect(ctx, patient, s.candidates(q, true), stored, from, to)
-	if err != nil {
-		return results{}, err
-	}
-	hits = slices.DeleteFunc(hits, func(h obsHit) bool {
-		if device != "" && h.device != device {
-			return true
+	cands := s.candidates(q, true)
+	var hits []obsHit
+	for _, patient := range patients {
+		if _, err := s.patient(r, patient); err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return results{}, err
 		}
-		if only != nil && !only[s.hitID(patient, h)] {
-			return true
+		latest, err := s.Store.Latest(ctx, patient)
+		if err != nil {
+			return results{}, fmt.Errorf("fhir: search observations: %w", err)
 		}
-		for _, p := range preds {
-			if !p.match(h.t) {
+		stored := make(map[string]bool, len(latest))
+		for _, o := range latest {
+			stored[o.Code] = true
+		}
+		got, err := s.collect(ctx, patient, cands, stored, from, to)
+		if err != nil {
+			return results{}, err
+		}
+		got = slices.DeleteFunc(got, func(h obsHit) bool {
+			if device != "" && h.device != device {
 				return true
 			}
+			if only != nil && !only[s.hitID(patient, h)] {
+				return true
+			}
+			for _, p := range preds {
+				if !p.match(h.t) {
+					return true
+				}
+			}
+			return false
+		})
+		for i := range got {
+			got[i].patient = patient
 		}
-		return false
-	})
+		hits = append(hits, got...)
+	}
 	sortHits(hits, sp.sortDesc)
-	return results{n: len(hits), get: func(i int) (string, any, error) { return s.build(patient, hits[i]) }}, nil
+	return results{n: len(hits), get: func(i int) (string, any, error) { return s.build(hits[i].patient, hits[i]) },
+		patient: func(i int) string { return hits[i].patient }}, nil
+}
+
+// observationPatients decides a search of Observations without a patient and returns the
+// patients it covers: the caller's (all of the tenant's for the bootstrap principal) whose
+// records they may read with these parameters, in id order.
+func (s *server) observationPatients(r *http.Request, q map[string][]string) ([]string, error) {
+	scope, err := s.patientScope(r, "Observation", q)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	if scope.All {
+		ps, err := s.Store.Patients(r.Context(), iomt.PatientFilter{Tenant: callOf(r).tenant()})
+		if err != nil {
+			return nil, fmt.Errorf("fhir: search observations: %w", err)
+		}
+		for _, p := range ps {
+			ids = append(ids, p.ID)
+		}
+	} else {
+		for id := range scope.Patients {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	c := callOf(r)
+	// Carers list patients but read no records; a scope's query applies to each.
+	return slices.DeleteFunc(ids, func(id string) bool {
+		return !s.Policy.Decide(c.pr, policy.Request{Need: policy.PatientRead, Patient: id, Resource: "Observation", Interaction: "s", Query: q}, c.now).Allow
+	}), nil
 }
 
 // lastN is Observation/$lastn: the most recent max Observations of each code (default 1),
 // for one patient, optionally narrowed by category and code. Waveforms are not included.
 func (s *server) lastN(w http.ResponseWriter, r *http.Request, q url.Values) error {
-	setAudit(r.Context(), "fhir.observation.lastn", "")
+	callOf(r).act("fhir.observation.lastn")
 	spec := paramSpec{params: set("patient", "subject", "subject:Patient", "category", "code", "max")}
 	if _, err := s.checkParams(r, "Observation/$lastn", q, spec); err != nil {
 		return err
@@ -705,7 +814,9 @@ func (s *server) lastN(w http.ResponseWriter, r *http.Request, q url.Values) err
 	if patient == "" {
 		return errorf(http.StatusBadRequest, "required", "$lastn needs patient (or subject)")
 	}
-	setAudit(r.Context(), "", patient)
+	if err := s.require(r, policy.Request{Need: policy.PatientRead, Patient: patient, Resource: "Observation", Interaction: "s", Query: q}, notFound("Patient", patient)); err != nil {
+		return err
+	}
 	maxN := 1
 	if v := q.Get("max"); v != "" {
 		if maxN, err = strconv.Atoi(v); err != nil || maxN < 1 || maxN > s.MaxCount {

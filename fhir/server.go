@@ -27,18 +27,28 @@ import (
 
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/codes"
+	"github.com/iomt/iomt/policy"
 )
 
 // Config wires the FHIR API to a node.
 type Config struct {
 	Store   iomt.Store
 	Catalog *codes.Catalog
-	// Authorize authenticates a request (the REST API's admin bearer token); required.
-	// GET metadata is answered without it, as FHIR clients discover the server before login.
-	Authorize func(r *http.Request) (subject string, ok bool)
-	// Audit records every request that reads or writes patient data; Logger if nil.
-	Audit  *slog.Logger
-	Logger *slog.Logger
+	// Principal returns who is calling, as the API layer authenticated the request (session,
+	// API token, JWT, bootstrap token); required. Without one the answer is 401. GET metadata
+	// and the SMART configuration are answered without it, as clients discover the server
+	// before they sign in.
+	Principal func(r *http.Request) (policy.Principal, bool)
+	// Policy decides every interaction; required. The principal's tenant is the one served.
+	Policy *policy.Policy
+	// Auditor records every authenticated request before its response leaves the process
+	// (the request waits for Record; if it fails, the answer is 503 and no data is sent). If
+	// nil, records are logged to Logger instead.
+	Auditor Auditor
+	Logger  *slog.Logger
+	// SMART describes the authorization server for /.well-known/smart-configuration; zero if
+	// no OpenID provider is configured.
+	SMART SMARTConfig
 	// Prefix is the path the handler is mounted at; default "/fhir/r4". Requests keep it
 	// (no http.StripPrefix needed); a request without it is routed as if stripped.
 	Prefix string
@@ -50,8 +60,6 @@ type Config struct {
 	Now func() time.Time
 	// MRNSystem is the identifier system of medical record numbers; DefaultMRNSystem if "".
 	MRNSystem string
-	// Tenant whose patients and devices are served; iomt.DefaultTenant if "".
-	Tenant string
 	// WaveformWindow is the span of one waveform Observation; DefaultWaveformWindow if 0.
 	WaveformWindow time.Duration
 	// MaxBody bounds request bodies; default 1 MiB.
@@ -70,16 +78,17 @@ func New(c Config) (http.Handler, error) {
 	if c.Store == nil || c.Catalog == nil {
 		return nil, errors.New("fhir: Store and Catalog are required")
 	}
-	if c.Authorize == nil {
-		return nil, errors.New("fhir: Authorize is required: the API serves patient data")
+	if c.Principal == nil || c.Policy == nil {
+		return nil, errors.New("fhir: Principal and Policy are required: the API serves patient data")
 	}
 	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
-	c.Audit = cmp.Or(c.Audit, c.Logger)
+	if c.Auditor == nil {
+		c.Auditor = logAuditor{c.Logger}
+	}
 	c.Prefix = strings.TrimSuffix(cmp.Or(c.Prefix, "/fhir/r4"), "/")
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	c.Tenant = cmp.Or(c.Tenant, iomt.DefaultTenant)
 	c.WaveformWindow = cmp.Or(c.WaveformWindow, DefaultWaveformWindow)
 	if c.WaveformWindow < time.Millisecond {
 		return nil, fmt.Errorf("fhir: waveform window %v too short", c.WaveformWindow)
@@ -105,35 +114,6 @@ func errorf(status int, code, format string, a ...any) *apiError {
 	return &apiError{status: status, code: code, msg: fmt.Sprintf(format, a...)}
 }
 
-// auditInfo is filled by handlers so the audit record names the patient concerned.
-type auditInfo struct {
-	action  string
-	patient string
-}
-
-type auditKey struct{}
-
-func setAudit(ctx context.Context, action, patient string) {
-	if a, ok := ctx.Value(auditKey{}).(*auditInfo); ok {
-		if action != "" {
-			a.action = action
-		}
-		if patient != "" {
-			a.patient = patient
-		}
-	}
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		// A bug in one handler answers 500 to its caller and leaves the server up.
@@ -150,6 +130,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path != "" {
 		seg = strings.Split(path, "/")
 	}
+	if len(seg) == 2 && seg[0] == ".well-known" && seg[1] == "smart-configuration" {
+		s.smartConfiguration(w, r)
+		return
+	}
 	if err := checkFormat(r); err != nil {
 		s.fail(w, r, err)
 		return
@@ -162,27 +146,42 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.write(w, r, http.StatusOK, s.capability(r))
 		return
 	}
-	subject, ok := s.Authorize(r)
-	if !ok {
+	pr, ok := s.Principal(r)
+	if !ok || pr.Kind == "" {
+		// Not audited here: the API layer that authenticates records failed sign-ins.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="iomt"`)
-		s.fail(w, r, errorf(http.StatusUnauthorized, "login", "missing or invalid bearer token: send Authorization: Bearer <token>"))
+		s.fail(w, r, errorf(http.StatusUnauthorized, "login", "sign in first: send Authorization: Bearer <token>"))
 		return
 	}
-	info := &auditInfo{action: "fhir." + strings.ToLower(r.Method)}
-	r = r.WithContext(context.WithValue(r.Context(), auditKey{}, info))
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	start := time.Now()
-	s.route(rec, r, seg)
-	s.Audit.LogAttrs(r.Context(), slog.LevelInfo, "audit",
-		slog.String("actor", subject),
-		slog.String("action", info.action),
-		slog.String("patient", info.patient),
-		slog.String("path", r.URL.Path),
-		slog.String("query", r.URL.RawQuery),
-		slog.String("remote", r.RemoteAddr),
-		slog.Int("status", rec.status),
-		slog.Duration("took", time.Since(start)),
-	)
+	c := &call{pr: pr, now: s.Now(), action: "fhir." + strings.ToLower(r.Method)}
+	r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))
+	// The response is held until the audit record is written, so no patient data leaves the
+	// process unrecorded.
+	buf := &heldResponse{header: http.Header{}}
+	s.serveHeld(buf, r, seg)
+	if err := s.Auditor.Record(r.Context(), s.auditEvent(r, c, buf.code())); err != nil {
+		s.Logger.Error("fhir: audit record failed, response withheld", "path", r.URL.Path, "actor", pr.Actor(), "err", err)
+		w.Header().Set("Retry-After", "5")
+		s.fail(w, r, errorf(http.StatusServiceUnavailable, "transient", "the audit trail cannot be written, so no data is served: try again later"))
+		return
+	}
+	buf.flush(w)
+}
+
+// serveHeld routes one authenticated request into the held response; a panic is answered
+// there with 500, so that it is audited as a failure.
+func (s *server) serveHeld(w *heldResponse, r *http.Request, seg []string) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.Logger.Error("fhir handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+			w.reset()
+			s.fail(w, r, errorf(http.StatusInternalServerError, "exception", "internal error"))
+		}
+	}()
+	s.route(w, r, seg)
 }
 
 // Resource types the API serves.
@@ -361,6 +360,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		s.Logger.Error("fhir request failed", "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInternalServerError, "exception", "internal error")
+	}
+	if c, ok := r.Context().Value(callKey{}).(*call); ok {
+		c.failed(ae.status, ae.msg)
 	}
 	oo := Outcome("error", ae.code, ae.msg)
 	if ae.expr != "" {
