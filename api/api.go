@@ -59,6 +59,9 @@ type Config struct {
 	Alarms Alarms
 	// MaxBody bounds request bodies; default 4 MiB.
 	MaxBody int64
+	// TLS says the API is served over HTTPS (the node sets it with --tls-cert): cookies are
+	// then marked Secure. The node adds HSTS itself.
+	TLS bool
 }
 
 // Server is the API's http.Handler.

@@ -141,6 +141,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	mqttAddr := fs.String("mqtt-addr", ":1883", "address of the embedded MQTT broker")
 	mqttTLSCert := fs.String("mqtt-tls-cert", "", "PEM certificate (chain) for MQTT over TLS on --mqtt-addr (with --mqtt-tls-key; 8883 by convention)")
 	mqttTLSKey := fs.String("mqtt-tls-key", "", "PEM private key for --mqtt-tls-cert")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain): serve the API, FHIR and dashboard over HTTPS on --http-addr (with --tls-key; reloaded when the files change)")
+	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	adminToken := fs.String("admin-token", "", "bearer token of the API's administrator; generated and printed once if empty")
 	maxPacket := fs.Int("mqtt-max-packet", 1<<20, "largest MQTT packet accepted, in bytes")
 	maxFuture := fs.Duration("max-future", 5*time.Minute, "readings timestamped further ahead of server time are refused")
@@ -208,6 +210,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	n, err := node.Start(ctx, node.Config{
 		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey, AdminToken: token,
+		HTTPTLSCert: *tlsCert, HTTPTLSKey: *tlsKey,
 		MaxPacketSize: uint32(*maxPacket), MaxFuture: *maxFuture, NoSync: *noSync, Logger: log,
 		Postgres: *postgres, NodeID: *nodeID,
 		NATS: node.NATSConfig{URL: *natsURL, CredsFile: *natsCreds, TLSCA: *natsCA, TLSCert: *natsCert, TLSKey: *natsKey,
@@ -222,7 +225,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "iomt serve: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "iomt serving: API http://%s  MQTT %s  data %s\n", displayAddr(n.HTTPAddr()), displayAddr(n.MQTTAddr()), *dataDir)
+	scheme := "http"
+	if n.HTTPS() {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "iomt serving: API %s://%s  MQTT %s  data %s\n", scheme, displayAddr(n.HTTPAddr()), displayAddr(n.MQTTAddr()), *dataDir)
+	for _, w := range n.Warnings() {
+		fmt.Fprintf(stderr, "iomt serve: WARNING: %s\n", w)
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := n.Close(); err != nil {
