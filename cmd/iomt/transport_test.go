@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -82,5 +85,31 @@ func TestServeWarnsOfPlaintext(t *testing.T) {
 		"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--mqtt-tls-cert", pki.ServerCert, "--mqtt-tls-key", pki.ServerKey)
 	if !strings.Contains(out, "API https://") || strings.Contains(errs, "WARNING") {
 		t.Errorf("with TLS: stdout %s\nstderr %s", out, errs)
+	}
+}
+
+// `iomt gateway` refuses a plaintext uplink to another machine at start, saying why and how
+// to allow it; --allow-plaintext-uplink gets it past the uplink (here it then stops at an
+// HTTP address in use, before connecting anywhere).
+func TestGatewayRefusesPlaintextUplink(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	conf := filepath.Join(t.TempDir(), "gateway.yaml")
+	doc := "data_dir: data\nuplink: {url: 'mqtt://cloud.example.org:1883'}\nhttp: {listen: '" + taken.Addr().String() + "'}\n"
+	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := gatewayCommand(context.Background(), []string{"--config", conf}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "plaintext MQTT to another machine") || !strings.Contains(errb.String(), "--allow-plaintext-uplink") {
+		t.Errorf("exit %d, stderr %s", code, errb.String())
+	}
+	errb.Reset()
+	code = gatewayCommand(context.Background(), []string{"--config", conf, "--allow-plaintext-uplink"}, &out, &errb)
+	if code != 1 || strings.Contains(errb.String(), "plaintext") || !strings.Contains(errb.String(), "http.listen") {
+		t.Errorf("allowed: exit %d, stderr %s", code, errb.String())
 	}
 }
