@@ -13,20 +13,28 @@ import (
 	"github.com/iomt/iomt/alarm"
 )
 
-// Email sends a plain-text alarm notification through an SMTP relay, with STARTTLS when the
-// server offers it and authentication when a username is set.
+// Email sends a plain-text alarm notification through an SMTP relay over STARTTLS (the
+// relay's certificate verified), with authentication when a username is set. A relay that
+// does not offer STARTTLS is refused before anything is sent, unless InsecurePlaintext.
 type Email struct {
 	Addr     string // host:port of the relay
 	From     string
 	Username string
 	Password string // never logged
-	// TLS configures STARTTLS; nil: the relay's host name, system roots. RequireTLS refuses
-	// relays that do not offer STARTTLS.
-	TLS        *tls.Config
-	RequireTLS bool
-	Timeout    time.Duration // the whole exchange; default 30s
-	Clock      func() time.Time
+	// TLS configures STARTTLS; nil: the relay's host name, system roots. A config without a
+	// ServerName gets the relay's host name.
+	TLS *tls.Config
+	// InsecurePlaintext sends alarms to a relay that does not offer STARTTLS, in clear (a
+	// relay on a protected network that cannot do TLS). Credentials are still never sent
+	// in clear except to localhost (net/smtp's PlainAuth refuses).
+	InsecurePlaintext bool
+	Timeout           time.Duration // the whole exchange; default 30s
+	Clock             func() time.Time
 }
+
+// ErrNoSTARTTLS is the error of a delivery to a relay that does not offer STARTTLS when
+// plaintext is not allowed.
+var ErrNoSTARTTLS = errors.New("relay does not offer STARTTLS")
 
 // Notify sends one e-mail to d.Address. The Message-ID derives from the delivery ID, so a
 // retried delivery is recognisable as the same message.
@@ -65,15 +73,20 @@ func (m *Email) Notify(ctx context.Context, d alarm.Delivery, a alarm.Alarm) err
 		return fmt.Errorf("email: HELO: %w", err)
 	}
 	if ok, _ := c.Extension("STARTTLS"); ok {
-		cfg := m.TLS
-		if cfg == nil {
-			cfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if m.TLS != nil {
+			cfg = m.TLS.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = host
 		}
 		if err := c.StartTLS(cfg); err != nil {
-			return fmt.Errorf("email: STARTTLS: %w", err)
+			return fmt.Errorf("email: STARTTLS with %s: %w", m.Addr, err)
 		}
-	} else if m.RequireTLS {
-		return errors.New("email: relay does not offer STARTTLS and TLS is required")
+	} else if !m.InsecurePlaintext {
+		// Nothing is sent: neither the credentials nor the alarm (patient, readings).
+		return fmt.Errorf("email: %s: %w: refusing to send credentials or alarms in clear "+
+			"(allow it with --smtp-insecure-plaintext only for a relay on a protected network)", m.Addr, ErrNoSTARTTLS)
 	}
 	if m.Username != "" {
 		// PlainAuth itself refuses to send the password unencrypted except to localhost.
