@@ -71,10 +71,10 @@ type relaySession struct {
 }
 
 func (r *relay) NewSession(c *smtp.Conn) (smtp.Session, error) { return &relaySession{r, c}, nil }
-func (s *relaySession) Mail(string, *smtp.MailOptions) error  { return nil }
-func (s *relaySession) Rcpt(string, *smtp.RcptOptions) error  { return nil }
-func (s *relaySession) Reset()                                {}
-func (s *relaySession) Logout() error                         { return nil }
+func (s *relaySession) Mail(string, *smtp.MailOptions) error   { return nil }
+func (s *relaySession) Rcpt(string, *smtp.RcptOptions) error   { return nil }
+func (s *relaySession) Reset()                                 {}
+func (s *relaySession) Logout() error                          { return nil }
 func (s *relaySession) Data(rd io.Reader) error {
 	if _, err := io.ReadAll(rd); err != nil {
 		return err
