@@ -77,6 +77,8 @@ type FHIRExportConfig struct {
 	Token              string   // bearer token, or
 	Username, Password string   // basic authentication
 	Codes              []string // catalog codes to export; default: the vital signs
+	// AllowHTTP accepts a plain http:// URL on another machine (refused by default).
+	AllowHTTP bool
 }
 
 // NATSConfig says how to reach NATS JetStream.
@@ -348,7 +350,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	var deadLetters http.Handler
 	if x := cfg.FHIRExport; x.URL != "" {
 		n.exporter, err = export.New(export.Config{
-			Bus: n.bus, Catalog: cat, Codes: x.Codes, Registry: n.store, URL: x.URL,
+			Bus: n.bus, Catalog: cat, Codes: x.Codes, Registry: n.store, URL: x.URL, AllowHTTP: x.AllowHTTP,
 			Token: x.Token, Username: x.Username, Password: x.Password,
 			Dir: filepath.Join(cfg.DataDir, "fhir-export"), Logger: log, Registerer: reg,
 		})

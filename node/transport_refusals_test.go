@@ -185,3 +185,19 @@ teams:
 		t.Errorf("bad --smtp-ca: %v", err)
 	}
 }
+
+// The EHR export to plain http:// on another machine stops the node at start with the reason,
+// unless --fhir-export-allow-http. (No reading is ingested: nothing is exported anywhere.)
+func TestPlainHTTPExportRefused(t *testing.T) {
+	cfg := node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: adminToken,
+		FHIRExport: node.FHIRExportConfig{URL: "http://ehr.example.org/fhir"}}
+	if n, err := node.Start(t.Context(), cfg); err == nil {
+		n.Close()
+		t.Fatal("a node started exporting to a plain http:// EHR on another machine")
+	} else if !strings.Contains(err.Error(), "plain http to another machine") || !strings.Contains(err.Error(), "--fhir-export-allow-http") {
+		t.Errorf("refusal: %v", err)
+	}
+	startWith(t, func(c *node.Config) {
+		c.FHIRExport = node.FHIRExportConfig{URL: "http://ehr.example.org/fhir", AllowHTTP: true}
+	})
+}

@@ -166,13 +166,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	exportUser := fs.String("fhir-export-user", "", "basic-auth user for the EHR")
 	exportPassword := fs.String("fhir-export-password", "", "basic-auth password for the EHR (prefer IOMT_FHIR_EXPORT_PASSWORD)")
 	exportCodes := fs.String("fhir-export-codes", "", "comma-separated codes to export (default: the vital signs)")
+	exportAllowHTTP := fs.Bool("fhir-export-allow-http", false, "allow a plain http:// --fhir-export-url on another machine (patient data in clear)")
 	alarmRules := fs.String("alarm-rules", "", "alarm rule set (YAML) for tenants without rules saved through the API (default: the built-in adult rules)")
 	alarmRouting := fs.String("alarm-routing", "", "alarm routing (YAML: teams, rosters, escalation policies) until routing is saved through the API")
 	webhookSecret := fs.String("alarm-webhook-secret", "", "HMAC secret that signs alarm webhooks (prefer IOMT_ALARM_WEBHOOK_SECRET)")
+	insecureWebhooks := fs.Bool("allow-insecure-webhooks", false, "allow alarm webhooks to plain http:// URLs on other machines (alarms in clear)")
 	smtpAddr := fs.String("smtp-addr", "", "SMTP relay (host:port) for alarm e-mail")
 	smtpFrom := fs.String("smtp-from", "iomt@localhost", "sender of alarm e-mail")
 	smtpUser := fs.String("smtp-user", "", "SMTP user (PLAIN authentication, over STARTTLS)")
 	smtpPassword := fs.String("smtp-password", "", "SMTP password (prefer IOMT_SMTP_PASSWORD)")
+	smtpCA := fs.String("smtp-ca", "", "CA bundle (PEM) that signs the SMTP relay's STARTTLS certificate (default: the system roots)")
+	smtpPlain := fs.Bool("smtp-insecure-plaintext", false, "send alarm e-mail to a relay that offers no STARTTLS, in clear (refused by default)")
 	commandTimeout := fs.Duration("command-timeout", 30*time.Second, "how long a device has to acknowledge a command")
 	if err := config.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -217,9 +221,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			Partitions: *partitions, Replicas: *replicas, LeaseTTL: *leaseTTL},
 		Retention: *retention,
 		FHIRExport: node.FHIRExportConfig{URL: *exportURL, Token: *exportToken, Username: *exportUser, Password: *exportPassword,
-			Codes: splitList(*exportCodes)},
+			Codes: splitList(*exportCodes), AllowHTTP: *exportAllowHTTP},
 		Alarms: node.AlarmsConfig{RulesFile: *alarmRules, RoutingFile: *alarmRouting, WebhookSecret: *webhookSecret,
-			SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom, SMTPUser: *smtpUser, SMTPPassword: *smtpPassword, CommandTimeout: *commandTimeout},
+			SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom, SMTPUser: *smtpUser, SMTPPassword: *smtpPassword, CommandTimeout: *commandTimeout,
+			AllowInsecureWebhooks: *insecureWebhooks, SMTPCAFile: *smtpCA, SMTPInsecurePlaintext: *smtpPlain},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "iomt serve: %v\n", err)
