@@ -141,6 +141,13 @@ func (n *Node) startAlarms(ctx context.Context, cfg AlarmsConfig, cat *codes.Cat
 			m.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		}
 		notifiers[alarm.Email] = m
+		// Said at start rather than at the first alarm: a relay without STARTTLS, or with a
+		// certificate that does not verify, would fail every alarm e-mail.
+		go func() {
+			if err := m.Check(ctx); err != nil && ctx.Err() == nil {
+				log.Error("alarm e-mail will fail: the SMTP relay did not pass the check", "relay", cfg.SMTPAddr, "err", err)
+			}
+		}()
 	}
 	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "iomt_alarm_deliveries_total", Help: "Alarm deliveries carried out by this node, by channel and outcome (ok, failed).",

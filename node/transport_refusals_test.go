@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -159,13 +160,19 @@ teams:
 	}
 
 	plain := startRelay(t, nil)
+	var logs syncBuffer
 	e = startWith(t, func(c *node.Config) {
 		c.Alarms = node.AlarmsConfig{RulesFile: rules, RoutingFile: routes, SMTPAddr: plain.addr, SMTPFrom: "alarms@iomt.test"}
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
 	raise(e)
 	e.waitMetric(t, `iomt_alarm_deliveries_total{channel="email",outcome="failed"}`, 15*time.Second)
 	if m := plain.received(); len(m) != 0 {
 		t.Errorf("a relay without STARTTLS received %d alarm e-mails", len(m))
+	}
+	// The node said so at start, before any alarm.
+	if l := logs.String(); !strings.Contains(l, "alarm e-mail will fail") || !strings.Contains(l, "does not offer STARTTLS") {
+		t.Errorf("no error at start about the relay:\n%s", l)
 	}
 
 	e = startWith(t, func(c *node.Config) {

@@ -315,6 +315,10 @@ func TestEmailRequiresSTARTTLS(t *testing.T) {
 	}
 	box.mu.Unlock()
 
+	// The check a node makes at start says the same, and sends nothing either.
+	if err := m.Check(context.Background()); !errors.Is(err, ErrNoSTARTTLS) {
+		t.Errorf("check of a plaintext relay: %v", err)
+	}
 	// Allowed: delivered in clear (net/smtp sends the password in clear only to localhost).
 	m.InsecurePlaintext = true
 	if err := m.Notify(context.Background(), d, testAlarm); err != nil {
@@ -335,6 +339,20 @@ func TestEmailRequiresSTARTTLS(t *testing.T) {
 		!strings.Contains(err.Error(), "certificate") {
 		t.Errorf("untrusted relay: %v", err)
 	}
+	if err := m2.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("check of an untrusted relay: %v", err)
+	}
+	// A relay that passes the check gets no credentials and no message from it.
+	good, trusting := testPKI(t)
+	box3, addr3 := startSMTP(t, good)
+	if err := (&Email{Addr: addr3, Username: "iomt", Password: "relay-pw", TLS: trusting}).Check(context.Background()); err != nil {
+		t.Errorf("check of a good relay: %v", err)
+	}
+	box3.mu.Lock()
+	if len(box3.msgs) != 0 || box3.auths != 0 {
+		t.Errorf("the check sent %d messages and %d authentications", len(box3.msgs), box3.auths)
+	}
+	box3.mu.Unlock()
 	box2.mu.Lock()
 	if len(box2.msgs) != 0 || box2.auths != 0 {
 		t.Errorf("the untrusted relay got %d messages and %d authentication attempts", len(box2.msgs), box2.auths)
