@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -27,8 +29,16 @@ type AlarmsConfig struct {
 	RoutingFile string
 	// WebhookSecret signs webhook deliveries (HMAC-SHA256); required for webhook contacts.
 	WebhookSecret string
+	// AllowInsecureWebhooks accepts webhooks to plain http:// URLs on other machines
+	// (--allow-insecure-webhooks); by default routing naming one is refused.
+	AllowInsecureWebhooks bool
 	// SMTP relay for e-mail contacts (host:port), sender, optional credentials.
 	SMTPAddr, SMTPFrom, SMTPUser, SMTPPassword string
+	// SMTPCAFile verifies the relay's STARTTLS certificate (PEM); empty: the system roots.
+	SMTPCAFile string
+	// SMTPInsecurePlaintext sends e-mail to a relay that does not offer STARTTLS, in clear
+	// (--smtp-insecure-plaintext); by default such a relay gets nothing.
+	SMTPInsecurePlaintext bool
 	// CommandTimeout is how long a device has to acknowledge a command (default 30 s).
 	CommandTimeout time.Duration
 }
@@ -78,6 +88,9 @@ func (n *Node) startAlarms(ctx context.Context, cfg AlarmsConfig, cat *codes.Cat
 			return nil, fmt.Errorf("alarm routing: %w", err)
 		}
 		r, err := service.CompileRouting(doc)
+		if err == nil {
+			err = service.CheckWebhooks(doc, cfg.AllowInsecureWebhooks)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("alarm routing %s: %w", cfg.RoutingFile, err)
 		}
@@ -109,11 +122,32 @@ func (n *Node) startAlarms(ctx context.Context, cfg AlarmsConfig, cat *codes.Cat
 	notifiers[alarm.Webhook] = notify.Unconfigured{Why: "webhook deliveries are signed: set --alarm-webhook-secret (IOMT_ALARM_WEBHOOK_SECRET)"}
 	if cfg.WebhookSecret != "" {
 		secret := []byte(cfg.WebhookSecret)
-		notifiers[alarm.Webhook] = &notify.Webhook{Secret: func(string) ([]byte, error) { return secret, nil }, Logger: log}
+		notifiers[alarm.Webhook] = &notify.Webhook{Secret: func(string) ([]byte, error) { return secret, nil }, Logger: log,
+			AllowHTTP: cfg.AllowInsecureWebhooks}
 	}
 	notifiers[alarm.Email] = notify.Unconfigured{Why: "e-mail needs a relay: set --smtp-addr (IOMT_SMTP_ADDR)"}
 	if cfg.SMTPAddr != "" {
-		notifiers[alarm.Email] = &notify.Email{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}
+		m := &notify.Email{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword,
+			InsecurePlaintext: cfg.SMTPInsecurePlaintext}
+		if cfg.SMTPCAFile != "" {
+			pem, err := os.ReadFile(cfg.SMTPCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("smtp CA (--smtp-ca): %w", err)
+			}
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("smtp CA (--smtp-ca) %s: no PEM certificate in it", cfg.SMTPCAFile)
+			}
+			m.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		}
+		notifiers[alarm.Email] = m
+		// Said at start rather than at the first alarm: a relay without STARTTLS, or with a
+		// certificate that does not verify, would fail every alarm e-mail.
+		go func() {
+			if err := m.Check(ctx); err != nil && ctx.Err() == nil {
+				log.Error("alarm e-mail will fail: the SMTP relay did not pass the check", "relay", cfg.SMTPAddr, "err", err)
+			}
+		}()
 	}
 	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "iomt_alarm_deliveries_total", Help: "Alarm deliveries carried out by this node, by channel and outcome (ok, failed).",
@@ -138,6 +172,7 @@ func (n *Node) startAlarms(ctx context.Context, cfg AlarmsConfig, cat *codes.Cat
 			return p.Tenant, err
 		},
 		Node: n.cfg.NodeID, Logger: log.With("component", "alarms"), Registerer: reg,
+		AllowInsecureWebhooks: cfg.AllowInsecureWebhooks,
 	})
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ import (
 	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/api"
 	"github.com/iomt/iomt/bus/nats"
+	"github.com/iomt/iomt/certfile"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/fhir"
 	"github.com/iomt/iomt/fhir/export"
@@ -43,6 +44,9 @@ type Config struct {
 	MQTTAddr string
 	// MQTTTLSCert and MQTTTLSKey, if set, make the broker speak MQTT over TLS (PEM files).
 	MQTTTLSCert, MQTTTLSKey string
+	// HTTPTLSCert and HTTPTLSKey, if set, serve the API, FHIR and dashboard over HTTPS (PEM
+	// files, TLS 1.2 at least, with HSTS). Both pairs are reloaded when their files change.
+	HTTPTLSCert, HTTPTLSKey string
 	MaxPacketSize           uint32
 	MaxFuture               time.Duration
 	// NoSync skips fsync on append: faster, and still safe against a crash of the process,
@@ -74,6 +78,8 @@ type FHIRExportConfig struct {
 	Token              string   // bearer token, or
 	Username, Password string   // basic authentication
 	Codes              []string // catalog codes to export; default: the vital signs
+	// AllowHTTP accepts a plain http:// URL on another machine (refused by default).
+	AllowHTTP bool
 }
 
 // NATSConfig says how to reach NATS JetStream.
@@ -107,6 +113,8 @@ type Node struct {
 	alarms   *service.Service
 	people   *people
 	routes   []api.Route
+	httpTLS  *certfile.Pair // nil: plain HTTP
+	warnings []string
 
 	closeOnce sync.Once // Close may be called more than once (tests, signal handlers)
 	closeErr  error
@@ -146,16 +154,25 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.mqttLn, err = listen("mqtt", cfg.MQTTAddr); err != nil {
 		return nil, err
 	}
-	if cfg.MQTTTLSCert != "" || cfg.MQTTTLSKey != "" {
-		// Devices and gateways across a network verify the server: MQTT over TLS on the same
-		// address (8883 by convention).
-		cert, err := tls.LoadX509KeyPair(cfg.MQTTTLSCert, cfg.MQTTTLSKey)
-		if err != nil {
-			n.mqttLn.Close()
-			n.mqttLn = nil
-			return nil, fmt.Errorf("mqtt TLS certificate (--mqtt-tls-cert, --mqtt-tls-key): %w", err)
+	// Devices and gateways across a network verify the server: MQTT over TLS on the same
+	// address (8883 by convention).
+	mqttTLS, err := loadPair("mqtt", cfg.MQTTTLSCert, cfg.MQTTTLSKey, "mqtt-tls-cert", "mqtt-tls-key", log)
+	if err != nil {
+		return nil, err
+	}
+	if mqttTLS != nil {
+		n.mqttLn = tls.NewListener(n.mqttLn, mqttTLS.ServerConfig())
+	}
+	if n.httpTLS, err = loadPair("https", cfg.HTTPTLSCert, cfg.HTTPTLSKey, "tls-cert", "tls-key", log); err != nil {
+		return nil, err
+	}
+	for _, w := range []string{
+		plaintextWarning("the HTTP API (REST, FHIR, dashboard)", n.httpLn.Addr(), n.httpTLS != nil, "--tls-cert and --tls-key"),
+		plaintextWarning("the MQTT broker", n.mqttLn.Addr(), mqttTLS != nil, "--mqtt-tls-cert and --mqtt-tls-key"),
+	} {
+		if w != "" {
+			n.warnings = append(n.warnings, w)
 		}
-		n.mqttLn = tls.NewListener(n.mqttLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -333,7 +350,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	var deadLetters http.Handler
 	if x := cfg.FHIRExport; x.URL != "" {
 		n.exporter, err = export.New(export.Config{
-			Bus: n.bus, Catalog: cat, Codes: x.Codes, Registry: n.store, URL: x.URL,
+			Bus: n.bus, Catalog: cat, Codes: x.Codes, Registry: n.store, URL: x.URL, AllowHTTP: x.AllowHTTP,
 			Token: x.Token, Username: x.Username, Password: x.Password,
 			Dir: filepath.Join(cfg.DataDir, "fhir-export"), Logger: log, Registerer: reg,
 		})
@@ -367,7 +384,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.people, err = startPeople(runCtx, n.store, cfg.People, log); err != nil {
 		return nil, err
 	}
-	fhirAPI, err := fhir.New(fhir.Config{Store: n.store, Catalog: cat, Authorize: fhirPrincipal, Audit: audit, Logger: log})
+	fhirAPI, err := fhir.New(fhir.Config{Store: n.store, Catalog: cat, Logger: log,
+		Principal: fhirPrincipal, Policy: n.people.policy, Auditor: n.people.auditor})
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +394,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Identity: n.people.identity, Policy: n.people.policy, Auditor: n.people.auditor, BootstrapToken: cfg.People.BootstrapToken,
 		Logger: log, Audit: audit, Gatherer: reg,
 		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(), CGMAlerts: recent.Alerts, Cluster: n.clusterStatus,
-		FHIR: fhirAPI, DeadLetters: deadLetters, Alarms: n.alarms,
+		FHIR: fhirAPI, DeadLetters: deadLetters, Alarms: n.alarms, TLS: n.httpTLS != nil,
 	})
 	if err != nil {
 		return nil, err
@@ -388,8 +406,17 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	go func() { n.httpDone <- n.http.Serve(n.httpLn) }()
-	log.Info("iomt node started", "http", n.HTTPAddr(), "mqtt", n.MQTTAddr(), "data", cfg.DataDir)
+	if n.httpTLS != nil {
+		n.http.Handler = hsts(handler)
+		n.http.TLSConfig = n.httpTLS.ServerConfig()
+		go func() { n.httpDone <- n.http.ServeTLS(n.httpLn, "", "") }()
+	} else {
+		go func() { n.httpDone <- n.http.Serve(n.httpLn) }()
+	}
+	log.Info("iomt node started", "http", n.URL(), "mqtt", n.MQTTAddr(), "mqtt_tls", mqttTLS != nil, "data", cfg.DataDir)
+	for _, w := range n.warnings {
+		log.Warn(w)
+	}
 	return n, nil
 }
 

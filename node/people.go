@@ -90,10 +90,7 @@ func (n *Node) ReloadPolicy(ctx context.Context) error {
 }
 
 // fhirPrincipal hands FHIR the caller the API authenticated.
-func fhirPrincipal(r *http.Request) (string, bool) {
-	p, ok := api.PrincipalFrom(r.Context())
-	return p.Actor(), ok
-}
+func fhirPrincipal(r *http.Request) (policy.Principal, bool) { return api.PrincipalFrom(r.Context()) }
 
 // Routes returns the API's route table, each route with its policy.
 func (n *Node) Routes() []api.Route { return n.routes }

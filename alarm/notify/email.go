@@ -13,20 +13,28 @@ import (
 	"github.com/iomt/iomt/alarm"
 )
 
-// Email sends a plain-text alarm notification through an SMTP relay, with STARTTLS when the
-// server offers it and authentication when a username is set.
+// Email sends a plain-text alarm notification through an SMTP relay over STARTTLS (the
+// relay's certificate verified), with authentication when a username is set. A relay that
+// does not offer STARTTLS is refused before anything is sent, unless InsecurePlaintext.
 type Email struct {
 	Addr     string // host:port of the relay
 	From     string
 	Username string
 	Password string // never logged
-	// TLS configures STARTTLS; nil: the relay's host name, system roots. RequireTLS refuses
-	// relays that do not offer STARTTLS.
-	TLS        *tls.Config
-	RequireTLS bool
-	Timeout    time.Duration // the whole exchange; default 30s
-	Clock      func() time.Time
+	// TLS configures STARTTLS; nil: the relay's host name, system roots. A config without a
+	// ServerName gets the relay's host name.
+	TLS *tls.Config
+	// InsecurePlaintext sends alarms to a relay that does not offer STARTTLS, in clear (a
+	// relay on a protected network that cannot do TLS). Credentials are still never sent
+	// in clear except to localhost (net/smtp's PlainAuth refuses).
+	InsecurePlaintext bool
+	Timeout           time.Duration // the whole exchange; default 30s
+	Clock             func() time.Time
 }
+
+// ErrNoSTARTTLS is the error of a delivery to a relay that does not offer STARTTLS when
+// plaintext is not allowed.
+var ErrNoSTARTTLS = errors.New("relay does not offer STARTTLS")
 
 // Notify sends one e-mail to d.Address. The Message-ID derives from the delivery ID, so a
 // retried delivery is recognisable as the same message.
@@ -34,47 +42,13 @@ func (m *Email) Notify(ctx context.Context, d alarm.Delivery, a alarm.Alarm) err
 	if !strings.Contains(d.Address, "@") || strings.ContainsAny(d.Address, "\r\n<>") {
 		return fmt.Errorf("email: bad address %q", d.Address)
 	}
-	timeout := m.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, m.timeout())
 	defer cancel()
-	host, _, err := net.SplitHostPort(m.Addr)
+	c, host, done, err := m.open(ctx)
 	if err != nil {
-		return fmt.Errorf("email: relay address %q: %w", m.Addr, err)
+		return err
 	}
-	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "tcp", m.Addr)
-	if err != nil {
-		return fmt.Errorf("email: connect to %s: %w", m.Addr, err)
-	}
-	// net/smtp has no context: the deadline bounds every step, and closing on cancel ends it.
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	c, err := smtp.NewClient(conn, host)
-	if err != nil {
-		conn.Close()
-		return fmt.Errorf("email: greeting from %s: %w", m.Addr, err)
-	}
-	defer c.Close()
-	if err := c.Hello("iomt"); err != nil {
-		return fmt.Errorf("email: HELO: %w", err)
-	}
-	if ok, _ := c.Extension("STARTTLS"); ok {
-		cfg := m.TLS
-		if cfg == nil {
-			cfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-		}
-		if err := c.StartTLS(cfg); err != nil {
-			return fmt.Errorf("email: STARTTLS: %w", err)
-		}
-	} else if m.RequireTLS {
-		return errors.New("email: relay does not offer STARTTLS and TLS is required")
-	}
+	defer done()
 	if m.Username != "" {
 		// PlainAuth itself refuses to send the password unencrypted except to localhost.
 		if err := c.Auth(smtp.PlainAuth("", m.Username, m.Password, host)); err != nil {
@@ -97,6 +71,86 @@ func (m *Email) Notify(ctx context.Context, d alarm.Delivery, a alarm.Alarm) err
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("email: end of data: %w", err)
 	}
+	if err := c.Quit(); err != nil {
+		return fmt.Errorf("email: QUIT: %w", err)
+	}
+	return nil
+}
+
+func (m *Email) timeout() time.Duration {
+	if m.Timeout <= 0 {
+		return 30 * time.Second
+	}
+	return m.Timeout
+}
+
+// open connects to the relay, greets it and starts TLS, or refuses a relay without STARTTLS
+// unless InsecurePlaintext; done closes what it opened.
+func (m *Email) open(ctx context.Context) (*smtp.Client, string, func(), error) {
+	host, _, err := net.SplitHostPort(m.Addr)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("email: relay address %q: %w", m.Addr, err)
+	}
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", m.Addr)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("email: connect to %s: %w", m.Addr, err)
+	}
+	// net/smtp has no context: the deadline bounds every step, and closing on cancel ends it.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	client, err := smtp.NewClient(conn, host)
+	if err != nil {
+		stop()
+		conn.Close()
+		return nil, "", nil, fmt.Errorf("email: greeting from %s: %w", m.Addr, err)
+	}
+	closeAll := func() { stop(); client.Close() }
+	if err := m.startTLS(client, host); err != nil {
+		closeAll()
+		return nil, "", nil, err
+	}
+	return client, host, closeAll, nil
+}
+
+func (m *Email) startTLS(c *smtp.Client, host string) error {
+	if err := c.Hello("iomt"); err != nil {
+		return fmt.Errorf("email: HELO: %w", err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); !ok {
+		if m.InsecurePlaintext {
+			return nil
+		}
+		// Nothing is sent: neither the credentials nor the alarm (patient, readings).
+		return fmt.Errorf("email: %s: %w: refusing to send credentials or alarms in clear "+
+			"(allow it with --smtp-insecure-plaintext only for a relay on a protected network)", m.Addr, ErrNoSTARTTLS)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if m.TLS != nil {
+		cfg = m.TLS.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	if err := c.StartTLS(cfg); err != nil {
+		return fmt.Errorf("email: STARTTLS with %s: %w", m.Addr, err)
+	}
+	return nil
+}
+
+// Check connects to the relay as a delivery would (greeting, STARTTLS and its certificate)
+// and leaves without authenticating or sending anything, so a node can say at start that
+// alarm e-mail would fail, and why.
+func (m *Email) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout())
+	defer cancel()
+	c, _, done, err := m.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if err := c.Quit(); err != nil {
 		return fmt.Errorf("email: QUIT: %w", err)
 	}

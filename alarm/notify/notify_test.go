@@ -2,9 +2,16 @@ package notify
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -143,8 +150,9 @@ func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
 
 // An in-process SMTP server (go-smtp) that requires authentication and keeps what it gets.
 type mailbox struct {
-	mu   sync.Mutex
-	msgs []mail
+	mu    sync.Mutex
+	msgs  []mail
+	auths int // authentication attempts, over TLS or not
 }
 
 type mail struct {
@@ -152,17 +160,24 @@ type mail struct {
 	to   []string
 	data string
 	user string
+	tls  bool // the message came over STARTTLS
 }
 
 type smtpSession struct {
-	box *mailbox
-	cur mail
+	box  *mailbox
+	conn *smtp.Conn
+	cur  mail
 }
 
-func (b *mailbox) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{box: b}, nil }
+func (b *mailbox) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &smtpSession{box: b, conn: c}, nil
+}
 
 func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
 func (s *smtpSession) Auth(string) (sasl.Server, error) {
+	s.box.mu.Lock()
+	s.box.auths++
+	s.box.mu.Unlock()
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		if user != "iomt" || pass != "relay-pw" {
 			return errors.New("bad credentials")
@@ -188,6 +203,7 @@ func (s *smtpSession) Data(r io.Reader) error {
 		return err
 	}
 	s.cur.data = string(b)
+	_, s.cur.tls = s.conn.TLSConnectionState()
 	s.box.mu.Lock()
 	s.box.msgs = append(s.box.msgs, s.cur)
 	s.box.mu.Unlock()
@@ -196,47 +212,152 @@ func (s *smtpSession) Data(r io.Reader) error {
 func (s *smtpSession) Reset()        { s.cur = mail{user: s.cur.user} }
 func (s *smtpSession) Logout() error { return nil }
 
-func TestEmailReachesSMTPServer(t *testing.T) {
+// startSMTP serves an SMTP relay on loopback; with tlsCfg it offers STARTTLS and takes
+// credentials only over it.
+func startSMTP(t *testing.T, tlsCfg *tls.Config) (*mailbox, string) {
+	t.Helper()
 	box := &mailbox{}
 	srv := smtp.NewServer(box)
 	srv.Domain = "localhost"
-	srv.AllowInsecureAuth = true // loopback only; production relays use STARTTLS
+	srv.TLSConfig = tlsCfg
+	srv.AllowInsecureAuth = tlsCfg == nil // a relay that cannot do TLS takes credentials in clear
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
+	return box, ln.Addr().String()
+}
 
-	m := &Email{Addr: ln.Addr().String(), From: "alarms@iomt.example", Username: "iomt", Password: "relay-pw"}
+// testPKI makes a CA and a server certificate for 127.0.0.1: the relay's TLS configuration
+// and a client configuration that trusts it.
+func testPKI(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "notify test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "relay"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+}
+
+func TestEmailReachesSMTPServer(t *testing.T) {
+	serverTLS, clientTLS := testPKI(t)
+	box, addr := startSMTP(t, serverTLS)
+	m := &Email{Addr: addr, From: "alarms@iomt.example", Username: "iomt", Password: "relay-pw", TLS: clientTLS}
 	d := alarm.Delivery{ID: "dl_mail", Reason: alarm.Escalated, Channel: alarm.Email, Address: "phil@example.org", Member: "phil", Role: "physician", Tier: 2}
 	if err := m.Notify(context.Background(), d, testAlarm); err != nil {
 		t.Fatal(err)
 	}
 	box.mu.Lock()
-	defer box.mu.Unlock()
-	if len(box.msgs) != 1 {
-		t.Fatalf("%d messages", len(box.msgs))
+	msgs := box.msgs
+	box.mu.Unlock()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
 	}
-	got := box.msgs[0]
+	got := msgs[0]
 	for _, want := range []string{"Subject: ESCALATED [HIGH] p1: SpO2 82 % (below 85 %)", "Message-ID: <dl_mail@iomt>", "To: phil@example.org",
 		"Priority: high", "physician, escalation tier 3 (escalated)", "Alarm ID: al_1"} {
 		if !strings.Contains(got.data, want) {
 			t.Errorf("message lacks %q:\n%s", want, got.data)
 		}
 	}
-	if got.from != "alarms@iomt.example" || len(got.to) != 1 || got.to[0] != "phil@example.org" || got.user != "iomt" {
+	if got.from != "alarms@iomt.example" || len(got.to) != 1 || got.to[0] != "phil@example.org" || got.user != "iomt" || !got.tls {
 		t.Errorf("envelope %+v", got)
 	}
 
-	bad := &Email{Addr: ln.Addr().String(), From: "alarms@iomt.example", Username: "iomt", Password: "wrong"}
-	err = bad.Notify(context.Background(), d, testAlarm)
+	bad := &Email{Addr: addr, From: "alarms@iomt.example", Username: "iomt", Password: "wrong", TLS: clientTLS}
+	err := bad.Notify(context.Background(), d, testAlarm)
 	if err == nil || !strings.Contains(err.Error(), "authenticate as iomt") || strings.Contains(err.Error(), "wrong") {
 		t.Errorf("bad password: %v", err)
 	}
 	if err := m.Notify(context.Background(), alarm.Delivery{ID: "x", Address: "a@b\r\nBcc: evil@x"}, testAlarm); err == nil {
 		t.Error("header injection through the address accepted")
 	}
+}
+
+// A relay that does not offer STARTTLS gets nothing, neither credentials nor the alarm,
+// unless plaintext is allowed; a relay whose certificate is not trusted gets nothing either.
+func TestEmailRequiresSTARTTLS(t *testing.T) {
+	d := alarm.Delivery{ID: "dl_tls", Reason: alarm.Raised, Channel: alarm.Email, Address: "ann@example.org", Member: "ann", Role: "nurse"}
+	box, addr := startSMTP(t, nil)
+	m := &Email{Addr: addr, From: "alarms@iomt.example", Username: "iomt", Password: "relay-pw"}
+	err := m.Notify(context.Background(), d, testAlarm)
+	if !errors.Is(err, ErrNoSTARTTLS) || !strings.Contains(err.Error(), "refusing to send credentials or alarms in clear") ||
+		!strings.Contains(err.Error(), "--smtp-insecure-plaintext") || !strings.Contains(err.Error(), addr) {
+		t.Errorf("plaintext relay: %v", err)
+	}
+	box.mu.Lock()
+	if len(box.msgs) != 0 || box.auths != 0 {
+		t.Errorf("the plaintext relay got %d messages and %d authentication attempts", len(box.msgs), box.auths)
+	}
+	box.mu.Unlock()
+
+	// The check a node makes at start says the same, and sends nothing either.
+	if err := m.Check(context.Background()); !errors.Is(err, ErrNoSTARTTLS) {
+		t.Errorf("check of a plaintext relay: %v", err)
+	}
+	// Allowed: delivered in clear (net/smtp sends the password in clear only to localhost).
+	m.InsecurePlaintext = true
+	if err := m.Notify(context.Background(), d, testAlarm); err != nil {
+		t.Fatal(err)
+	}
+	box.mu.Lock()
+	if len(box.msgs) != 1 || box.msgs[0].tls || !strings.Contains(box.msgs[0].data, "SpO2 82 %") {
+		t.Errorf("allowed plaintext: %+v", box.msgs)
+	}
+	box.mu.Unlock()
+
+	// STARTTLS offered, but with a certificate nobody trusts: refused at the handshake.
+	serverTLS, _ := testPKI(t)
+	_, clientTLS := testPKI(t)
+	box2, addr2 := startSMTP(t, serverTLS)
+	m2 := &Email{Addr: addr2, From: "alarms@iomt.example", Username: "iomt", Password: "relay-pw", TLS: clientTLS}
+	if err := m2.Notify(context.Background(), d, testAlarm); err == nil || !strings.Contains(err.Error(), "STARTTLS with "+addr2) ||
+		!strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted relay: %v", err)
+	}
+	if err := m2.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("check of an untrusted relay: %v", err)
+	}
+	// A relay that passes the check gets no credentials and no message from it.
+	good, trusting := testPKI(t)
+	box3, addr3 := startSMTP(t, good)
+	if err := (&Email{Addr: addr3, Username: "iomt", Password: "relay-pw", TLS: trusting}).Check(context.Background()); err != nil {
+		t.Errorf("check of a good relay: %v", err)
+	}
+	box3.mu.Lock()
+	if len(box3.msgs) != 0 || box3.auths != 0 {
+		t.Errorf("the check sent %d messages and %d authentications", len(box3.msgs), box3.auths)
+	}
+	box3.mu.Unlock()
+	box2.mu.Lock()
+	if len(box2.msgs) != 0 || box2.auths != 0 {
+		t.Errorf("the untrusted relay got %d messages and %d authentication attempts", len(box2.msgs), box2.auths)
+	}
+	box2.mu.Unlock()
 }
 
 func TestDispatcher(t *testing.T) {
@@ -275,5 +396,31 @@ func TestUnconfiguredChannel(t *testing.T) {
 	if !errors.Is(err, ErrNotConfigured) || !strings.Contains(err.Error(), "set --alarm-webhook-secret") ||
 		len(outcomes) != 1 || !errors.Is(outcomes[0], ErrNotConfigured) {
 		t.Errorf("err %v, outcomes %v", err, outcomes)
+	}
+}
+
+// A webhook to plain http:// on another machine is refused before anything is dialled,
+// unless allowed; on loopback it goes.
+func TestWebhookRefusesPlainHTTP(t *testing.T) {
+	var dialled []string
+	client := &http.Client{Transport: &http.Transport{DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
+		dialled = append(dialled, addr)
+		return nil, errors.New("test: nothing leaves this machine")
+	}}}
+	w := &Webhook{Secret: func(string) ([]byte, error) { return secret, nil }, Client: client, Attempts: 1}
+	err := w.Notify(context.Background(), alarm.Delivery{ID: "dl_http", Address: "http://pager.example.org/hook"}, testAlarm)
+	if !errors.Is(err, ErrInsecureURL) || !strings.Contains(err.Error(), "--allow-insecure-webhooks") || len(dialled) != 0 {
+		t.Errorf("plain http to another machine: %v (dialled %v)", err, dialled)
+	}
+	w.AllowHTTP = true
+	if err := w.Notify(context.Background(), alarm.Delivery{ID: "dl_http", Address: "http://pager.example.org/hook"}, testAlarm); errors.Is(err, ErrInsecureURL) ||
+		len(dialled) != 1 {
+		t.Errorf("allowed: %v (dialled %v)", err, dialled)
+	}
+	for raw, want := range map[string]error{"https://pager.example.org/hook": nil, "http://127.0.0.1:8080/hook": nil,
+		"http://localhost/hook": nil, "http://10.1.1.1/hook": ErrInsecureURL, "HTTP://pager.example.org/": ErrInsecureURL} {
+		if err := CheckURL(raw, false); !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Errorf("CheckURL(%q) = %v, want %v", raw, err, want)
+		}
 	}
 }

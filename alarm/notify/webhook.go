@@ -13,11 +13,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/iomt/iomt/alarm"
+	"github.com/iomt/iomt/loopback"
 )
 
 // Webhook headers.
@@ -39,6 +41,28 @@ type Webhook struct {
 	MaxDelay time.Duration // longest wait between attempts; default 30s
 	Clock    func() time.Time
 	Logger   *slog.Logger
+	// AllowHTTP lets deliveries go to plain http:// URLs on other machines, in clear. Without
+	// it they are refused (routing that names one is refused when saved; this catches
+	// routing stored before).
+	AllowHTTP bool
+}
+
+// ErrInsecureURL is the error of a webhook or export to a plain http:// URL on another
+// machine when that is not allowed.
+var ErrInsecureURL = errors.New("plain http:// to another machine")
+
+// CheckURL refuses a webhook URL that would carry alarms in clear across a network (a plain
+// http:// URL whose host is not this machine) unless allowHTTP; the error names the flag.
+func CheckURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("webhook URL %q: %w", raw, err)
+	}
+	if !allowHTTP && loopback.PlainHTTP(u) {
+		return fmt.Errorf("webhook URL %q is %w: alarms (patient, readings) would cross the network in clear; "+
+			"use https://, or allow it with --allow-insecure-webhooks only on a network protected otherwise", raw, ErrInsecureURL)
+	}
+	return nil
 }
 
 // Sign is the signature header value of body signed at ts.
@@ -103,6 +127,9 @@ func (w *Webhook) Notify(ctx context.Context, d alarm.Delivery, a alarm.Alarm) e
 	}
 	if w.Secret == nil {
 		return errors.New("webhook: no secret configured")
+	}
+	if err := CheckURL(d.Address, w.AllowHTTP); err != nil {
+		return err // nothing was sent; retrying would not change it
 	}
 	secret, err := w.Secret(d.Address)
 	if err != nil {

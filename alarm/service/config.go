@@ -9,6 +9,7 @@ import (
 
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/alarm"
+	"github.com/iomt/iomt/alarm/notify"
 	"github.com/iomt/iomt/codes"
 )
 
@@ -40,6 +41,38 @@ func CompileRouting(doc []byte) (*alarm.Router, error) {
 	return alarm.NewRouter(rc)
 }
 
+// CheckWebhooks refuses a routing document whose webhooks (members' contacts, teams' hooks)
+// include plain http:// URLs on other machines, unless allowHTTP: alarms would cross the
+// network in clear. Each offending URL is named; errors match iomt.ErrInvalid.
+func CheckWebhooks(doc []byte, allowHTTP bool) error {
+	rc, err := alarm.ParseRouting(bytes.NewReader(doc))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range rc.Teams {
+		for _, m := range t.Members {
+			for _, c := range m.Contacts {
+				if c.Channel != alarm.Webhook {
+					continue
+				}
+				if err := notify.CheckURL(c.Address, allowHTTP); err != nil {
+					errs = append(errs, fmt.Errorf("team %s: member %s: %w", t.ID, m.ID, err))
+				}
+			}
+		}
+		for _, h := range t.Hooks {
+			if err := notify.CheckURL(h, allowHTTP); err != nil {
+				errs = append(errs, fmt.Errorf("team %s: hooks: %w", t.ID, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("alarm: routing: %w: %w", iomt.ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}
+
 // Load applies the newest stored rules of every tenant and the stored routing to the engine.
 // Nodes call it at start and whenever another node saved a new version.
 func (s *Service) Load(ctx context.Context) error {
@@ -65,6 +98,12 @@ func (s *Service) Load(ctx context.Context) error {
 			if err != nil {
 				errs = append(errs, fmt.Errorf("routing version %d: %w", c.Version, err))
 				continue
+			}
+			// Routing stored before webhooks were checked (or on a node that allowed plain
+			// http) still applies, so its people are paged; the webhook notifier refuses the
+			// insecure deliveries, and this says why.
+			if err := CheckWebhooks(c.Doc, s.cfg.AllowInsecureWebhooks); err != nil {
+				errs = append(errs, fmt.Errorf("routing version %d (applied; its insecure webhooks fail): %w", c.Version, err))
 			}
 			s.e.SetRouter(r)
 		}
@@ -99,6 +138,9 @@ func (s *Service) SaveRules(ctx context.Context, tenant string, doc []byte, who 
 func (s *Service) SaveRouting(ctx context.Context, doc []byte, who string) (iomt.AlarmConfig, error) {
 	r, err := CompileRouting(doc)
 	if err != nil {
+		return iomt.AlarmConfig{}, err
+	}
+	if err := CheckWebhooks(doc, s.cfg.AllowInsecureWebhooks); err != nil {
 		return iomt.AlarmConfig{}, err
 	}
 	prev, err := s.Current(ctx, "", KindRouting)

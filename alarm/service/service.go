@@ -75,6 +75,9 @@ type Config struct {
 	Clock          func() time.Time
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
+	// AllowInsecureWebhooks accepts routing whose webhooks are plain http:// URLs on other
+	// machines (--allow-insecure-webhooks); without it SaveRouting refuses them.
+	AllowInsecureWebhooks bool
 }
 
 // Service is the alarm engine at work in a node.

@@ -14,7 +14,7 @@ import (
 )
 
 const gatewayUsage = `Usage:
-  iomt gateway --config FILE [--log-level info] [--log-format text]
+  iomt gateway --config FILE [--log-level info] [--log-format text] [--allow-plaintext-uplink]
 
 Runs the edge gateway: bedside monitors send HL7 v2 over MLLP, a BLE bridge posts GATT
 notifications and local sensors SenML over HTTP or CoAP; readings are kept in a crash-safe
@@ -32,6 +32,7 @@ func gatewayCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	configFile := fs.String("config", "", "YAML configuration file (required)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
+	allowPlain := fs.Bool("allow-plaintext-uplink", false, "let an mqtt:// (plaintext) uplink reach another machine (as uplink.allow_plaintext: true); only on a network protected otherwise")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -53,6 +54,7 @@ func gatewayCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "iomt gateway: %v\n", err)
 		return 2
 	}
+	cfg.Uplink.AllowPlaintext = cfg.Uplink.AllowPlaintext || *allowPlain
 	a, err := agent.New(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "iomt gateway: %v\n", err)

@@ -150,6 +150,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	idleTimeout := fs.Duration("idle-timeout", 15*time.Minute, "a session unused this long ends (automatic logoff)")
 	sessionLifetime := fs.Duration("session-lifetime", 12*time.Hour, "a session ends this long after sign-in, however active")
 	mfaRoles := fs.String("mfa-roles", "", "roles that must sign in with a TOTP second factor, comma-separated (e.g. admin,clinician)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain): serve the API, FHIR and dashboard over HTTPS on --http-addr (with --tls-key; reloaded when the files change)")
+	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	maxPacket := fs.Int("mqtt-max-packet", 1<<20, "largest MQTT packet accepted, in bytes")
 	maxFuture := fs.Duration("max-future", 5*time.Minute, "readings timestamped further ahead of server time are refused")
 	noSync := fs.Bool("no-sync", false, "do not fsync appends (survives a crash of the process, not of the machine)")
@@ -172,13 +174,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	exportUser := fs.String("fhir-export-user", "", "basic-auth user for the EHR")
 	exportPassword := fs.String("fhir-export-password", "", "basic-auth password for the EHR (prefer IOMT_FHIR_EXPORT_PASSWORD)")
 	exportCodes := fs.String("fhir-export-codes", "", "comma-separated codes to export (default: the vital signs)")
+	exportAllowHTTP := fs.Bool("fhir-export-allow-http", false, "allow a plain http:// --fhir-export-url on another machine (patient data in clear)")
 	alarmRules := fs.String("alarm-rules", "", "alarm rule set (YAML) for tenants without rules saved through the API (default: the built-in adult rules)")
 	alarmRouting := fs.String("alarm-routing", "", "alarm routing (YAML: teams, rosters, escalation policies) until routing is saved through the API")
 	webhookSecret := fs.String("alarm-webhook-secret", "", "HMAC secret that signs alarm webhooks (prefer IOMT_ALARM_WEBHOOK_SECRET)")
+	insecureWebhooks := fs.Bool("allow-insecure-webhooks", false, "allow alarm webhooks to plain http:// URLs on other machines (alarms in clear)")
 	smtpAddr := fs.String("smtp-addr", "", "SMTP relay (host:port) for alarm e-mail")
 	smtpFrom := fs.String("smtp-from", "iomt@localhost", "sender of alarm e-mail")
 	smtpUser := fs.String("smtp-user", "", "SMTP user (PLAIN authentication, over STARTTLS)")
 	smtpPassword := fs.String("smtp-password", "", "SMTP password (prefer IOMT_SMTP_PASSWORD)")
+	smtpCA := fs.String("smtp-ca", "", "CA bundle (PEM) that signs the SMTP relay's STARTTLS certificate (default: the system roots)")
+	smtpPlain := fs.Bool("smtp-insecure-plaintext", false, "send alarm e-mail to a relay that offers no STARTTLS, in clear (refused by default)")
 	commandTimeout := fs.Duration("command-timeout", 30*time.Second, "how long a device has to acknowledge a command")
 	if err := config.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -223,22 +229,31 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	n, err := node.Start(ctx, node.Config{
 		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey,
-		People:        node.PeopleConfig{BootstrapToken: token, IdleTimeout: *idleTimeout, SessionLifetime: *sessionLifetime, MFARoles: mfa},
+		People:      node.PeopleConfig{BootstrapToken: token, IdleTimeout: *idleTimeout, SessionLifetime: *sessionLifetime, MFARoles: mfa},
+		HTTPTLSCert: *tlsCert, HTTPTLSKey: *tlsKey,
 		MaxPacketSize: uint32(*maxPacket), MaxFuture: *maxFuture, NoSync: *noSync, Logger: log,
 		Postgres: *postgres, NodeID: *nodeID,
 		NATS: node.NATSConfig{URL: *natsURL, CredsFile: *natsCreds, TLSCA: *natsCA, TLSCert: *natsCert, TLSKey: *natsKey,
 			Partitions: *partitions, Replicas: *replicas, LeaseTTL: *leaseTTL},
 		Retention: *retention,
 		FHIRExport: node.FHIRExportConfig{URL: *exportURL, Token: *exportToken, Username: *exportUser, Password: *exportPassword,
-			Codes: splitList(*exportCodes)},
+			Codes: splitList(*exportCodes), AllowHTTP: *exportAllowHTTP},
 		Alarms: node.AlarmsConfig{RulesFile: *alarmRules, RoutingFile: *alarmRouting, WebhookSecret: *webhookSecret,
-			SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom, SMTPUser: *smtpUser, SMTPPassword: *smtpPassword, CommandTimeout: *commandTimeout},
+			SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom, SMTPUser: *smtpUser, SMTPPassword: *smtpPassword, CommandTimeout: *commandTimeout,
+			AllowInsecureWebhooks: *insecureWebhooks, SMTPCAFile: *smtpCA, SMTPInsecurePlaintext: *smtpPlain},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "iomt serve: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "iomt serving: API http://%s  MQTT %s  data %s\n", displayAddr(n.HTTPAddr()), displayAddr(n.MQTTAddr()), *dataDir)
+	scheme := "http"
+	if n.HTTPS() {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "iomt serving: API %s://%s  MQTT %s  data %s\n", scheme, displayAddr(n.HTTPAddr()), displayAddr(n.MQTTAddr()), *dataDir)
+	for _, w := range n.Warnings() {
+		fmt.Fprintf(stderr, "iomt serve: WARNING: %s\n", w)
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := n.Close(); err != nil {

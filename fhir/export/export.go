@@ -40,6 +40,7 @@ import (
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/fhir"
+	"github.com/iomt/iomt/loopback"
 )
 
 // Config sets up an Exporter.
@@ -56,8 +57,12 @@ type Config struct {
 	// Registry, if set, is asked for patients' MRNs, added to Patient references.
 	Registry  iomt.Registry
 	MRNSystem string
-	// URL is the EHR's FHIR base (the transaction is POSTed to it); required.
+	// URL is the EHR's FHIR base (the transaction is POSTed to it); required. A plain
+	// http:// URL to another machine is refused unless AllowHTTP.
 	URL string
+	// AllowHTTP lets the export (patient data, credentials) go to a plain http:// EHR on
+	// another machine, in clear (--fhir-export-allow-http).
+	AllowHTTP bool
 	// Token (bearer) or Username and Password (basic) authenticate to the EHR. They are
 	// never logged.
 	Token              string
@@ -138,6 +143,11 @@ func New(cfg Config) (*Exporter, error) {
 	}
 	if u.User != nil {
 		return nil, errors.New("export: put credentials in Token or Username/Password, not in the URL")
+	}
+	if loopback.PlainHTTP(u) && !cfg.AllowHTTP {
+		return nil, fmt.Errorf("export: URL %q is plain http to another machine: observations and the EHR credentials "+
+			"would cross the network in clear; use https://, or allow it with --fhir-export-allow-http only on a network "+
+			"protected otherwise", cfg.URL)
 	}
 	cfg.Group = cmp.Or(cfg.Group, "fhir-export")
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, 100)

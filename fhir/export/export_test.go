@@ -491,3 +491,24 @@ func TestRetryAfterAndAuth(t *testing.T) {
 		t.Error("credentials in the URL accepted")
 	}
 }
+
+// An EHR at a plain http:// URL on another machine is refused when the exporter is set up,
+// with the reason and the flag; allowed explicitly, or on loopback, or over https, it is not.
+// (New does not connect: nothing is sent anywhere here.)
+func TestPlainHTTPRefused(t *testing.T) {
+	_, err := export.New(export.Config{Catalog: codes.New(), URL: "http://ehr.example.org/fhir", Dir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "plain http to another machine") || !strings.Contains(err.Error(), "--fhir-export-allow-http") {
+		t.Errorf("plain http EHR: %v", err)
+	}
+	for _, c := range []export.Config{
+		{URL: "http://ehr.example.org/fhir", AllowHTTP: true}, {URL: "https://ehr.example.org/fhir"}, {URL: "http://127.0.0.1:8081/fhir"},
+	} {
+		c.Catalog, c.Dir = codes.New(), t.TempDir()
+		ex, err := export.New(c)
+		if err != nil {
+			t.Errorf("%s (allow %v): %v", c.URL, c.AllowHTTP, err)
+			continue
+		}
+		ex.Close()
+	}
+}

@@ -86,7 +86,7 @@ func New(cfg Config, log *slog.Logger) (_ *Agent, err error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	a.uplink, err = uplink.New(uplink.Config{
-		Spool: a.spool, URL: u.URL, TLS: tc, Username: u.Username, Password: pass, ClientID: u.ClientID,
+		Spool: a.spool, URL: u.URL, AllowPlaintext: u.AllowPlaintext, TLS: tc, Username: u.Username, Password: pass, ClientID: u.ClientID,
 		TopicPrefix: u.TopicPrefix, Tenant: u.Tenant, Window: u.Window,
 		BackoffMin: u.BackoffMin, BackoffMax: u.BackoffMax, SkewThreshold: u.SkewThreshold, MaxAhead: u.MaxAhead,
 		RejectedFile: cfg.DataDir + "/rejected.jsonl", Logger: log, Registerer: a.reg,

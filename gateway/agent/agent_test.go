@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -71,6 +72,9 @@ http: {listen: "127.0.0.1:9110"}
 		{"data_dir: d\nuplink: {url: mqtt://h:1}\nedge: {enabled: true, webhook_url: 'ftp://x'}", "http:// or https://"},
 		{"data_dir: d\nuplink: {url: mqtt://h:1}\nlocal: {http: true}", "identity_file is required"},
 		{"data_dir: d\nuplink: {url: mqtt://h:1}\nble: {enabled: true}", "ble.enabled needs http.listen"},
+		{"data_dir: d\nuplink: {url: mqtt://h:1}\nedge: {enabled: true, webhook_url: 'http://pager.example.org/alert'}",
+			"is plain http to another machine: alerts with patient readings would cross the network in clear"},
+		{"data_dir: d\nuplink: {url: mqtt://h:1}\nedge: {enabled: true, webhook_url: 'http://'}", "not a URL with a host"},
 	} {
 		_, err := agent.ParseConfig([]byte(tc.yaml), "")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -431,5 +435,40 @@ uplink: {url: "mqtt://127.0.0.1:%d", backoff_min: 50ms, backoff_max: 100ms}
 	}
 	if h.Status != "degraded" || h.UplinkUp || h.DownSince.IsZero() || h.SpoolDepth != 1 {
 		t.Fatalf("/healthz %+v: want degraded with the pack spooled", h)
+	}
+}
+
+// A plaintext uplink to another machine is refused at start with the reason and the way
+// out. Allowed explicitly, or on loopback, New gets past the uplink (and here stops at an
+// HTTP address in use, which cleans up without connecting anywhere); an http:// edge webhook
+// on loopback, or allowed, passes too.
+func TestPlaintextRefusals(t *testing.T) {
+	cfg, err := agent.ParseConfig([]byte("data_dir: "+t.TempDir()+"\nuplink: {url: 'mqtt://cloud.example.org:1883'}\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.New(cfg, logger()); err == nil {
+		t.Fatal("a plaintext uplink to another machine was accepted")
+	} else if !strings.Contains(err.Error(), "plaintext MQTT to another machine") || !strings.Contains(err.Error(), "--allow-plaintext-uplink") {
+		t.Errorf("refusal: %v", err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, doc := range []string{
+		"uplink: {url: 'mqtt://cloud.example.org:1883', allow_plaintext: true}",
+		"uplink: {url: 'mqtt://127.0.0.1:1883'}\nedge: {enabled: true, webhook_url: 'http://127.0.0.1:9/alert'}",
+		"uplink: {url: 'mqtts://cloud.example.org:8883'}\nedge: {enabled: true, webhook_url: 'http://pager.example.org/a', allow_http_webhook: true}",
+	} {
+		cfg, err := agent.ParseConfig([]byte("data_dir: "+t.TempDir()+"\nhttp: {listen: '"+taken.Addr().String()+"'}\n"+doc), "")
+		if err != nil {
+			t.Errorf("%s: %v", doc, err)
+			continue
+		}
+		if _, err := agent.New(cfg, logger()); err == nil || !strings.Contains(err.Error(), "http.listen") {
+			t.Errorf("%s: %v, want it past the uplink and stopped at http.listen", doc, err)
+		}
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/iomt/iomt/loopback"
 )
 
 // Config is the gateway's configuration file (YAML); docs/GATEWAY.md shows a complete one.
@@ -48,8 +51,12 @@ type EdgeConfig struct {
 	Threshold time.Duration `yaml:"threshold"`
 	// Realert is the least time between two alerts of one device and rule (default 5m).
 	Realert time.Duration `yaml:"realert"`
-	// WebhookURL receives each alert as a JSON POST; empty means log only.
+	// WebhookURL receives each alert as a JSON POST; empty means log only. A plain http://
+	// URL to another machine is refused unless AllowHTTPWebhook.
 	WebhookURL string `yaml:"webhook_url"`
+	// AllowHTTPWebhook lets alerts (patient readings) go to an http:// webhook on another
+	// machine, in clear.
+	AllowHTTPWebhook bool `yaml:"allow_http_webhook"`
 	// RulesFile replaces the default rules (SpO2 < 85 %, HR > 150 or < 40, ...).
 	RulesFile string `yaml:"rules_file"`
 	// Name names this gateway in alerts.
@@ -78,8 +85,11 @@ type BLEConfig struct {
 // UplinkConfig is the connection to the cloud's MQTT broker.
 type UplinkConfig struct {
 	// URL is mqtts://host:port (TLS, server certificate verified) or mqtt://host:port
-	// (plain: only for a broker on the same host). Required.
+	// (plain: only for a broker on the same host, unless AllowPlaintext). Required.
 	URL string `yaml:"url"`
+	// AllowPlaintext lets an mqtt:// URL reach another machine (also --allow-plaintext-uplink),
+	// for a network protected otherwise (a VPN): the password and readings travel in clear.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 	// CAFile verifies the server (PEM); empty means the system's roots.
 	CAFile string `yaml:"ca_file"`
 	// CertFile and KeyFile are a client certificate, for brokers that authenticate by it.
@@ -170,6 +180,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Edge.WebhookURL != "" && !strings.HasPrefix(c.Edge.WebhookURL, "http://") && !strings.HasPrefix(c.Edge.WebhookURL, "https://") {
 		bad("edge.webhook_url %q must be an http:// or https:// URL", c.Edge.WebhookURL)
+	} else if u, err := url.Parse(c.Edge.WebhookURL); c.Edge.WebhookURL != "" && (err != nil || u.Host == "") {
+		bad("edge.webhook_url %q: not a URL with a host", c.Edge.WebhookURL)
+	} else if c.Edge.WebhookURL != "" && loopback.PlainHTTP(u) && !c.Edge.AllowHTTPWebhook {
+		bad("edge.webhook_url %q is plain http to another machine: alerts with patient readings would cross the network in clear; "+
+			"use https://, or set edge.allow_http_webhook: true where the network is protected otherwise", c.Edge.WebhookURL)
 	}
 	u := c.Uplink
 	if u.URL == "" {

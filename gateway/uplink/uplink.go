@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iomt/iomt/gateway/spool"
+	"github.com/iomt/iomt/loopback"
 )
 
 // User properties of every PUBLISH, so the server can drop replays and see priorities.
@@ -45,8 +46,13 @@ const ServerTimeProperty = "server-time"
 // Config says where and how to send. Spool and URL are required.
 type Config struct {
 	Spool *spool.Spool
-	// URL is mqtts://host:port (TLS) or mqtt://host:port (plain, for loopback tests only).
+	// URL is mqtts://host:port (TLS) or mqtt://host:port (plain: refused to a host other
+	// than this machine unless AllowPlaintext).
 	URL string
+	// AllowPlaintext lets mqtt:// reach another machine, for a network protected otherwise
+	// (a VPN, an IPsec tunnel). Without TLS the gateway's password and every reading cross
+	// the network in clear.
+	AllowPlaintext bool
 	// TLS verifies the server; nil means the system roots. See TLSConfig.
 	TLS *tls.Config
 	// Username and Password authenticate the gateway (in iomt serve: the gateway device's id
@@ -130,6 +136,11 @@ func New(cfg Config) (*Uplink, error) {
 	}
 	if u.Hostname() == "" || u.Port() == "" {
 		return nil, fmt.Errorf("uplink: url %q: want scheme://host:port", cfg.URL)
+	}
+	if u.Scheme == "mqtt" && !cfg.AllowPlaintext && !loopback.Host(u.Hostname()) {
+		return nil, fmt.Errorf("uplink: url %q is plaintext MQTT to another machine: the gateway's password and patient readings "+
+			"would cross the network in clear; use mqtts://%s (TLS), or allow it explicitly (uplink.allow_plaintext: true, "+
+			"--allow-plaintext-uplink) only where the network is protected otherwise", cfg.URL, u.Host)
 	}
 	if cfg.ClientID == "" {
 		cfg.ClientID = "iomt-gateway-" + cfg.Username

@@ -216,10 +216,20 @@ func TestConfigRefusals(t *testing.T) {
 		{"http://example.org:80", "scheme must be mqtts"},
 		{"mqtts://example.org", "want scheme://host:port"},
 		{"::", "url"},
+		{"mqtt://broker.example.org:1883", "plaintext MQTT to another machine"},
+		{"tcp://10.0.0.7:1883", "use mqtts://10.0.0.7:1883 (TLS), or allow it explicitly (uplink.allow_plaintext: true, --allow-plaintext-uplink)"},
 	} {
 		_, err := uplink.New(uplink.Config{Spool: sp, URL: tc.url})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: err %v, want %q", tc.url, err, tc.want)
+		}
+	}
+	// Plaintext is fine on loopback, and elsewhere when allowed; TLS anywhere.
+	for _, c := range []uplink.Config{{URL: "mqtt://127.0.0.1:1883"}, {URL: "mqtt://localhost:1883"}, {URL: "mqtt://[::1]:1883"},
+		{URL: "mqtt://broker.example.org:1883", AllowPlaintext: true}, {URL: "mqtts://broker.example.org:8883"}} {
+		c.Spool = sp
+		if _, err := uplink.New(c); err != nil {
+			t.Errorf("%+v: %v", c, err)
 		}
 	}
 	if _, err := uplink.New(uplink.Config{URL: "mqtt://127.0.0.1:1"}); err == nil {
