@@ -47,7 +47,7 @@ const maxJWKSBytes = 1 << 20
 
 // VerifySignature implements go-oidc's KeySet.
 func (s *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, s.algs)
+	jws, err := jose.ParseSignedCompact(raw, s.algs)
 	if err != nil {
 		return nil, fmt.Errorf("malformed jwt: %w", err)
 	}

@@ -206,7 +206,7 @@ func (s storage) GetClientByClientID(_ context.Context, id string) (op.Client, e
 	if id != s.p.ClientID {
 		return nil, fmt.Errorf("client %q: %w", id, errNotFound)
 	}
-	return client{s.p}, nil
+	return client(s), nil
 }
 
 func (s storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
