@@ -67,6 +67,9 @@ type Config struct {
 	// trusted before they are fetched again; default 1 h.
 	KeyRefreshInterval time.Duration
 	KeyMaxAge          time.Duration
+	// AccessTokenCacheTTL is how long a verified access token is remembered (by its hash),
+	// at most until it expires; default 1 minute, negative: no cache.
+	AccessTokenCacheTTL time.Duration
 	// HTTPClient talks to the provider; default a client with a 15 s timeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
@@ -105,6 +108,7 @@ type RP struct {
 	secure     bool
 	audiences  []string
 	client     *http.Client
+	tokens     *tokenCache // nil: no cache
 }
 
 // New reads the provider's discovery document and returns a relying party for it.
@@ -137,6 +141,12 @@ func New(ctx context.Context, cfg Config) (*RP, error) {
 	}
 	if rp.cfg.LoginTimeout <= 0 {
 		rp.cfg.LoginTimeout = 10 * time.Minute
+	}
+	switch ttl := cfg.AccessTokenCacheTTL; {
+	case ttl == 0:
+		rp.tokens = newTokenCache(time.Minute, 10000)
+	case ttl > 0:
+		rp.tokens = newTokenCache(ttl, 10000)
 	}
 	rp.cookiePath = redirect.EscapedPath()
 	if rp.cookiePath == "" {
@@ -414,10 +424,14 @@ const maxTokenLen = 16 << 10
 // audience (one of AccessTokenAudiences). An ID token is refused (it carries a nonce, at_hash
 // or c_hash, or a JOSE typ other than JWT or at+jwt). It returns the mapped identity and the
 // token's scopes (the space-separated "scope" claim, or "scp" as a list or string), for the
-// caller to apply as SMART v2 scopes on top of the user's own permissions.
+// caller to apply as SMART v2 scopes on top of the user's own permissions. A token verified
+// once is remembered for AccessTokenCacheTTL (until it expires).
 func (rp *RP) VerifyAccessToken(ctx context.Context, raw string) (Identity, []string, error) {
 	if len(raw) > maxTokenLen {
 		return Identity{}, nil, fmt.Errorf("%w: the access token is %d bytes long, at most %d are read", ErrInvalidToken, len(raw), maxTokenLen)
+	}
+	if id, scopes, ok := rp.tokens.get(raw, rp.now()); ok {
+		return id, scopes, nil
 	}
 	if err := checkAccessTokenType(raw); err != nil {
 		return Identity{}, nil, err
@@ -447,6 +461,7 @@ func (rp *RP) VerifyAccessToken(ctx context.Context, raw string) (Identity, []st
 		return Identity{}, nil, err
 	}
 	id.Tenant, id.Expiry = rp.cfg.Tenant, tok.Expiry
+	rp.tokens.put(raw, id, scopes, rp.now())
 	return id, scopes, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ var (
 )
 
 var mapping = oidc.Mapping{
-	Roles:      map[string]iomt.Role{"iomt-clinicians": iomt.RoleClinician, "iomt-admins": iomt.RoleAdmin, "iomt-auditors": iomt.RoleAuditor},
+	Roles:      map[string]iomt.Role{"iomt-clinicians": iomt.RoleClinician, "iomt-admins": iomt.RoleAdmin, "iomt-auditors": iomt.RoleAuditor, "iomt-services": iomt.RoleService},
 	Teams:      map[string]string{"icu-staff": "icu"},
 	TeamPrefix: "team:",
 }
@@ -66,7 +67,7 @@ func (h *harness) result() (oidc.Identity, error) {
 	return h.id, h.err
 }
 
-func newHarness(t *testing.T, edit func(*oidc.Config), users ...oidctest.User) *harness {
+func newHarness(t testing.TB, edit func(*oidc.Config), users ...oidctest.User) *harness {
 	t.Helper()
 	if len(users) == 0 {
 		users = []oidctest.User{alice, bob, carol, dave}
@@ -565,8 +566,54 @@ func TestAccessTokenIsVerifiedAndScopesReturned(t *testing.T) {
 	})
 }
 
+func TestServiceTokenIsVerified(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	h.p.SetService("lab-system", "iomt-services")
+	at, err := h.p.ServiceToken(ctx, "lab-system", "system/Observation.rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, scopes, err := h.rp.VerifyAccessToken(ctx, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Subject != "lab-system" || id.Login != "lab-system" || !slices.Equal(id.Roles, []iomt.Role{iomt.RoleService}) ||
+		!slices.Equal(scopes, []string{"system/Observation.rs"}) {
+		t.Errorf("identity %+v scopes %v", id, scopes)
+	}
+}
+
+func TestVerifiedAccessTokensAreRememberedForTheirTTL(t *testing.T) {
+	// Keys are trusted 10 s: a token verified again after that would fetch them.
+	h := newHarness(t, func(c *oidc.Config) { c.AccessTokenCacheTTL = 30 * time.Second; c.KeyMaxAge = 10 * time.Second })
+	ctx := context.Background()
+	at, _, err := h.p.UserAccessToken(ctx, "alice", "user/Observation.rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, scopes, err := h.rp.VerifyAccessToken(ctx, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id.Roles[0], scopes[0] = "edited", "edited" // a caller's edits reach no other caller
+	h.p.RotateKey(t, false)
+	h.clock.Store(int64(20 * time.Second))
+	id, scopes, err = h.rp.VerifyAccessToken(ctx, at)
+	if err != nil || id.Roles[0] != iomt.RoleClinician || scopes[0] == "edited" {
+		t.Fatalf("within the TTL: %+v %v %v", id, scopes, err)
+	}
+	if n := h.net.keyFetches(); n != 1 {
+		t.Errorf("%d key fetches within the TTL, want 1", n)
+	}
+	h.clock.Store(int64(31 * time.Second))
+	if _, _, err := h.rp.VerifyAccessToken(ctx, at); !errors.Is(err, oidc.ErrInvalidToken) {
+		t.Fatalf("after the TTL, a token of a withdrawn key: err = %v, want ErrInvalidToken", err)
+	}
+}
+
 func TestRotatedKeyIsPickedUp(t *testing.T) {
-	h := newHarness(t, func(c *oidc.Config) { c.KeyMaxAge = time.Minute })
+	h := newHarness(t, func(c *oidc.Config) { c.KeyMaxAge = time.Minute; c.AccessTokenCacheTTL = -1 })
 	ctx := context.Background()
 	token := func() string {
 		t.Helper()
@@ -658,4 +705,41 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 			t.Errorf("%s: err = %v, want %v", name, err, tc.want)
 		}
 	}
+}
+
+// BenchmarkVerifyAccessToken measures the check of a bearer JWT on the request path (RS256
+// signature, claims, mapping), with the provider's keys cached.
+func BenchmarkVerifyAccessToken(b *testing.B) {
+	b.Run("verified", func(b *testing.B) { benchmarkVerify(b, -1) })
+	b.Run("remembered", func(b *testing.B) { benchmarkVerify(b, time.Minute) })
+}
+
+func benchmarkVerify(b *testing.B, ttl time.Duration) {
+	h := newHarness(b, func(c *oidc.Config) { c.AccessTokenCacheTTL = ttl })
+	ctx := context.Background()
+	at, _, err := h.p.UserAccessToken(ctx, "alice", "user/Observation.rs")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := h.rp.VerifyAccessToken(ctx, at); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	// The machine is shared: CPU time per operation says more than wall time.
+	cpu0 := cpuTime()
+	for b.Loop() {
+		if _, _, err := h.rp.VerifyAccessToken(ctx, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

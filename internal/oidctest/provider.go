@@ -28,6 +28,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // LoginPath is the provider's login page. Its form has inputs named and id'd "username" and
@@ -74,7 +75,8 @@ type Provider struct {
 	requests  map[string]*authRequest
 	keys      []signingKey // the last one signs; all are published
 	redirects []string
-	logins    []string // logins that succeeded, in order
+	logins    []string          // logins that succeeded, in order
+	services  map[string]string // service client ID → secret
 }
 
 // Start runs a provider with the given users until the test ends. Register the RP's
@@ -86,7 +88,7 @@ func Start(t testing.TB, users ...User) *Provider {
 		Issuer: "http://" + srv.Listener.Addr().String(), ClientID: "iomt", ClientSecret: randomID(),
 		GroupsClaim: "groups", IDTokenLifetime: 5 * time.Minute, AccessTokenLifetime: 5 * time.Minute,
 		RequirePKCE: true, server: srv,
-		users: map[string]User{}, requests: map[string]*authRequest{},
+		users: map[string]User{}, requests: map[string]*authRequest{}, services: map[string]string{},
 		redirects: []string{unusedRedirect},
 	}
 	for _, u := range users {
@@ -153,6 +155,36 @@ func (p *Provider) userBySubject(sub string) (User, bool) {
 		}
 	}
 	return User{}, false
+}
+
+// SetService registers an integration that gets access tokens with the client credentials
+// grant (ServiceToken): a client whose tokens have sub = clientID and the given groups. It
+// returns the client's secret.
+func (p *Provider) SetService(clientID string, groups ...string) (secret string) {
+	secret = randomID()
+	p.SetUser(User{Login: clientID, Subject: clientID, Groups: groups})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.services[clientID] = secret
+	return secret
+}
+
+// ServiceToken gets a JWT access token for a service registered with SetService, through
+// the token endpoint's client credentials grant, with the given scopes (e.g. SMART
+// system/Observation.rs).
+func (p *Provider) ServiceToken(ctx context.Context, clientID string, scopes ...string) (string, error) {
+	p.mu.Lock()
+	secret, ok := p.services[clientID]
+	p.mu.Unlock()
+	if !ok {
+		return "", fmt.Errorf("oidctest: no service %q", clientID)
+	}
+	conf := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: p.Issuer + "/oauth/token", Scopes: scopes}
+	tok, err := conf.Token(ctx)
+	if err != nil {
+		return "", fmt.Errorf("oidctest: client credentials grant: %w", err)
+	}
+	return tok.AccessToken, nil
 }
 
 // AllowRedirect registers a redirect URI of the client (the RP's callback URL).

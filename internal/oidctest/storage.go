@@ -60,11 +60,19 @@ type withAudience struct {
 
 func (a withAudience) GetAudience() []string { return a.aud }
 
-// client is the relying party registered at the provider.
-type client struct{ p *Provider }
+// client is the relying party registered at the provider (service false), or a service
+// that gets tokens with the client credentials grant (service true).
+type client struct {
+	p       *Provider
+	id      string
+	service bool
+}
 
-func (c client) GetID() string { return c.p.ClientID }
+func (c client) GetID() string { return c.id }
 func (c client) RedirectURIs() []string {
+	if c.service {
+		return nil
+	}
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
 	return slices.Clone(c.p.redirects)
@@ -75,7 +83,12 @@ func (c client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBas
 func (c client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
-func (c client) GrantTypes() []oidc.GrantType         { return []oidc.GrantType{oidc.GrantTypeCode} }
+func (c client) GrantTypes() []oidc.GrantType {
+	if c.service {
+		return []oidc.GrantType{oidc.GrantTypeClientCredentials}
+	}
+	return []oidc.GrantType{oidc.GrantTypeCode}
+}
 func (c client) LoginURL(id string) string            { return c.p.Issuer + LoginPath + "?authRequestID=" + id }
 func (c client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
 func (c client) IDTokenLifetime() time.Duration       { return c.p.IDTokenLifetime }
@@ -203,10 +216,15 @@ func (s storage) KeySet(context.Context) ([]op.Key, error) {
 }
 
 func (s storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
-	if id != s.p.ClientID {
-		return nil, fmt.Errorf("client %q: %w", id, errNotFound)
+	if id == s.p.ClientID {
+		return client{p: s.p, id: id}, nil
 	}
-	return client(s), nil
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	if _, ok := s.p.services[id]; ok {
+		return client{p: s.p, id: id, service: true}, nil
+	}
+	return nil, fmt.Errorf("client %q: %w", id, errNotFound)
 }
 
 func (s storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
@@ -214,6 +232,32 @@ func (s storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) e
 		return errors.New("oidctest: wrong client id or secret")
 	}
 	return nil
+}
+
+// ClientCredentials authenticates a service (client credentials grant).
+func (s storage) ClientCredentials(_ context.Context, id, secret string) (op.Client, error) {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	want, ok := s.p.services[id]
+	if !ok || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
+		return nil, errors.New("oidctest: wrong service client id or secret")
+	}
+	return client{p: s.p, id: id, service: true}, nil
+}
+
+// serviceRequest is a client credentials grant: the service is its own subject.
+type serviceRequest struct {
+	subject string
+	aud     []string
+	scopes  []string
+}
+
+func (r serviceRequest) GetSubject() string    { return r.subject }
+func (r serviceRequest) GetAudience() []string { return r.aud }
+func (r serviceRequest) GetScopes() []string   { return r.scopes }
+
+func (s storage) ClientCredentialsTokenRequest(_ context.Context, id string, scopes []string) (op.TokenRequest, error) {
+	return serviceRequest{subject: id, aud: s.p.audience(), scopes: scopes}, nil
 }
 
 // SetUserinfoFromScopes fills the ID token's and userinfo's claims: profile and email per
