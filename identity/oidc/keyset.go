@@ -42,6 +42,10 @@ type keyFetch struct {
 	err  error
 }
 
+// errKeysUnavailable starts every error of fetching the provider's keys. go-oidc's verifier
+// wraps key set errors with %v, so verifyError recognises it by its text.
+var errKeysUnavailable = errors.New("the provider's keys are unavailable")
+
 // maxJWKSBytes bounds what is read of a JWKS response; real ones are a few KB.
 const maxJWKSBytes = 1 << 20
 
@@ -139,27 +143,35 @@ func (s *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 	case <-f.done:
 		return f.keys, f.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("fetching the provider's keys: %w", ctx.Err())
+		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, ctx.Err())
 	}
 }
 
 func (s *keySet) get(ctx context.Context) ([]jose.JSONWebKey, error) {
+	keys, err := s.fetchKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, err)
+	}
+	return keys, nil
+}
+
+func (s *keySet) fetchKeys(ctx context.Context) ([]jose.JSONWebKey, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("fetching the provider's keys: %w", err)
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetching the provider's keys: %w", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes))
 	if err != nil {
-		return nil, fmt.Errorf("reading the provider's keys from %s: %w", s.url, err)
+		return nil, fmt.Errorf("reading %s: %w", s.url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetching the provider's keys from %s: %s", s.url, resp.Status)
+		return nil, fmt.Errorf("%s answered %s", s.url, resp.Status)
 	}
 	return parseJWKS(body)
 }

@@ -160,7 +160,9 @@ func (m Mapping) identityFrom(claims map[string]any) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	id.Groups = groups
+	// Groups iomt could not store (control characters, over-long) map to nothing and are
+	// left out of what the audit trail is given.
+	id.Groups = slices.DeleteFunc(slices.Clone(groups), func(g string) bool { return iomt.CheckText("group", g, iomt.MaxNameLen) != nil })
 	if id.Roles, id.Teams, err = m.apply(groups); err != nil {
 		return Identity{}, fmt.Errorf("user %q of %s: %w", id.Login, id.Issuer, err)
 	}

@@ -412,6 +412,10 @@ func verifyError(what string, err error) error {
 	if errors.As(err, &exp) {
 		return fmt.Errorf("%w: the %s expired at %s", ErrTokenExpired, what, exp.Expiry.UTC().Format(time.RFC3339))
 	}
+	if strings.Contains(err.Error(), errKeysUnavailable.Error()) {
+		// Not the token's fault: the caller may answer 503 rather than 401.
+		return fmt.Errorf("%w: verifying the %s: %w", ErrProvider, what, err)
+	}
 	return fmt.Errorf("%w: %s: %w", ErrInvalidToken, what, err)
 }
 

@@ -127,9 +127,16 @@ type transport struct {
 	mu        sync.Mutex
 	tamper    func(tokenResponse map[string]any)
 	keyFetchs int
+	keysDown  bool // the provider's JWKS endpoint cannot be reached
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tr.mu.Lock()
+	down := tr.keysDown && req.URL.Path == "/keys"
+	tr.mu.Unlock()
+	if down {
+		return nil, errors.New("connection refused (test)")
+	}
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		return nil, err
@@ -564,6 +571,22 @@ func TestAccessTokenIsVerifiedAndScopesReturned(t *testing.T) {
 			t.Fatalf("err = %v, want ErrNoRole", err)
 		}
 	})
+}
+
+func TestUnreachableKeysAreAProviderErrorNotABadToken(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	at, _, err := h.p.UserAccessToken(ctx, "alice", "user/Observation.rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.net.mu.Lock()
+	h.net.keysDown = true
+	h.net.mu.Unlock()
+	_, _, err = h.rp.VerifyAccessToken(ctx, at)
+	if !errors.Is(err, oidc.ErrProvider) || errors.Is(err, oidc.ErrInvalidToken) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("err = %v, want ErrProvider (so the API can answer 503, not 401)", err)
+	}
 }
 
 func TestServiceTokenIsVerified(t *testing.T) {
