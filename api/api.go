@@ -53,8 +53,9 @@ type Config struct {
 	BootstrapToken string
 	// VerifyJWT, if set, authenticates a bearer JWT from the hospital's identity provider.
 	VerifyJWT func(ctx context.Context, raw string) (policy.Principal, error)
-	// SSO, if set, serves single sign-on (OpenID Connect) under /auth/oidc/.
-	SSO http.Handler
+	// SSO, if set, signs people in through the hospital's identity provider at
+	// /auth/oidc/login and /auth/oidc/callback.
+	SSO SSOProvider
 	// TLS tells whether the node serves HTTPS: session cookies are then marked Secure.
 	TLS      bool
 	Logger   *slog.Logger

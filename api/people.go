@@ -43,7 +43,9 @@ func (s *Server) peopleRoutes() {
 		s.handle(rt)
 	}
 	if s.SSO != nil {
-		s.handle(Route{Pattern: "GET /auth/oidc/", Need: policy.Public, Handler: s.SSO})
+		// Sign-in records its own audit event, as the password sign-in does.
+		s.handle(Route{Pattern: "GET /auth/oidc/login", Need: policy.Public, Handler: h(s.ssoLogin)})
+		s.handle(Route{Pattern: "GET /auth/oidc/callback", Need: policy.Public, Handler: h(s.ssoCallback)})
 	}
 }
 

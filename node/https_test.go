@@ -215,7 +215,7 @@ func TestTLSConfigRefused(t *testing.T) {
 		{"mismatched", func(c *node.Config) { c.HTTPTLSCert, c.HTTPTLSKey = pki.ServerCert, pki.ClientKey }, "https TLS certificate (--tls-cert, --tls-key)"},
 		{"mqtt unreadable", func(c *node.Config) { c.MQTTTLSCert, c.MQTTTLSKey = pki.ServerCert+".gone", pki.ServerKey }, "mqtt TLS certificate (--mqtt-tls-cert, --mqtt-tls-key)"},
 	} {
-		cfg := node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: adminToken}
+		cfg := node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: adminToken}}
 		tc.edit(&cfg)
 		n, err := node.Start(t.Context(), cfg)
 		if err == nil {

@@ -389,7 +389,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	ssoProvider, verifyJWT := n.people.ssoConfig()
 	handler, err := api.New(api.Config{
+		SSO: ssoProvider, VerifyJWT: verifyJWT,
 		Store: n.store, Ingester: ing, Auth: auth, Catalog: cat, Live: live,
 		Identity: n.people.identity, Policy: n.people.policy, Auditor: n.people.auditor, BootstrapToken: cfg.People.BootstrapToken,
 		Logger: log, Audit: audit, Gatherer: reg,

@@ -10,6 +10,7 @@ import (
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/api"
 	"github.com/iomt/iomt/identity"
+	"github.com/iomt/iomt/identity/oidc"
 	"github.com/iomt/iomt/policy"
 )
 
@@ -22,6 +23,9 @@ type PeopleConfig struct {
 	IdleTimeout, SessionLifetime time.Duration
 	// MFARoles must sign in with a TOTP second factor.
 	MFARoles []iomt.Role
+	// OIDC, if set, signs people in through the hospital's OpenID provider and accepts its
+	// access tokens (see identity/oidc).
+	OIDC *oidc.Config
 	// PolicyRefresh is how often the policy re-reads teams and patients, so changes made on
 	// other nodes reach this one (default 10 s).
 	PolicyRefresh time.Duration
@@ -33,6 +37,7 @@ type people struct {
 	identity *identity.Service
 	policy   *policy.Policy
 	auditor  api.Auditor
+	sso      *sso // nil without single sign-on
 }
 
 // startPeople loads the policy and keeps it fresh until ctx ends.
@@ -72,7 +77,13 @@ func startPeople(ctx context.Context, st iomt.Store, cfg PeopleConfig, log *slog
 			}
 		}
 	}()
-	return &people{identity: id, policy: pol}, nil
+	p := &people{identity: id, policy: pol}
+	if cfg.OIDC != nil {
+		if p.sso, err = startSSO(ctx, cfg.OIDC, id); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // Identity returns the node's sign-in service (for `iomt demo` and tests that create users).
@@ -94,3 +105,11 @@ func fhirPrincipal(r *http.Request) (policy.Principal, bool) { return api.Princi
 
 // Routes returns the API's route table, each route with its policy.
 func (n *Node) Routes() []api.Route { return n.routes }
+
+// ssoConfig is what the API gets of single sign-on: nothing without it.
+func (p *people) ssoConfig() (api.SSOProvider, func(context.Context, string) (policy.Principal, error)) {
+	if p.sso == nil {
+		return nil, nil
+	}
+	return p.sso, p.sso.verifyJWT
+}

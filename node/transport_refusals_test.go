@@ -25,7 +25,7 @@ import (
 // unless --allow-insecure-webhooks. Nothing is sent to them in these tests.
 func TestInsecureWebhooksRefused(t *testing.T) {
 	alarms := hookedAlarms(t, "http://pager.example.org/hook")
-	cfg := node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: adminToken, Alarms: alarms}
+	cfg := node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: adminToken}, Alarms: alarms}
 	backends(t, &cfg)
 	n, err := node.Start(t.Context(), cfg)
 	if err == nil {
@@ -183,7 +183,7 @@ teams:
 		t.Error("the plaintext relay reports TLS")
 	}
 
-	cfg := node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: adminToken,
+	cfg := node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: adminToken},
 		Alarms: node.AlarmsConfig{SMTPAddr: secure.addr, SMTPCAFile: pki.ServerKey}}
 	if n, err := node.Start(t.Context(), cfg); err == nil {
 		n.Close()
@@ -196,7 +196,7 @@ teams:
 // The EHR export to plain http:// on another machine stops the node at start with the reason,
 // unless --fhir-export-allow-http. (No reading is ingested: nothing is exported anywhere.)
 func TestPlainHTTPExportRefused(t *testing.T) {
-	cfg := node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", AdminToken: adminToken,
+	cfg := node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: adminToken},
 		FHIRExport: node.FHIRExportConfig{URL: "http://ehr.example.org/fhir"}}
 	if n, err := node.Start(t.Context(), cfg); err == nil {
 		n.Close()

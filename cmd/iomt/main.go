@@ -25,6 +25,7 @@ import (
 
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/config"
+	"github.com/iomt/iomt/identity/oidc"
 	"github.com/iomt/iomt/node"
 )
 
@@ -149,6 +150,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	bootstrapFile := fs.String("bootstrap-token-file", "", "file holding a bootstrap bearer token with every permission (for provisioning; or set IOMT_BOOTSTRAP_TOKEN); none by default")
 	idleTimeout := fs.Duration("idle-timeout", 15*time.Minute, "a session unused this long ends (automatic logoff)")
 	sessionLifetime := fs.Duration("session-lifetime", 12*time.Hour, "a session ends this long after sign-in, however active")
+	oidcConfig := fs.String("oidc-config", "", "single sign-on: the OpenID Connect provider and its claim mappings (YAML; see identity/oidc/README.md); the client secret from its client_secret_file or IOMT_OIDC_CLIENT_SECRET")
 	mfaRoles := fs.String("mfa-roles", "", "roles that must sign in with a TOTP second factor, comma-separated (e.g. admin,clinician)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain): serve the API, FHIR and dashboard over HTTPS on --http-addr (with --tls-key; reloaded when the files change)")
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
@@ -207,6 +209,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "iomt serve: --bootstrap-token-file: %v\n", err)
 		return 2
 	}
+	var sso *oidc.Config
+	if *oidcConfig != "" {
+		c, err := oidc.LoadConfig(*oidcConfig, getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "iomt serve: --oidc-config: %v\n", err)
+			return 2
+		}
+		c.Logger = log.With("component", "oidc")
+		sso = &c
+	}
 	var mfa []iomt.Role
 	for _, r := range splitList(*mfaRoles) {
 		if !slices.Contains(iomt.Roles(), iomt.Role(r)) {
@@ -229,7 +241,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	n, err := node.Start(ctx, node.Config{
 		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey,
-		People:      node.PeopleConfig{BootstrapToken: token, IdleTimeout: *idleTimeout, SessionLifetime: *sessionLifetime, MFARoles: mfa},
+		People:      node.PeopleConfig{BootstrapToken: token, IdleTimeout: *idleTimeout, SessionLifetime: *sessionLifetime, MFARoles: mfa, OIDC: sso},
 		HTTPTLSCert: *tlsCert, HTTPTLSKey: *tlsKey,
 		MaxPacketSize: uint32(*maxPacket), MaxFuture: *maxFuture, NoSync: *noSync, Logger: log,
 		Postgres: *postgres, NodeID: *nodeID,
