@@ -125,17 +125,18 @@ func CheckPatient(p Patient) error {
 			return err
 		}
 	}
-	for _, f := range [...]struct{ name, v string }{{"id", p.ID}, {"tenant", p.Tenant}, {"name", p.Name}, {"family", p.Family},
-		{"mrn", p.MRN}, {"birthDate", p.BirthDate}, {"location", p.Location}} {
-		if err := CheckText(f.name, f.v, MaxNameLen); err != nil {
-			return err
-		}
-	}
+	// The parts before the name: a name joined from them would otherwise take the blame.
 	if len(p.Given) > MaxGivenNames {
 		return fmt.Errorf("%w: given has %d names, at most %d are allowed", ErrInvalid, len(p.Given), MaxGivenNames)
 	}
 	for i, g := range p.Given {
 		if err := CheckText(fmt.Sprintf("given[%d]", i), g, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	for _, f := range [...]struct{ name, v string }{{"id", p.ID}, {"tenant", p.Tenant}, {"family", p.Family}, {"name", p.Name},
+		{"mrn", p.MRN}, {"birthDate", p.BirthDate}, {"location", p.Location}} {
+		if err := CheckText(f.name, f.v, MaxNameLen); err != nil {
 			return err
 		}
 	}

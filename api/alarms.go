@@ -113,6 +113,9 @@ func (s *Server) alarmStep(op string) http.HandlerFunc {
 		if !s.decodeBody(w, r, &in) {
 			return
 		}
+		if !checkTexts(w, r, textField{"by", in.By, iomt.MaxNameLen}, textField{"why", in.Why, iomt.MaxTextLen}) {
+			return
+		}
 		f := s.Alarms.Acknowledge
 		if op == "resolve" {
 			f = s.Alarms.Resolve
@@ -139,6 +142,11 @@ type silenceIn struct {
 func (s *Server) silenceAlarms(w http.ResponseWriter, r *http.Request) {
 	var in silenceIn
 	if !s.decodeBody(w, r, &in) {
+		return
+	}
+	if !checkTexts(w, r, textField{"alarm", in.Alarm, iomt.MaxNameLen}, textField{"patient", in.Patient, iomt.MaxNameLen},
+		textField{"rule", in.Rule, iomt.MaxNameLen}, textField{"device", in.Device, iomt.MaxNameLen},
+		textField{"by", in.By, iomt.MaxNameLen}, textField{"why", in.Why, iomt.MaxTextLen}) {
 		return
 	}
 	d, err := time.ParseDuration(in.For)
@@ -237,7 +245,13 @@ func (s *Server) putAlarmConfig(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		doc, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
 		if err != nil {
+			if bodyTimeout(w, r, err) {
+				return
+			}
 			writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", s.MaxBody))
+			return
+		}
+		if !checkTexts(w, r, textField{"by", r.URL.Query().Get("by"), iomt.MaxNameLen}, textField{"tenant", r.URL.Query().Get("tenant"), iomt.MaxNameLen}) {
 			return
 		}
 		var c iomt.AlarmConfig

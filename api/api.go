@@ -193,6 +193,9 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool 
 			writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
 			return false
 		}
+		if bodyTimeout(w, r, err) {
+			return false
+		}
 		writeProblem(w, r, http.StatusBadRequest, "invalid JSON body: "+err.Error())
 		return false
 	}
@@ -209,6 +212,9 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, what string,
 		return
 	}
 	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if textProblem(w, r, "", err) {
 		return
 	}
 	s.log.Error("api store error", "path", r.URL.Path, "err", err)
@@ -326,6 +332,9 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 	}
 	p := iomt.Patient{ID: id, Tenant: iomt.DefaultTenant, Name: in.Name, Family: in.Family, Given: in.Given, Gender: in.Gender,
 		BirthDate: in.BirthDate, MRN: strings.TrimSpace(in.MRN), SpO2Scale: in.SpO2Scale, CGMLimits: in.CGMLimits, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if textProblem(w, r, "", iomt.CheckPatient(p)) {
+		return
+	}
 	if err := s.Store.CreatePatient(r.Context(), p); err != nil {
 		if errors.Is(err, iomt.ErrDuplicate) {
 			writeProblem(w, r, http.StatusConflict, fmt.Sprintf("a patient with MRN %q already exists", p.MRN))
@@ -446,6 +455,9 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 	if nw.CGMLimits != cur.CGMLimits {
 		attrs = append(attrs, slog.Any("cgmLimitsFrom", cur.CGMLimits), slog.Any("cgmLimitsTo", nw.CGMLimits))
 	}
+	if textProblem(w, r, "", iomt.CheckPatient(nw)) {
+		return
+	}
 	if len(changed) > 0 {
 		if err := s.Store.UpdatePatient(r.Context(), nw); err != nil {
 			if errors.Is(err, iomt.ErrDuplicate) {
@@ -523,7 +535,13 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := iomt.CheckIdentifiers(in.Identifiers); err != nil {
+		if textProblem(w, r, `"identifiers": `, err) {
+			return
+		}
 		writeProblem(w, r, http.StatusBadRequest, `"identifiers": `+strings.TrimPrefix(err.Error(), iomt.ErrInvalid.Error()+": "))
+		return
+	}
+	if !checkTexts(w, r, textField{"patient", in.Patient, iomt.MaxNameLen}) {
 		return
 	}
 	if in.Patient != "" {
