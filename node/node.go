@@ -65,6 +65,10 @@ type Config struct {
 	// Retention, if set, drops readings older than this, a whole day at a time (PostgreSQL
 	// partitions); the embedded store keeps everything.
 	Retention time.Duration
+	// HTTPLimits bound slow and idle HTTP clients (zero fields: the defaults).
+	HTTPLimits HTTPLimits
+	// MQTTLimits bound connections that have not logged in (zero fields: the defaults).
+	MQTTLimits mqtt.Limits
 }
 
 // FHIRExportConfig says where and what to export. Credentials are never logged.
@@ -209,7 +213,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	// The broker exists (without serving yet) before events arrive: device commands use it.
-	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg,
+	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg, Limits: cfg.MQTTLimits,
 		// A device's command ack goes to every node: the one that sent the command waits for it.
 		OnCommandAck: func(device string, payload []byte) {
 			data, err := json.Marshal(deviceCommand{Device: device, Payload: json.RawMessage(payload)})
@@ -377,12 +381,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.http = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return runCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	n.http = newHTTPServer(runCtx, handler, cfg.HTTPLimits, log)
 	go func() { n.httpDone <- n.http.Serve(n.httpLn) }()
 	log.Info("iomt node started", "http", n.HTTPAddr(), "mqtt", n.MQTTAddr(), "data", cfg.DataDir)
 	return n, nil
