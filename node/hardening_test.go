@@ -298,3 +298,53 @@ func TestMQTTIdleAndFloodedSockets(t *testing.T) {
 	e.waitMetric(t, `iomt_mqtt_refusals_total{reason="too_many_pending"} 3`, 5*time.Second)
 	e.waitMetric(t, `iomt_mqtt_refusals_total{reason="connect_timeout"}`, 5*time.Second)
 }
+
+// A rule set with a costly rule (nested comprehensions) is refused through the API with 422,
+// the rule, the field, the estimate and the limit, and nothing is saved; control characters
+// in a silence's or an acknowledgement's text are refused with 422 naming the field.
+func TestCostlyRuleAndHostileAlarmText(t *testing.T) {
+	e := start(t)
+	costly := []byte(`version: 1
+rules:
+  - id: spo2-low
+    kind: threshold
+    code: spo2
+    below: [{limit: 90, priority: medium}]
+  - id: everything-at-once
+    kind: condition
+    levels:
+      - when: 'vitals.all(a, vitals.all(b, vitals.all(c, vitals[a] + vitals[b] + vitals[c] > 0.0)))'
+        priority: high
+`)
+	var p struct {
+		Status int
+		Errors []struct{ Rule, Field, Detail string }
+	}
+	if code := e.call("PUT", "/api/v1/alarm-rules?tenant=default", adminToken, costly, &p); code != 422 || len(p.Errors) != 1 {
+		t.Fatalf("costly rule: %d %+v, want 422 with one error", code, p)
+	}
+	if er := p.Errors[0]; er.Rule != "everything-at-once" || er.Field != "levels[0].when" ||
+		!strings.Contains(er.Detail, "may cost up to") || !strings.Contains(er.Detail, "more than the limit of 10000") {
+		t.Errorf("refusal %+v does not name the rule, field, estimate and limit", er)
+	}
+	if code := e.call("GET", "/api/v1/alarm-rules?tenant=default", adminToken, nil, nil); code != 404 {
+		t.Errorf("the refused rule set was saved: %d", code)
+	}
+
+	patient, _ := e.ward()
+	var prob struct{ Detail string }
+	for _, c := range []struct {
+		path string
+		body map[string]string
+		want string
+	}{
+		{"/api/v1/alarms/silence", map[string]string{"patient": patient, "for": "5m", "why": "wash\x00ing"}, `"why" has a control character (U+0000)`},
+		{"/api/v1/alarms/silence", map[string]string{"patient": patient, "for": "5m", "by": "ann\x1b[2J"}, `"by" has a control character (U+001B)`},
+		{"/api/v1/alarms/silence", map[string]string{"patient": patient, "for": "5m", "why": strings.Repeat("w", 4001)}, `"why" is 4001 bytes long, at most 4000`},
+		{"/api/v1/alarms/nosuch/acknowledge", map[string]string{"why": "on it\r\nX-Injected: 1"}, `"why" has a control character (U+000D)`},
+	} {
+		if code := e.call("POST", c.path, adminToken, c.body, &prob); code != 422 || !strings.Contains(prob.Detail, c.want) {
+			t.Errorf("POST %s: %d %q, want 422 with %q", c.path, code, prob.Detail, c.want)
+		}
+	}
+}

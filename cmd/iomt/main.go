@@ -172,6 +172,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	smtpUser := fs.String("smtp-user", "", "SMTP user (PLAIN authentication, over STARTTLS)")
 	smtpPassword := fs.String("smtp-password", "", "SMTP password (prefer IOMT_SMTP_PASSWORD)")
 	commandTimeout := fs.Duration("command-timeout", 30*time.Second, "how long a device has to acknowledge a command")
+	lim := limitFlags(fs)
 	if err := config.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -217,6 +218,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			Codes: splitList(*exportCodes)},
 		Alarms: node.AlarmsConfig{RulesFile: *alarmRules, RoutingFile: *alarmRouting, WebhookSecret: *webhookSecret,
 			SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom, SMTPUser: *smtpUser, SMTPPassword: *smtpPassword, CommandTimeout: *commandTimeout},
+		HTTPLimits: lim.http, MQTTLimits: lim.mqtt,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "iomt serve: %v\n", err)
