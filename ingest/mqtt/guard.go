@@ -62,7 +62,6 @@ type guard struct {
 	// pending are the connections not logged in yet, by source; loggedIn removes them.
 	pending map[net.Conn]netip.Addr
 	sources map[netip.Addr]*source
-	wg      sync.WaitGroup
 }
 
 // source is what guard knows of one address with connections not logged in yet.
