@@ -204,8 +204,12 @@ type AlarmStore interface {
 	AlarmSilences(ctx context.Context, f AlarmSilenceFilter) ([]AlarmSilence, error)
 }
 
-// CheckAlarmSilence reports (ErrInvalid) what a stored silence lacks.
+// CheckAlarmSilence reports (ErrInvalid) what a stored silence lacks, or which of its texts
+// CheckText refuses (the reason may be up to MaxTextLen bytes, the others MaxNameLen).
 func CheckAlarmSilence(s AlarmSilence) error {
+	if err := checkSilenceText(s); err != nil {
+		return err
+	}
 	switch {
 	case s.Tenant == "":
 		return fmt.Errorf("%w: alarm silence: tenant is empty", ErrInvalid)
@@ -219,4 +223,13 @@ func CheckAlarmSilence(s AlarmSilence) error {
 		return fmt.Errorf("%w: alarm silence: created is not set", ErrInvalid)
 	}
 	return nil
+}
+
+func checkSilenceText(s AlarmSilence) error {
+	for _, f := range [...]struct{ name, v string }{{"tenant", s.Tenant}, {"patient", s.Patient}, {"rule", s.Rule}, {"device", s.Device}, {"who", s.Who}} {
+		if err := CheckText("alarm silence: "+f.name, f.v, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	return CheckText("alarm silence: why", s.Why, MaxTextLen)
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 )
 
 // Device is a sensor or monitor that sends readings, bound to at most one patient.
@@ -65,14 +64,8 @@ func CheckIdentifiers(ids []Identifier) error {
 			return fmt.Errorf("%w: identifier %d has no value", ErrInvalid, i)
 		}
 		for _, f := range []struct{ name, v string }{{"system", id.System}, {"value", id.Value}} {
-			if len(f.v) > MaxIdentifierLength {
-				return fmt.Errorf("%w: identifier %d: %s is %d bytes, at most %d", ErrInvalid, i, f.name, len(f.v), MaxIdentifierLength)
-			}
-			if !utf8.ValidString(f.v) {
-				return fmt.Errorf("%w: identifier %d: %s is not valid UTF-8", ErrInvalid, i, f.name)
-			}
-			if strings.IndexFunc(f.v, unicode.IsControl) >= 0 {
-				return fmt.Errorf("%w: identifier %d: %s contains a control character", ErrInvalid, i, f.name)
+			if err := CheckText(fmt.Sprintf("identifier %d: %s", i, f.name), f.v, MaxIdentifierLength); err != nil {
+				return err
 			}
 		}
 		if strings.IndexFunc(id.System, unicode.IsSpace) >= 0 {

@@ -114,12 +114,29 @@ type PatientFilter struct {
 	Limit  int
 }
 
-// CheckPatient refuses a patient whose SpO2 scale, CGM limits, gender or location (when set,
-// see CheckLocation) the checks above refuse, with the first error. The stores call it, so
-// that a setting added to the record is checked in one place.
+// CheckPatient refuses a patient whose SpO2 scale, CGM limits or gender the checks above
+// refuse, or whose names and identifiers CheckText refuses (control characters, invalid UTF-8,
+// longer than MaxNameLen) or a set location CheckLocation refuses, with the first error; a text error names the field as the REST API
+// does ("name", "given[1]", "mrn"). The stores call it, so that every path that writes a
+// patient (REST, FHIR, HL7, imports) is checked in one place.
 func CheckPatient(p Patient) error {
 	for _, err := range []error{CheckSpO2Scale(p.SpO2Scale), CheckGlucoseLimits(p.CGMLimits), CheckGender(p.Gender)} {
 		if err != nil {
+			return err
+		}
+	}
+	// The parts before the name: a name joined from them would otherwise take the blame.
+	if len(p.Given) > MaxGivenNames {
+		return fmt.Errorf("%w: given has %d names, at most %d are allowed", ErrInvalid, len(p.Given), MaxGivenNames)
+	}
+	for i, g := range p.Given {
+		if err := CheckText(fmt.Sprintf("given[%d]", i), g, MaxNameLen); err != nil {
+			return err
+		}
+	}
+	for _, f := range [...]struct{ name, v string }{{"id", p.ID}, {"tenant", p.Tenant}, {"family", p.Family}, {"name", p.Name},
+		{"mrn", p.MRN}, {"birthDate", p.BirthDate}, {"location", p.Location}} {
+		if err := CheckText(f.name, f.v, MaxNameLen); err != nil {
 			return err
 		}
 	}
@@ -128,3 +145,7 @@ func CheckPatient(p Patient) error {
 	}
 	return nil
 }
+
+// MaxGivenNames bounds a patient's given names: more than anyone has, few enough that a
+// record stays small.
+const MaxGivenNames = 16

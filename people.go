@@ -233,22 +233,33 @@ const (
 )
 
 // CheckText refuses text longer than max bytes, not valid UTF-8, or holding control
-// characters (NUL, escapes, line breaks: they break logs, HL7 and PostgreSQL), with an error
-// wrapping ErrInvalid that names the field.
+// characters (NUL, escapes, line breaks: they break logs, HL7 and PostgreSQL), with a
+// *TextError (which wraps ErrInvalid) that names the field.
 func CheckText(field, s string, max int) error {
 	if len(s) > max {
-		return fmt.Errorf("%w: %s is %d bytes long, at most %d are allowed", ErrInvalid, field, len(s), max)
+		return &TextError{Field: field, Reason: fmt.Sprintf("is %d bytes long, at most %d are allowed", len(s), max)}
 	}
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, field)
+		return &TextError{Field: field, Reason: "is not valid UTF-8"}
 	}
 	for i, r := range s {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return fmt.Errorf("%w: %s has a control character (U+%04X) at byte %d", ErrInvalid, field, r, i)
+			return &TextError{Field: field, Reason: fmt.Sprintf("has a control character (U+%04X) at byte %d", r, i)}
 		}
 	}
 	return nil
 }
+
+// TextError is CheckText's refusal: Field is too long, not UTF-8 or holds a control
+// character, as Reason says. The APIs answer it with 422 Unprocessable Content.
+type TextError struct {
+	Field, Reason string
+}
+
+func (e *TextError) Error() string { return ErrInvalid.Error() + ": " + e.Field + " " + e.Reason }
+
+// Unwrap makes a TextError match ErrInvalid.
+func (e *TextError) Unwrap() error { return ErrInvalid }
 
 // CheckUser refuses a user without a tenant, ID or login, with an unknown role, with
 // control characters or over-long text in its names or secrets, with only one of issuer and

@@ -1,6 +1,8 @@
 package alarm
 
 import (
+	"errors"
+
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
@@ -41,11 +43,22 @@ func (a *activation) ResolveName(name string) (any, bool) {
 
 func (a *activation) Parent() interpreter.Activation { return nil }
 
-// evalBool runs a compiled condition. An error (most often a reading the patient does not have:
-// "no such key") counts as false: a condition that cannot be evaluated does not alarm.
-func evalBool(p cel.Program, act *activation) bool {
+// eval runs a compiled condition of a rule. An error (most often a reading the patient does
+// not have: "no such key") counts as false: a condition that cannot be evaluated does not
+// alarm. One stopped for costing more than MaxCost (data larger than the estimate assumed)
+// counts as false too, and is logged once per rule, so that the cost of one rule never delays
+// another patient's alarms.
+func (e *Engine) eval(rule string, p cel.Program, act *activation) bool {
 	v, _, err := p.Eval(act)
 	if err != nil {
+		var ce interpreter.EvalCancelledError
+		if errors.As(err, &ce) && ce.Cause == interpreter.CostLimitExceeded && !e.overCost[rule] {
+			if e.overCost == nil {
+				e.overCost = map[string]bool{}
+			}
+			e.overCost[rule] = true
+			e.log.Warn("alarm rule's CEL expression stopped at the cost limit; it counts as false", "rule", rule, "patient", act.p.id, "limit", MaxCost)
+		}
 		return false
 	}
 	b, ok := v.Value().(bool)

@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
 
+	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/codes"
 )
 
@@ -68,9 +72,27 @@ func (r *Rules) freshFor(code string) time.Duration {
 	return r.freshDef
 }
 
+// MaxCost bounds what one CEL expression of a rule may cost, in CEL's cost units (about one
+// per operation, a comparison of strings one per ten bytes): rules run for every reading of
+// every patient a node owns, so one costly rule would delay the alarms of them all (it once
+// slowed another patient's alarm from 0.3 s to 1.8 s). A rule set is refused when saved if an
+// expression's estimated worst case exceeds it, and an evaluation that exceeds it anyway is
+// stopped and counts as false. The default rules cost at most a few dozen; a comprehension over
+// a patient's vitals a few thousand; nested comprehensions over them are refused.
+const MaxCost = 10_000
+
+// cheap is the estimated cost at or below which nothing in an expression grows with the size
+// of its input (with the sizes below, any comprehension or string operation on event data is
+// estimated above it): such programs run without cost tracking, which costs about four
+// allocations per evaluation, on the hot path of every reading. Every other program is
+// stopped at MaxCost when it runs.
+const cheap = 100
+
 // celEnv declares what rule expressions may read.
 func celEnv() (*cel.Env, error) {
 	return cel.NewEnv(
+		// Before any cost is counted: the parser's own bounds on a rule's text.
+		cel.ParserExpressionSizeLimit(iomt.MaxTextLen),
 		// vitals are doubles; let rules compare them with integer literals (hr > 130).
 		cel.CrossTypeNumericComparisons(true),
 		cel.Variable("vitals", cel.MapType(cel.StringType, cel.DoubleType)),
@@ -82,9 +104,25 @@ func celEnv() (*cel.Env, error) {
 	)
 }
 
-// compileExpr compiles a boolean CEL expression; the error carries CEL's own message.
-func compileExpr(env *cel.Env, id, field, src string) (cel.Program, error) {
-	ast, iss := env.Compile(src)
+// compiler compiles a rule set's CEL expressions in one environment, bounding their cost.
+type compiler struct {
+	env *cel.Env
+	est sizes
+	max uint64 // MaxCost, but for tests
+}
+
+func newCompiler(cat *codes.Catalog) (*compiler, error) {
+	env, err := celEnv()
+	if err != nil {
+		return nil, fmt.Errorf("alarm: CEL environment: %w", err)
+	}
+	return &compiler{env: env, est: sizes{vitals: uint64(len(cat.All()))}, max: MaxCost}, nil
+}
+
+// compileExpr compiles a boolean CEL expression; the error carries CEL's own message, or, for
+// an expression that may cost more than the limit, the estimate and the limit.
+func (cc *compiler) compileExpr(id, field, src string) (cel.Program, error) {
+	ast, iss := cc.env.Compile(src)
 	if iss.Err() != nil {
 		return nil, &RuleError{Rule: id, Field: field, Err: fmt.Errorf("CEL: %w", iss.Err())}
 	}
@@ -92,7 +130,20 @@ func compileExpr(env *cel.Env, id, field, src string) (cel.Program, error) {
 	if t := ast.OutputType(); t != cel.BoolType && t != cel.DynType {
 		return nil, ruleErr(id, field, "CEL expression %q is of type %s, want bool", src, ast.OutputType())
 	}
-	p, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	est, err := cc.env.EstimateCost(ast, cc.est)
+	if err != nil {
+		return nil, &RuleError{Rule: id, Field: field, Err: fmt.Errorf("CEL cost: %w", err)}
+	}
+	if est.Max > cc.max {
+		return nil, ruleErr(id, field, "CEL expression %q may cost up to %s, more than the limit of %d (every rule runs on every reading of every patient: avoid nested comprehensions and long lists)",
+			src, costString(est.Max), cc.max)
+	}
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if est.Max > cheap {
+		// Bounded at run time too, should the data be larger than the estimate assumed.
+		opts = append(opts, cel.CostLimit(cc.max))
+	}
+	p, err := cc.env.Program(ast, opts...)
 	if err != nil {
 		return nil, &RuleError{Rule: id, Field: field, Err: fmt.Errorf("CEL: %w", err)}
 	}
@@ -105,9 +156,9 @@ func Compile(rs RuleSet, cat *codes.Catalog) (*Rules, error) {
 	if cat == nil {
 		cat = codes.New()
 	}
-	env, err := celEnv()
+	cc, err := newCompiler(cat)
 	if err != nil {
-		return nil, fmt.Errorf("alarm: CEL environment: %w", err)
+		return nil, err
 	}
 	var errs []error
 	if rs.Version < 1 {
@@ -139,7 +190,11 @@ func Compile(rs RuleSet, cat *codes.Catalog) (*Rules, error) {
 			continue
 		}
 		seen[id] = true
-		c, err := compileRule(env, cat, rule)
+		if err := checkRuleText(rule); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c, err := compileRule(cc, cat, rule)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -192,7 +247,7 @@ func Compile(rs RuleSet, cat *codes.Catalog) (*Rules, error) {
 	return r, nil
 }
 
-func compileRule(env *cel.Env, cat *codes.Catalog, rule Rule) (*compiled, error) {
+func compileRule(cc *compiler, cat *codes.Catalog, rule Rule) (*compiled, error) {
 	id := rule.ID
 	c := &compiled{Rule: rule}
 	if c.Category == "" {
@@ -250,12 +305,12 @@ func compileRule(env *cel.Env, cat *codes.Catalog, rule Rule) (*compiled, error)
 			return nil, ruleErr(id, "priority", "missing")
 		}
 		if c.When != "" {
-			if c.when, err = compileExpr(env, id, "when", c.When); err != nil {
+			if c.when, err = cc.compileExpr(id, "when", c.When); err != nil {
 				return nil, err
 			}
 		}
 		if c.Clear != "" {
-			if c.clear, err = compileExpr(env, id, "clear", c.Clear); err != nil {
+			if c.clear, err = cc.compileExpr(id, "clear", c.Clear); err != nil {
 				return nil, err
 			}
 		}
@@ -274,14 +329,14 @@ func compileRule(env *cel.Env, cat *codes.Catalog, rule Rule) (*compiled, error)
 			if l.Priority < Low || l.Priority > High {
 				return nil, ruleErr(id, fmt.Sprintf("levels[%d].priority", i), "must be low, medium or high")
 			}
-			p, err := compileExpr(env, id, fmt.Sprintf("levels[%d].when", i), l.When)
+			p, err := cc.compileExpr(id, fmt.Sprintf("levels[%d].when", i), l.When)
 			if err != nil {
 				return nil, err
 			}
 			c.levels = append(c.levels, p)
 		}
 		if c.ClearWhen != "" {
-			if c.clearWhen, err = compileExpr(env, id, "clear_when", c.ClearWhen); err != nil {
+			if c.clearWhen, err = cc.compileExpr(id, "clear_when", c.ClearWhen); err != nil {
 				return nil, err
 			}
 		}
@@ -368,4 +423,90 @@ func override(cat *codes.Catalog, c *compiled, o Override) (*compiled, error) {
 		oc.After = *o.After
 	}
 	return &oc, nil
+}
+
+// costString writes a cost estimate, "unbounded" for one CEL cannot bound (a comprehension
+// over data of unknown size).
+func costString(c uint64) string {
+	if c == math.MaxUint64 {
+		return "an unbounded cost"
+	}
+	return fmt.Sprint(c)
+}
+
+// sizes tells CEL's cost estimator how large what rules read can be: vitals has at most one
+// entry per catalog code, news2 a handful, an event's data a few dozen fields of bounded
+// size, and identifiers are at most iomt.MaxNameLen bytes. Without these bounds any
+// comprehension would be estimated unbounded.
+type sizes struct {
+	vitals uint64
+}
+
+const (
+	maxEventFields = 64
+	maxEventValue  = 1024
+)
+
+func (z sizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	path := n.Path()
+	if len(path) == 0 {
+		return nil
+	}
+	name := cost.RangedSizeEstimate(0, iomt.MaxNameLen)
+	var e cost.SizeEstimate
+	switch {
+	case len(path) == 1 && path[0] == "vitals":
+		e = cost.MapSizeEstimate(cost.RangedSizeEstimate(0, z.vitals), name, cost.FixedSizeEstimate(1))
+	case len(path) == 1 && path[0] == "news2":
+		e = cost.MapSizeEstimate(cost.RangedSizeEstimate(0, 8), cost.RangedSizeEstimate(0, 16), cost.RangedSizeEstimate(0, 16))
+	case len(path) == 1 && path[0] == "event":
+		v := cost.RangedSizeEstimate(0, maxEventValue)
+		e = cost.MapSizeEstimate(cost.RangedSizeEstimate(0, maxEventFields), cost.RangedSizeEstimate(0, 64), cost.ListSizeEstimate(v, v))
+	case path[0] == "event" || path[0] == "news2":
+		e = cost.RangedSizeEstimate(0, maxEventValue)
+	case path[0] == "vitals" || path[0] == "patient" || path[0] == "device" || path[0] == "kind":
+		e = name
+	default:
+		return nil
+	}
+	return &e
+}
+
+func (sizes) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
+
+// checkRuleText refuses control characters and over-long text in what a rule names (its ID,
+// event, command) or says (its message): they end up in logs, alarms and notifications.
+func checkRuleText(r Rule) error {
+	type text struct {
+		field, v string
+		max      int
+	}
+	fields := []text{{"id", r.ID, iomt.MaxNameLen}, {"event", r.Event, iomt.MaxNameLen}, {"message", r.Message, iomt.MaxTextLen}}
+	if r.Command != nil {
+		fields = append(fields, text{"command.name", r.Command.Name, iomt.MaxNameLen}, text{"command.target", r.Command.Target, iomt.MaxNameLen})
+	}
+	for _, f := range fields {
+		var te *iomt.TextError
+		if err := iomt.CheckText(f.field, f.v, f.max); errors.As(err, &te) {
+			id := r.ID
+			if f.field == "id" {
+				id = strconv.QuoteToASCII(limit(id, 40))
+			}
+			return &RuleError{Rule: id, Field: f.field, Err: errors.New(te.Reason)}
+		}
+	}
+	return nil
+}
+
+// limit cuts s to at most n bytes (at a rune boundary), with "…" when it was cut.
+func limit(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

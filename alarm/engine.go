@@ -58,6 +58,7 @@ type Engine struct {
 	patients map[string]*patient
 	alarms   map[string]*Alarm // unresolved alarms by ID
 	silences []Silence
+	overCost map[string]bool // rules whose expressions were stopped at MaxCost, logged once
 }
 
 // NewEngine returns an engine with cfg.
@@ -543,14 +544,14 @@ func (e *Engine) conditions(out []Change, p *patient, at time.Time, device strin
 		}
 		var level Priority
 		for i, prog := range rc.levels {
-			if evalBool(prog, act) {
+			if e.eval(rc.ID, prog, act) {
 				level = rc.Levels[i].Priority
 				break
 			}
 		}
 		cleared := level == 0
 		if rc.clearWhen != nil {
-			cleared = level == 0 && evalBool(rc.clearWhen, act)
+			cleared = level == 0 && e.eval(rc.ID, rc.clearWhen, act)
 		}
 		t := p.tracker(rc.ID, "")
 		if level == 0 && !t.present && !t.pending() {
@@ -630,8 +631,8 @@ func (e *Engine) eventFor(out []Change, p *patient, kind string, data map[string
 		if rc.PerDevice {
 			key = device
 		}
-		matched := rc.when == nil || evalBool(rc.when, act)
-		cleared := rc.clear != nil && evalBool(rc.clear, act)
+		matched := rc.when == nil || e.eval(rc.ID, rc.when, act)
+		cleared := rc.clear != nil && e.eval(rc.ID, rc.clear, act)
 		t := p.tracker(rc.ID, key)
 		if rc.Quality {
 			sensor, _ := data["kind"].(string)

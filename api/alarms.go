@@ -166,6 +166,9 @@ func (s *Server) alarmStep(op string) http.HandlerFunc {
 		if !s.decodeBody(w, r, &in) {
 			return
 		}
+		if !checkTexts(w, r, textField{"why", in.Why, iomt.MaxTextLen}) {
+			return
+		}
 		f := s.Alarms.Acknowledge
 		if op == "resolve" {
 			f = s.Alarms.Resolve
@@ -191,6 +194,11 @@ type silenceIn struct {
 func (s *Server) silenceAlarms(w http.ResponseWriter, r *http.Request) {
 	var in silenceIn
 	if !s.decodeBody(w, r, &in) {
+		return
+	}
+	if !checkTexts(w, r, textField{"alarm", in.Alarm, iomt.MaxNameLen}, textField{"patient", in.Patient, iomt.MaxNameLen},
+		textField{"rule", in.Rule, iomt.MaxNameLen}, textField{"device", in.Device, iomt.MaxNameLen},
+		textField{"why", in.Why, iomt.MaxTextLen}) {
 		return
 	}
 	d, err := time.ParseDuration(in.For)
@@ -289,7 +297,13 @@ func (s *Server) putAlarmConfig(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		doc, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
 		if err != nil {
+			if bodyTimeout(w, r, err) {
+				return
+			}
 			writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", s.MaxBody))
+			return
+		}
+		if !checkTexts(w, r, textField{"tenant", r.URL.Query().Get("tenant"), iomt.MaxNameLen}) {
 			return
 		}
 		var c iomt.AlarmConfig

@@ -246,6 +246,9 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool 
 			writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
 			return false
 		}
+		if bodyTimeout(w, r, err) {
+			return false
+		}
 		writeProblem(w, r, http.StatusBadRequest, "invalid JSON body: "+err.Error())
 		return false
 	}
@@ -262,6 +265,9 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, what string,
 		return
 	}
 	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if textProblem(w, r, "", err) {
 		return
 	}
 	s.log.Error("api store error", "path", r.URL.Path, "err", err)
@@ -388,6 +394,9 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 	team, why := s.admittingTeam(r, acc.Principal, p, strings.TrimSpace(in.Team))
 	if why != "" {
 		writeProblem(w, r, http.StatusUnprocessableEntity, why)
+		return
+	}
+	if textProblem(w, r, "", iomt.CheckPatient(p)) {
 		return
 	}
 	if err := s.Store.CreatePatient(r.Context(), p); err != nil {
@@ -534,6 +543,9 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 	if nw.Location != cur.Location {
 		noteDetail(r, "locationFrom", cur.Location, "locationTo", nw.Location)
 	}
+	if textProblem(w, r, "", iomt.CheckPatient(nw)) {
+		return
+	}
 	if len(changed) > 0 {
 		if err := s.Store.UpdatePatient(r.Context(), nw); err != nil {
 			if errors.Is(err, iomt.ErrDuplicate) {
@@ -618,7 +630,13 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := iomt.CheckIdentifiers(in.Identifiers); err != nil {
+		if textProblem(w, r, `"identifiers": `, err) {
+			return
+		}
 		writeProblem(w, r, http.StatusBadRequest, `"identifiers": `+strings.TrimPrefix(err.Error(), iomt.ErrInvalid.Error()+": "))
+		return
+	}
+	if !checkTexts(w, r, textField{"patient", in.Patient, iomt.MaxNameLen}) {
 		return
 	}
 	if in.Patient != "" {

@@ -57,6 +57,9 @@ func (s *Server) ingestWith(w http.ResponseWriter, r *http.Request, device, tran
 			writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("pack larger than %d bytes", tooBig.Limit))
 			return
 		}
+		if bodyTimeout(w, r, err) {
+			return
+		}
 		writeProblem(w, r, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}

@@ -607,6 +607,17 @@ func (m *Mapper) PatientFrom(body []byte) (iomt.Patient, string, error) {
 		}
 		p.BirthDate = in.BirthDate
 	}
+	// Control characters and over-long text, refused as the stores refuse them, but with the
+	// element's path.
+	var te *iomt.TextError
+	if err := iomt.CheckPatient(p); errors.As(err, &te) {
+		expr := map[string]string{"name": "Patient.name[0].text", "family": "Patient.name[0].family", "mrn": "Patient.identifier.value"}[te.Field]
+		if g, ok := strings.CutPrefix(te.Field, "given"); ok {
+			expr = "Patient.name[0].given" + g
+		}
+		expr = cmp.Or(expr, "Patient")
+		return p, in.ID, unprocessable("value", expr, "%s %s", expr, te.Reason)
+	}
 	return p, in.ID, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -347,10 +348,14 @@ func (s *server) write(w http.ResponseWriter, r *http.Request, status int, v any
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var ie *InputError
+	var te *iomt.TextError
 	switch {
 	case errors.As(err, &ae):
 	case errors.As(err, &ie):
 		ae = &apiError{status: ie.Status, code: ie.Code, msg: ie.Msg, expr: ie.Expression}
+	case errors.As(err, &te):
+		// The store refused a control character or over-long text the mapping let through.
+		ae = errorf(http.StatusUnprocessableEntity, "value", "%s %s", te.Field, te.Reason)
 	case errors.Is(err, iomt.ErrNotFound):
 		ae = errorf(http.StatusNotFound, "not-found", "%v", err)
 	case errors.Is(err, iomt.ErrDuplicate):
@@ -387,6 +392,11 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, errorf(http.StatusRequestEntityTooLarge, "too-costly", "body larger than %d bytes", tooBig.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Sent too slowly (the node's body deadline): the connection is closed after this.
+			w.Header().Set("Connection", "close")
+			return nil, errorf(http.StatusRequestTimeout, "timeout", "%v", err)
 		}
 		return nil, errorf(http.StatusBadRequest, "structure", "cannot read body: %v", err)
 	}

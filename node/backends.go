@@ -1,8 +1,8 @@
 package node
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 

@@ -70,6 +70,10 @@ type Config struct {
 	// Retention, if set, drops readings older than this, a whole day at a time (PostgreSQL
 	// partitions); the embedded store keeps everything.
 	Retention time.Duration
+	// HTTPLimits bound slow and idle HTTP clients (zero fields: the defaults).
+	HTTPLimits HTTPLimits
+	// MQTTLimits bound connections that have not logged in (zero fields: the defaults).
+	MQTTLimits mqtt.Limits
 }
 
 // FHIRExportConfig says where and what to export. Credentials are never logged.
@@ -226,7 +230,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	// The broker exists (without serving yet) before events arrive: device commands use it.
-	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg,
+	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg, Limits: cfg.MQTTLimits,
 		// A device's command ack goes to every node: the one that sent the command waits for it.
 		OnCommandAck: func(device string, payload []byte) {
 			data, err := json.Marshal(deviceCommand{Device: device, Payload: json.RawMessage(payload)})
@@ -402,14 +406,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.routes = handler.Routes()
-	n.http = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return runCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	n.http = newHTTPServer(runCtx, handler, cfg.HTTPLimits, log)
 	if n.httpTLS != nil {
-		n.http.Handler = hsts(handler)
+		n.http.Handler = hsts(n.http.Handler)
 		n.http.TLSConfig = n.httpTLS.ServerConfig()
 		go func() { n.httpDone <- n.http.ServeTLS(n.httpLn, "", "") }()
 	} else {

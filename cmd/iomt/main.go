@@ -188,6 +188,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	smtpCA := fs.String("smtp-ca", "", "CA bundle (PEM) that signs the SMTP relay's STARTTLS certificate (default: the system roots)")
 	smtpPlain := fs.Bool("smtp-insecure-plaintext", false, "send alarm e-mail to a relay that offers no STARTTLS, in clear (refused by default)")
 	commandTimeout := fs.Duration("command-timeout", 30*time.Second, "how long a device has to acknowledge a command")
+	lim := limitFlags(fs)
 	if err := config.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -253,6 +254,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Alarms: node.AlarmsConfig{RulesFile: *alarmRules, RoutingFile: *alarmRouting, WebhookSecret: *webhookSecret,
 			SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom, SMTPUser: *smtpUser, SMTPPassword: *smtpPassword, CommandTimeout: *commandTimeout,
 			AllowInsecureWebhooks: *insecureWebhooks, SMTPCAFile: *smtpCA, SMTPInsecurePlaintext: *smtpPlain},
+		HTTPLimits: lim.http, MQTTLimits: lim.mqtt,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "iomt serve: %v\n", err)

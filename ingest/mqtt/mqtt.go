@@ -20,7 +20,6 @@ import (
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,6 +37,8 @@ type Options struct {
 	Registerer       prometheus.Registerer
 	// OnCommandAck receives what a device publishes on its AckTopic.
 	OnCommandAck func(device string, payload []byte)
+	// Limits bound connections that have not logged in (zero fields: the defaults).
+	Limits Limits
 }
 
 // Broker is the embedded MQTT broker.
@@ -103,7 +104,8 @@ func New(ln net.Listener, in *ingest.Ingester, auth ingest.Authenticator, o Opti
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add hook: %w", err)
 	}
-	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+	h.guard = newGuard(ln, o.Limits, log, h.met)
+	if err := srv.AddListener(h.guard); err != nil {
 		return nil, fmt.Errorf("mqtt: add listener: %w", err)
 	}
 	return &Broker{srv: srv, hook: h, ln: ln}, nil
@@ -196,6 +198,7 @@ type hook struct {
 	log    *slog.Logger
 	met    *metrics
 	onAck  func(device string, payload []byte)
+	guard  *guard
 
 	mu       sync.Mutex
 	sessions map[*mochi.Client]*session
@@ -232,6 +235,7 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	h.mu.Lock()
 	h.sessions[cl] = s
 	h.mu.Unlock()
+	h.guard.loggedIn(cl.Net.Conn)
 	h.log.Debug("mqtt device connected", "device", dev.ID, "remote", remote, "protocol", cl.Properties.ProtocolVersion)
 	return true
 }

@@ -89,13 +89,14 @@ func (s *Store) CreatePatient(ctx context.Context, p iomt.Patient) error {
 	if err := ctxErr(ctx, "create patient"); err != nil {
 		return err
 	}
+	// CheckPatient first: its reasons are the same on every store.
+	if err := iomt.CheckPatient(p); err != nil {
+		return fmt.Errorf("embedded: create patient: %w", err)
+	}
 	for _, c := range []struct{ what, v string }{{"id", p.ID}, {"tenant", p.Tenant}, {"mrn", p.MRN}} {
 		if err := checkID(c.what, c.v, c.what == "id"); err != nil {
 			return fmt.Errorf("embedded: create patient: %w", err)
 		}
-	}
-	if err := iomt.CheckPatient(p); err != nil {
-		return fmt.Errorf("embedded: create patient: %w", err)
 	}
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = time.Now()
@@ -416,13 +417,14 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	if err := ctxErr(ctx, "update patient"); err != nil {
 		return err
 	}
+	// CheckPatient first: its reasons are the same on every store.
+	if err := iomt.CheckPatient(p); err != nil {
+		return fmt.Errorf("embedded: update patient: %w", err)
+	}
 	for _, c := range []struct{ what, v string }{{"id", p.ID}, {"mrn", p.MRN}} {
 		if err := checkID(c.what, c.v, c.what == "id"); err != nil {
 			return fmt.Errorf("embedded: update patient: %w", err)
 		}
-	}
-	if err := iomt.CheckPatient(p); err != nil {
-		return fmt.Errorf("embedded: update patient: %w", err)
 	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()

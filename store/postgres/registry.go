@@ -39,6 +39,10 @@ func scanPatient(row pgx.Row, p *iomt.Patient) error {
 // checkPatient refuses what the patients table would refuse less clearly (or, for NUL bytes,
 // with a protocol error): text that is not valid UTF-8, and what iomt.CheckPatient refuses.
 func checkPatient(p iomt.Patient) error {
+	// iomt.CheckPatient first: its reasons are the same on every store.
+	if err := iomt.CheckPatient(p); err != nil {
+		return err
+	}
 	if err := checkFields("id", p.ID, "tenant", p.Tenant, "name", p.Name, "family name", p.Family, "gender", p.Gender, "birth date", p.BirthDate, "mrn", p.MRN, "location", p.Location); err != nil {
 		return err
 	}
@@ -47,7 +51,7 @@ func checkPatient(p iomt.Patient) error {
 			return err
 		}
 	}
-	return iomt.CheckPatient(p)
+	return nil
 }
 
 // given is the given names as the NOT NULL text[] column takes them: pgx sends a nil slice as

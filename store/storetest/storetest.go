@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"Alarms", testAlarms},
 		{"AlarmConfigs", testAlarmConfigs},
 		{"AlarmSilences", testAlarmSilences},
+		{"HostileText", testHostileText},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
