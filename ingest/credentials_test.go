@@ -157,4 +157,3 @@ func TestThrottleBounded(t *testing.T) {
 		t.Fatal("pruning forgot a blocked source")
 	}
 }
-
