@@ -23,7 +23,6 @@ import (
 	"github.com/iomt/iomt/analytics/glucose"
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/ingest"
-	"github.com/iomt/iomt/ingest/mqtt"
 )
 
 //go:embed openapi.json
@@ -59,6 +58,12 @@ type Config struct {
 	Alarms Alarms
 	// MaxBody bounds request bodies; default 4 MiB.
 	MaxBody int64
+	// DeviceChanged, if set, is told when a device's credentials, state or gateway changed
+	// (after the store), so that live MQTT sessions end on every node.
+	DeviceChanged func(context.Context, DeviceChange)
+	// Throttle, if set, refuses HTTP ingest from sources that failed device authentication too
+	// often (share it with the MQTT broker).
+	Throttle *ingest.Throttle
 }
 
 // Server is the API's http.Handler.
@@ -132,9 +137,13 @@ func (s *Server) routes() {
 	admin("GET /api/v1/patients/{id}/cgm/alerts", s.audited("cgm.alerts.read", s.cgmAlerts))
 	admin("GET /api/v1/ward", s.audited("ward.read", s.ward))
 	admin("GET /api/v1/stream", s.audited("stream.read", s.streamAll))
-	admin("POST /api/v1/devices", s.createDevice)
+	admin("POST /api/v1/devices", s.auditWith("device.create", noDevicePatient, s.createDevice))
 	admin("GET /api/v1/devices", s.listDevices)
 	admin("GET /api/v1/devices/{id}", s.getDevice)
+	admin("PATCH /api/v1/devices/{id}", s.auditWith("device.update", noDevicePatient, s.updateDevice))
+	admin("DELETE /api/v1/devices/{id}", s.auditWith("device.delete", noDevicePatient, s.deleteDevice))
+	admin("POST /api/v1/devices/{id}/credentials", s.auditWith("device.credentials.rotate", noDevicePatient, s.rotateCredentials))
+	admin("POST /api/v1/devices/{id}/revoke", s.auditWith("device.credentials.revoke", noDevicePatient, s.revokeCredentials))
 	admin("GET /api/v1/codes", s.listCodes)
 	admin("GET /api/v1/cluster", s.cluster)
 	s.alarmRoutes(admin)
@@ -496,6 +505,7 @@ type deviceIn struct {
 	Patient     string            `json:"patient"`
 	Kind        string            `json:"kind"`
 	Identifiers []iomt.Identifier `json:"identifiers"` // serial number, UDI, asset tag
+	Gateway     string            `json:"gateway"`     // the gateway device it sits behind
 }
 
 type mqttCreds struct {
@@ -541,7 +551,17 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "device", err)
 		return
 	}
-	d := iomt.Device{ID: id, Tenant: iomt.DefaultTenant, Kind: in.Kind, Patient: in.Patient, Identifiers: in.Identifiers, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	d := iomt.Device{ID: id, Tenant: iomt.DefaultTenant, Kind: in.Kind, Patient: in.Patient, Identifiers: in.Identifiers,
+		Gateway: strings.TrimSpace(in.Gateway), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	why, err := s.checkGateway(r.Context(), d, d.Gateway)
+	if err != nil {
+		s.storeError(w, r, "gateway", err)
+		return
+	}
+	if why != "" {
+		writeProblem(w, r, http.StatusUnprocessableEntity, why)
+		return
+	}
 	creds, err := ingest.NewCredentials(&d)
 	if err != nil {
 		s.storeError(w, r, "device", err)
@@ -551,13 +571,9 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "device", err)
 		return
 	}
-	out := deviceOut{Device: d, Token: creds.Token, MQTT: &mqttCreds{
-		Host: s.MQTTAddr, Username: d.ID, Password: creds.MQTTPassword,
-		Topic:        mqtt.DataTopic(d.Tenant, d.ID),
-		CommandTopic: mqtt.CommandTopic(d.Tenant, d.ID), AckTopic: mqtt.AckTopic(d.Tenant, d.ID),
-	}}
+	noteAudit(r, d.Patient, slog.String("device", d.ID), slog.String("kind", d.Kind), slog.String("gateway", d.Gateway))
 	w.Header().Set("Location", "/api/v1/devices/"+d.ID)
-	writeJSON(w, http.StatusCreated, out)
+	writeJSON(w, http.StatusCreated, s.deviceCredentials(d, creds))
 }
 
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {

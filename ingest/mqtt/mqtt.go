@@ -232,7 +232,7 @@ func (b *Broker) Revoke(device, reason string) int {
 	var end []*mochi.Client
 	b.hook.mu.Lock()
 	for cl, s := range b.hook.sessions {
-		if s.dev.ID == device {
+		if s.dev.ID == device && !cl.Closed() {
 			end = append(end, cl)
 		}
 	}
