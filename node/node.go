@@ -43,6 +43,9 @@ type Config struct {
 	MQTTAddr string
 	// MQTTTLSCert and MQTTTLSKey, if set, make the broker speak MQTT over TLS (PEM files).
 	MQTTTLSCert, MQTTTLSKey string
+	// MQTTClientCA, if set (with TLS), lets devices and gateways authenticate with a client
+	// certificate verified against these CAs (PEM) whose subject CN is the device id.
+	MQTTClientCA string
 	AdminToken              string
 	MaxPacketSize           uint32
 	MaxFuture               time.Duration
@@ -146,16 +149,17 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.mqttLn, err = listen("mqtt", cfg.MQTTAddr); err != nil {
 		return nil, err
 	}
+	if cfg.MQTTClientCA != "" && cfg.MQTTTLSCert == "" {
+		return nil, errors.New("node: a client CA for MQTT (--mqtt-client-ca) needs the broker to speak TLS (--mqtt-tls-cert, --mqtt-tls-key)")
+	}
 	if cfg.MQTTTLSCert != "" || cfg.MQTTTLSKey != "" {
 		// Devices and gateways across a network verify the server: MQTT over TLS on the same
 		// address (8883 by convention).
-		cert, err := tls.LoadX509KeyPair(cfg.MQTTTLSCert, cfg.MQTTTLSKey)
+		tc, err := mqtt.ServerTLS(cfg.MQTTTLSCert, cfg.MQTTTLSKey, cfg.MQTTClientCA)
 		if err != nil {
-			n.mqttLn.Close()
-			n.mqttLn = nil
-			return nil, fmt.Errorf("mqtt TLS certificate (--mqtt-tls-cert, --mqtt-tls-key): %w", err)
+			return nil, fmt.Errorf("%w (--mqtt-tls-cert, --mqtt-tls-key, --mqtt-client-ca)", err)
 		}
-		n.mqttLn = tls.NewListener(n.mqttLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		n.mqttLn = tls.NewListener(n.mqttLn, tc)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -201,6 +205,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	ing := ingest.New(cat, n.store, statusTap{Registry: n.store, events: events, log: log}, n.bus, log,
 		ingest.NewMetrics(reg), ingest.Options{MaxFuture: cfg.MaxFuture})
 	auth := ingest.Authenticator{Registry: n.store}
+	// MQTT and HTTP ingest share one count of failed device authentications per source.
+	throttle := ingest.NewThrottle(ingest.ThrottleOptions{Logger: log})
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
@@ -209,7 +215,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	// The broker exists (without serving yet) before events arrive: device commands use it.
-	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg,
+	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg, Throttle: throttle,
 		// A device's command ack goes to every node: the one that sent the command waits for it.
 		OnCommandAck: func(device string, payload []byte) {
 			data, err := json.Marshal(deviceCommand{Device: device, Payload: json.RawMessage(payload)})
@@ -234,6 +240,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		switch e.Kind {
 		case eventDeviceCommand, eventDeviceAck:
 			n.onDeviceEvent(alarms, e)
+			return
+		case eventDeviceAccess:
+			n.onDeviceAccess(e)
 			return
 		case eventDeviceStatus:
 			var st deviceStatus
@@ -373,6 +382,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		AdminToken: cfg.AdminToken, Logger: log, Audit: audit, Gatherer: reg,
 		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(), CGMAlerts: recent.Alerts, Cluster: n.clusterStatus,
 		FHIR: fhirAPI, DeadLetters: deadLetters, Alarms: n.alarms,
+		Throttle: throttle, DeviceChanged: n.deviceChanged(events),
 	})
 	if err != nil {
 		return nil, err

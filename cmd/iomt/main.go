@@ -141,6 +141,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	mqttAddr := fs.String("mqtt-addr", ":1883", "address of the embedded MQTT broker")
 	mqttTLSCert := fs.String("mqtt-tls-cert", "", "PEM certificate (chain) for MQTT over TLS on --mqtt-addr (with --mqtt-tls-key; 8883 by convention)")
 	mqttTLSKey := fs.String("mqtt-tls-key", "", "PEM private key for --mqtt-tls-cert")
+	mqttClientCA := fs.String("mqtt-client-ca", "", "PEM CA bundle: devices and gateways may log in over MQTT TLS with a client certificate it verifies, whose subject CN is the device id (no password needed)")
 	adminToken := fs.String("admin-token", "", "bearer token of the API's administrator; generated and printed once if empty")
 	maxPacket := fs.Int("mqtt-max-packet", 1<<20, "largest MQTT packet accepted, in bytes")
 	maxFuture := fs.Duration("max-future", 5*time.Minute, "readings timestamped further ahead of server time are refused")
@@ -207,7 +208,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		go func() { _ = http.Serve(ln, mux) }()
 	}
 	n, err := node.Start(ctx, node.Config{
-		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey, AdminToken: token,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey, MQTTClientCA: *mqttClientCA, AdminToken: token,
 		MaxPacketSize: uint32(*maxPacket), MaxFuture: *maxFuture, NoSync: *noSync, Logger: log,
 		Postgres: *postgres, NodeID: *nodeID,
 		NATS: node.NATSConfig{URL: *natsURL, CredsFile: *natsCreds, TLSCA: *natsCA, TLSCert: *natsCert, TLSKey: *natsKey,
