@@ -43,9 +43,6 @@ type Config struct {
 	MQTTAddr string
 	// MQTTTLSCert and MQTTTLSKey, if set, make the broker speak MQTT over TLS (PEM files).
 	MQTTTLSCert, MQTTTLSKey string
-	// MQTTClientCA, if set (with TLS), lets devices and gateways authenticate with a client
-	// certificate verified against these CAs (PEM) whose subject CN is the device id.
-	MQTTClientCA string
 	AdminToken              string
 	MaxPacketSize           uint32
 	MaxFuture               time.Duration
@@ -68,6 +65,10 @@ type Config struct {
 	// Retention, if set, drops readings older than this, a whole day at a time (PostgreSQL
 	// partitions); the embedded store keeps everything.
 	Retention time.Duration
+
+	// MQTTClientCA, if set (with TLS), lets devices and gateways authenticate with a client
+	// certificate verified against these CAs (PEM) whose subject CN is the device id.
+	MQTTClientCA string
 }
 
 // FHIRExportConfig says where and what to export. Credentials are never logged.
