@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/bus/memory"
@@ -213,7 +213,7 @@ func TestClientIDTakeoverRefused(t *testing.T) {
 	}
 
 	// MQTT 3.1.1: return code 2, identifier rejected.
-	o := mqtt3.NewClientOptions().AddBroker("tcp://"+f.addr).SetClientID("dev-a").SetUsername("dev-b").SetPassword(pwB).
+	o := mqtt3.NewClientOptions().AddBroker("tcp://" + f.addr).SetClientID("dev-a").SetUsername("dev-b").SetPassword(pwB).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false)
 	c3 := mqtt3.NewClient(o)
 	if tok := c3.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() == nil || !strings.Contains(tok.Error().Error(), "identifier rejected") {
