@@ -2,14 +2,21 @@ package node_test
 
 import (
 	"context"
+	"crypto/x509"
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/gateway"
+	"github.com/iomt/iomt/gateway/spool"
+	"github.com/iomt/iomt/gateway/uplink"
+	"github.com/iomt/iomt/gateway/uplink/uplinktest"
 	"github.com/iomt/iomt/node"
 )
 
@@ -156,5 +163,52 @@ func TestRevocationReachesOtherNodes(t *testing.T) {
 	s.ended(t, "credentials revoked")
 	if again := dialDevice(t, b.n.MQTTAddr(), dev.ID, dev.MQTT.Password); again.err == nil || again.ack.ReasonCode != 0x86 {
 		t.Fatalf("reconnect to node b after revocation: %v %+v", again.err, again.ack)
+	}
+}
+
+// With --mqtt-client-ca, a gateway whose client certificate names it (CN = its device id)
+// delivers over TLS without a password, for the devices registered behind it.
+func TestMQTTClientCertificate(t *testing.T) {
+	pki := uplinktest.NewPKI(t, "unused")
+	e := startWith(t, func(c *node.Config) {
+		c.MQTTTLSCert, c.MQTTTLSKey, c.MQTTClientCA = pki.ServerCert, pki.ServerKey, pki.CAFile
+	})
+	patient, mon := e.ward()
+	gw := e.gatewayDevice()
+	e.behind(gw, mon)
+	certFile, keyFile := pki.Issue(t, gw.ID, x509.ExtKeyUsageClientAuth, nil, nil)
+	tc, err := uplink.TLSConfig(pki.CAFile, certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spool.Open(t.TempDir(), spool.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if _, err := sp.Put(context.Background(), spool.Entry{Device: mon.ID, Class: gateway.Spot, Payload: heartRate(mon.ID, 66)}); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(e.n.MQTTAddr())
+	u, err := uplink.New(uplink.Config{Spool: sp, URL: "mqtts://127.0.0.1:" + port, TLS: tc, Username: gw.ID, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		obs, err := e.n.Store().Observations(context.Background(), iomt.ObservationQuery{Patient: patient, Code: "8867-4", From: time.Now().Add(-time.Minute), To: time.Now()})
+		if err == nil && len(obs) == 1 && obs[0].Value == 66 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not delivered with a client certificate: %+v, %v", obs, err)
+		}
+	}
+	if _, err := node.Start(context.Background(), node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+		AdminToken: adminToken, MQTTClientCA: pki.CAFile}); err == nil || !strings.Contains(err.Error(), "--mqtt-client-ca") {
+		t.Fatalf("a client CA without TLS: %v", err)
 	}
 }
