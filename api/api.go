@@ -587,10 +587,11 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "devices", err)
 		return
 	}
-	if ds == nil {
-		ds = []iomt.Device{}
+	out := make([]deviceView, len(ds))
+	for i, d := range ds {
+		out[i] = viewDevice(d)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": ds})
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -599,7 +600,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "device "+r.PathValue("id"), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, viewDevice(d))
 }
 
 func (s *Server) listCodes(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,15 @@ type DeviceChange struct {
 	End    bool
 }
 
+// deviceView is a device as the API shows it: with whether its credentials are revoked (the
+// digests themselves never leave the server).
+type deviceView struct {
+	iomt.Device
+	Revoked bool `json:"revoked,omitempty"`
+}
+
+func viewDevice(d iomt.Device) deviceView { return deviceView{Device: d, Revoked: ingest.Revoked(d)} }
+
 // noDevicePatient is the audit patient function of device routes: their {id} is a device's,
 // and the handler names the device's patient with noteAudit.
 func noDevicePatient(*http.Request) string { return "" }
@@ -115,7 +124,7 @@ func (s *Server) revokeCredentials(w http.ResponseWriter, r *http.Request) {
 	d.MQTTPasswordHash, d.TokenHash = nil, nil
 	noteAudit(r, d.Patient)
 	s.deviceChanged(r.Context(), DeviceChange{Device: id, Reason: "credentials revoked", End: true})
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, viewDevice(d))
 }
 
 // devicePatch changes a device's access: a field present replaces the record's, an absent (or
@@ -173,7 +182,7 @@ func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	noteAudit(r, d.Patient, append(attrs, slog.String("changed", strings.Join(changed, ",")))...)
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, viewDevice(d))
 }
 
 // deleteDevice forgets a device and its credentials; its live sessions end. The readings it

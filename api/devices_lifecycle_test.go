@@ -147,8 +147,12 @@ func TestDeviceCredentialLifecycle(t *testing.T) {
 		t.Fatalf("update audit: %v", rec)
 	}
 
-	if st := call(t, l.srv, "POST", "/api/v1/devices/"+d.ID+"/revoke", "", nil); st != 200 {
-		t.Fatalf("revoke: %d", st)
+	var rev struct{ Revoked bool }
+	if st := call(t, l.srv, "POST", "/api/v1/devices/"+d.ID+"/revoke", "", &rev); st != 200 || !rev.Revoked {
+		t.Fatalf("revoke: %d %+v", st, rev)
+	}
+	if st := call(t, l.srv, "GET", "/api/v1/devices/"+d.ID, "", &rev); st != 200 || !rev.Revoked {
+		t.Fatalf("GET of a revoked device: %d %+v, want revoked", st, rev)
 	}
 	if st, _ := l.ingestWith(t, rot.Token); st != 401 {
 		t.Fatalf("token after revocation: %d, want 401", st)
@@ -162,6 +166,10 @@ func TestDeviceCredentialLifecycle(t *testing.T) {
 	}
 	if st, body := l.ingestWith(t, again.Token); st != 200 {
 		t.Fatalf("token issued after revocation: %d %s", st, body)
+	}
+	rev.Revoked = false // the answer leaves it out when false
+	if st := call(t, l.srv, "GET", "/api/v1/devices/"+d.ID, "", &rev); st != 200 || rev.Revoked {
+		t.Fatalf("GET after rotation: %d %+v, want not revoked", st, rev)
 	}
 
 	req, _ := http.NewRequest("DELETE", l.srv.URL+"/api/v1/devices/"+d.ID, nil)
