@@ -10,7 +10,8 @@ import (
 // Device is a sensor or monitor that sends readings, bound to at most one patient.
 //
 // Secrets are never stored: MQTTPasswordHash and TokenHash hold SHA-256 digests of high-entropy
-// random secrets that are shown to the caller once, when the device is created.
+// random secrets that are shown to the caller once, when the device is created or its
+// credentials are rotated. A device whose credentials were revoked has neither digest.
 type Device struct {
 	ID      string `json:"id"`
 	Tenant  string `json:"tenant"`
@@ -18,12 +19,18 @@ type Device struct {
 	Patient string `json:"patient,omitempty"`
 	// Identifiers are the device's business identifiers (serial number, UDI, asset tag), as
 	// the maker or the hospital assigned them; see CheckIdentifiers.
-	Identifiers      []Identifier `json:"identifiers,omitempty"`
-	MQTTPasswordHash []byte       `json:"-"`
-	TokenHash        []byte       `json:"-"`
-	CreatedAt        time.Time    `json:"createdAt"`
-	LastSeen         time.Time    `json:"lastSeen,omitzero"`
-	Battery          *float64     `json:"battery,omitempty"` // percent, when the device reports it
+	Identifiers []Identifier `json:"identifiers,omitempty"`
+	// Gateway is the id of the edge gateway (a device of kind "gateway") the device sits
+	// behind: that gateway, and no other, may publish on the device's behalf.
+	Gateway string `json:"gateway,omitempty"`
+	// Disabled devices cannot authenticate (MQTT, HTTP ingest) until enabled again; their
+	// credentials and data are kept.
+	Disabled         bool      `json:"disabled"`
+	MQTTPasswordHash []byte    `json:"-"`
+	TokenHash        []byte    `json:"-"`
+	CreatedAt        time.Time `json:"createdAt"`
+	LastSeen         time.Time `json:"lastSeen,omitzero"`
+	Battery          *float64  `json:"battery,omitempty"` // percent, when the device reports it
 }
 
 // DeviceKindOther is the kind of a device registered without a more specific one (FHIR's

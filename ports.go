@@ -46,6 +46,18 @@ type Registry interface {
 	// UpdateDevice replaces the kind, patient binding and identifiers of an existing device
 	// (ErrNotFound if there is none). Credentials, Tenant, CreatedAt and status are kept.
 	UpdateDevice(ctx context.Context, d Device) error
+	// SetDeviceCredentials replaces the digests of a device's MQTT password and HTTP token
+	// (nil for none: the device cannot authenticate with a secret). ErrNotFound if there is no
+	// such device.
+	SetDeviceCredentials(ctx context.Context, id string, mqttPasswordHash, tokenHash []byte) error
+	// SetDeviceDisabled disables or enables a device (ErrNotFound if there is none).
+	SetDeviceDisabled(ctx context.Context, id string, disabled bool) error
+	// SetDeviceGateway records the gateway a device sits behind ("" for none; ErrNotFound if
+	// there is no such device). The store does not check that the gateway exists.
+	SetDeviceGateway(ctx context.Context, id, gateway string) error
+	// DeleteDevice forgets a device and its credentials (ErrNotFound if there is none); the
+	// readings it sent stay, attributed to its id.
+	DeleteDevice(ctx context.Context, id string) error
 	// UpdateDeviceStatus records last-seen times and battery levels; it need not be durable
 	// before it returns.
 	UpdateDeviceStatus(ctx context.Context, s []DeviceStatus) error

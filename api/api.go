@@ -25,7 +25,6 @@ import (
 	"github.com/iomt/iomt/codes"
 	"github.com/iomt/iomt/identity"
 	"github.com/iomt/iomt/ingest"
-	"github.com/iomt/iomt/ingest/mqtt"
 	"github.com/iomt/iomt/policy"
 )
 
@@ -80,6 +79,12 @@ type Config struct {
 	Alarms Alarms
 	// MaxBody bounds request bodies; default 4 MiB.
 	MaxBody int64
+	// DeviceChanged, if set, is told when a device's credentials, state or gateway changed
+	// (after the store), so that live MQTT sessions end on every node.
+	DeviceChanged func(context.Context, DeviceChange)
+	// Throttle, if set, refuses HTTP ingest from sources that failed device authentication too
+	// often (share it with the MQTT broker).
+	Throttle *ingest.Throttle
 }
 
 // Server is the API's http.Handler.
@@ -182,6 +187,10 @@ func (s *Server) routes() {
 		{Pattern: "POST /api/v1/devices", Need: policy.Admin, Action: "device.create", Resource: "Device", Interaction: "c", Handler: h(s.createDevice)},
 		{Pattern: "GET /api/v1/devices", Need: policy.Admin, Resource: "Device", Interaction: "s", Handler: h(s.listDevices)},
 		{Pattern: "GET /api/v1/devices/{id}", Need: policy.Admin, Resource: "Device", Interaction: "r", Handler: h(s.getDevice)},
+		{Pattern: "PATCH /api/v1/devices/{id}", Need: policy.Admin, Action: "device.update", Resource: "Device", Interaction: "u", Handler: h(s.updateDevice)},
+		{Pattern: "DELETE /api/v1/devices/{id}", Need: policy.Admin, Action: "device.delete", Resource: "Device", Interaction: "d", Handler: h(s.deleteDevice)},
+		{Pattern: "POST /api/v1/devices/{id}/credentials", Need: policy.Admin, Action: "device.credentials.rotate", Resource: "Device", Interaction: "u", Handler: h(s.rotateCredentials)},
+		{Pattern: "POST /api/v1/devices/{id}/revoke", Need: policy.Admin, Action: "device.credentials.revoke", Resource: "Device", Interaction: "u", Handler: h(s.revokeCredentials)},
 		{Pattern: "GET /api/v1/cluster", Need: policy.Admin, Handler: h(s.cluster)},
 	} {
 		s.handle(rt)
@@ -603,6 +612,7 @@ type deviceIn struct {
 	Patient     string            `json:"patient"`
 	Kind        string            `json:"kind"`
 	Identifiers []iomt.Identifier `json:"identifiers"` // serial number, UDI, asset tag
+	Gateway     string            `json:"gateway"`     // the gateway device it sits behind
 }
 
 type mqttCreds struct {
@@ -654,7 +664,17 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "device", err)
 		return
 	}
-	d := iomt.Device{ID: id, Tenant: iomt.DefaultTenant, Kind: in.Kind, Patient: in.Patient, Identifiers: in.Identifiers, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	d := iomt.Device{ID: id, Tenant: iomt.DefaultTenant, Kind: in.Kind, Patient: in.Patient, Identifiers: in.Identifiers,
+		Gateway: strings.TrimSpace(in.Gateway), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	why, err := s.checkGateway(r.Context(), d, d.Gateway)
+	if err != nil {
+		s.storeError(w, r, "gateway", err)
+		return
+	}
+	if why != "" {
+		writeProblem(w, r, http.StatusUnprocessableEntity, why)
+		return
+	}
 	creds, err := ingest.NewCredentials(&d)
 	if err != nil {
 		s.storeError(w, r, "device", err)
@@ -664,13 +684,9 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "device", err)
 		return
 	}
-	out := deviceOut{Device: d, Token: creds.Token, MQTT: &mqttCreds{
-		Host: s.MQTTAddr, Username: d.ID, Password: creds.MQTTPassword,
-		Topic:        mqtt.DataTopic(d.Tenant, d.ID),
-		CommandTopic: mqtt.CommandTopic(d.Tenant, d.ID), AckTopic: mqtt.AckTopic(d.Tenant, d.ID),
-	}}
+	noteAudit(r, d.Patient, slog.String("device", d.ID), slog.String("kind", d.Kind), slog.String("gateway", d.Gateway))
 	w.Header().Set("Location", "/api/v1/devices/"+d.ID)
-	writeJSON(w, http.StatusCreated, out)
+	writeJSON(w, http.StatusCreated, s.deviceCredentials(d, creds))
 }
 
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
@@ -684,10 +700,11 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "devices", err)
 		return
 	}
-	if ds == nil {
-		ds = []iomt.Device{}
+	out := make([]deviceView, len(ds))
+	for i, d := range ds {
+		out[i] = viewDevice(d)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": ds})
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -696,7 +713,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "device "+r.PathValue("id"), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, viewDevice(d))
 }
 
 func (s *Server) listCodes(w http.ResponseWriter, r *http.Request) {

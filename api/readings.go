@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/iomt/iomt"
@@ -19,10 +20,20 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusUnauthorized, "missing device token: send Authorization: Bearer <device token>")
 		return
 	}
+	src := ingest.SourceOf(r.RemoteAddr)
+	if until, blocked := s.Throttle.Blocked(src); blocked {
+		// The block itself was logged once, when it began.
+		w.Header().Set("Retry-After", strconv.Itoa(int(time.Until(until).Seconds())+1))
+		writeProblem(w, r, http.StatusTooManyRequests, "too many failed device authentications from this address: retry later")
+		return
+	}
 	dev, err := s.Auth.Token(r.Context(), tok)
 	if err != nil {
 		if errors.Is(err, ingest.ErrBadCredentials) {
-			s.log.Warn("http ingest refused", "remote", r.RemoteAddr, "reason", err.Error())
+			// The reason names the device the token claims, never the token.
+			device := ingest.TokenDevice(tok)
+			s.log.Warn("http ingest refused", "remote", r.RemoteAddr, "device", device, "reason", err.Error())
+			s.Throttle.Failed(src, device, "http")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="iomt-devices", error="invalid_token"`)
 			writeProblem(w, r, http.StatusUnauthorized, "invalid device token")
 			return

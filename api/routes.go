@@ -374,3 +374,13 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 
 // queryPatient is a Route.Patient for routes that name the patient in ?patient=.
 func queryPatient(r *http.Request) (string, error) { return r.URL.Query().Get("patient"), nil }
+
+// noteAudit names a patient (if not empty) and adds details to the request's audit record.
+func noteAudit(r *http.Request, patient string, attrs ...slog.Attr) {
+	if patient != "" {
+		notePatients(r, patient)
+	}
+	for _, a := range attrs {
+		noteDetail(r, a.Key, a.Value.String())
+	}
+}

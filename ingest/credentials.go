@@ -59,16 +59,38 @@ func matches(hash []byte, s string) bool {
 	return len(hash) == sha256.Size && subtle.ConstantTimeCompare(hash, digest(s)) == 1
 }
 
-// Authenticator checks device secrets against the registry.
+// Authenticator checks device secrets against the registry. It keeps no copy of them: each
+// authentication reads the device's record, so a rotation, revocation, disabling or deletion
+// holds from the next one on, on every node sharing the registry.
 type Authenticator struct{ Registry iomt.Registry }
+
+// device reads device id and refuses it, with ErrBadCredentials, when it is unknown, disabled
+// or revoked (no credentials: nothing, not even a client certificate, lets it in until its
+// credentials are rotated).
+func (a Authenticator) device(ctx context.Context, id string) (iomt.Device, error) {
+	d, err := a.Registry.Device(ctx, id)
+	if err != nil {
+		if errors.Is(err, iomt.ErrNotFound) {
+			return iomt.Device{}, fmt.Errorf("%w: unknown device %q", ErrBadCredentials, id)
+		}
+		return iomt.Device{}, err
+	}
+	if d.Disabled {
+		return iomt.Device{}, fmt.Errorf("%w: device %q is disabled", ErrBadCredentials, id)
+	}
+	if Revoked(d) {
+		return iomt.Device{}, fmt.Errorf("%w: the credentials of device %q are revoked", ErrBadCredentials, id)
+	}
+	return d, nil
+}
+
+// Revoked says whether a device's credentials were revoked (it has none).
+func Revoked(d iomt.Device) bool { return len(d.MQTTPasswordHash) == 0 && len(d.TokenHash) == 0 }
 
 // MQTT checks a CONNECT's username (the device id) and password.
 func (a Authenticator) MQTT(ctx context.Context, username, password string) (iomt.Device, error) {
-	d, err := a.Registry.Device(ctx, username)
+	d, err := a.device(ctx, username)
 	if err != nil {
-		if errors.Is(err, iomt.ErrNotFound) {
-			return iomt.Device{}, fmt.Errorf("%w: unknown device %q", ErrBadCredentials, username)
-		}
 		return iomt.Device{}, err
 	}
 	if !matches(d.MQTTPasswordHash, password) {
@@ -77,21 +99,37 @@ func (a Authenticator) MQTT(ctx context.Context, username, password string) (iom
 	return d, nil
 }
 
+// Certificate authenticates the device a verified client certificate names (its subject CN):
+// the certificate stands for the password, the device must still be registered, enabled and
+// not revoked.
+func (a Authenticator) Certificate(ctx context.Context, commonName string) (iomt.Device, error) {
+	if commonName == "" {
+		return iomt.Device{}, fmt.Errorf("%w: the client certificate has no subject common name", ErrBadCredentials)
+	}
+	return a.device(ctx, commonName)
+}
+
 // Token checks an HTTP ingest token.
 func (a Authenticator) Token(ctx context.Context, token string) (iomt.Device, error) {
 	id, sec, ok := strings.Cut(token, ".")
 	if !ok || id == "" {
 		return iomt.Device{}, fmt.Errorf("%w: token is not of the form <device>.<secret>", ErrBadCredentials)
 	}
-	d, err := a.Registry.Device(ctx, id)
+	d, err := a.device(ctx, id)
 	if err != nil {
-		if errors.Is(err, iomt.ErrNotFound) {
-			return iomt.Device{}, fmt.Errorf("%w: unknown device %q", ErrBadCredentials, id)
-		}
 		return iomt.Device{}, err
 	}
 	if !matches(d.TokenHash, sec) {
 		return iomt.Device{}, fmt.Errorf("%w: wrong token for device %q", ErrBadCredentials, id)
 	}
 	return d, nil
+}
+
+// TokenDevice returns the device id an HTTP ingest token claims to be (for logs), or "".
+func TokenDevice(token string) string {
+	id, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return ""
+	}
+	return id
 }

@@ -36,15 +36,27 @@ func (e *env) gatewayDevice() device {
 	return gw
 }
 
+// behind registers devices behind gateway gw: it may publish for them.
+func (e *env) behind(gw device, devs ...device) {
+	e.t.Helper()
+	for _, d := range devs {
+		if c := e.call("PATCH", "/api/v1/devices/"+d.ID, adminToken, map[string]string{"gateway": gw.ID}, nil); c != 200 {
+			e.t.Fatalf("register device %s behind gateway %s: %d", d.ID, gw.ID, c)
+		}
+	}
+}
+
 // TestGatewayPublishesForItsTenant: a gateway device logs in with its own credentials, may
-// publish to the data topic of any ordinary device of its tenant (ingested as that device's),
-// and is refused, with a logged reason, for an unknown device, another gateway or another
-// tenant. The CONNACK carries the server's clock.
+// publish to the data topic of the devices registered behind it (ingested as that device's),
+// and is refused, with a logged reason, for a device not behind it, an unknown device, another
+// gateway or another tenant. The CONNACK carries the server's clock.
 func TestGatewayPublishesForItsTenant(t *testing.T) {
 	e := start(t)
 	patient, mon := e.ward()
 	gw := e.gatewayDevice()
 	other := e.gatewayDevice()
+	e.behind(gw, mon)
+	_, loose := e.ward()
 	foreign := iomt.Device{ID: "foreign-dev", Tenant: "other-hospital", Kind: "pulse-oximeter", Patient: patient, CreatedAt: time.Now().UTC()}
 	if err := e.n.Store().CreateDevice(context.Background(), foreign); err != nil {
 		t.Fatal(err)
@@ -74,6 +86,7 @@ func TestGatewayPublishesForItsTenant(t *testing.T) {
 		t.Fatalf("stored %+v, %v; want one reading of device %s", obs, err, mon.ID)
 	}
 	for name, topic := range map[string]string{
+		"device not behind it":             loose.MQTT.Topic,
 		"unknown device":                   "iomt/v1/default/devices/no-such-device/senml",
 		"another gateway":                  other.MQTT.Topic,
 		"another tenant":                   "iomt/v1/other-hospital/devices/foreign-dev/senml",
@@ -101,6 +114,7 @@ func TestUplinkCorrectsGatewayClock(t *testing.T) {
 	e := start(t)
 	patient, mon := e.ward()
 	gw := e.gatewayDevice()
+	e.behind(gw, mon)
 	fast := func() time.Time { return time.Now().Add(time.Hour) }
 	sp, err := spool.Open(t.TempDir(), spool.Options{NoSync: true, Now: fast, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -189,6 +203,9 @@ func TestGatewayOutage(t *testing.T) {
 		ids[name], patients[d.ID] = d.ID, p
 	}
 	gw := e.gatewayDevice()
+	for _, id := range ids {
+		e.behind(gw, device{ID: id})
+	}
 
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "identities.yaml"), []byte(agenttest.Identities(euis)), 0o600); err != nil {
@@ -342,6 +359,7 @@ func TestUplinkRefusals(t *testing.T) {
 	if c := e.call("POST", "/api/v1/devices", adminToken, map[string]string{"kind": "pulse-oximeter"}, &unbound); c != 201 {
 		t.Fatalf("create unbound device: %d", c)
 	}
+	e.behind(gw, mon, unbound)
 	sp, err := spool.Open(t.TempDir(), spool.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

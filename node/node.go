@@ -74,6 +74,10 @@ type Config struct {
 	HTTPLimits HTTPLimits
 	// MQTTLimits bound connections that have not logged in (zero fields: the defaults).
 	MQTTLimits mqtt.Limits
+
+	// MQTTClientCA, if set (with TLS), lets devices and gateways authenticate with a client
+	// certificate verified against these CAs (PEM) whose subject CN is the device id.
+	MQTTClientCA string
 }
 
 // FHIRExportConfig says where and what to export. Credentials are never logged.
@@ -160,12 +164,19 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	// Devices and gateways across a network verify the server: MQTT over TLS on the same
 	// address (8883 by convention).
+	if cfg.MQTTClientCA != "" && cfg.MQTTTLSCert == "" {
+		return nil, errors.New("node: a client CA for MQTT (--mqtt-client-ca) needs the broker to speak TLS (--mqtt-tls-cert, --mqtt-tls-key)")
+	}
 	mqttTLS, err := loadPair("mqtt", cfg.MQTTTLSCert, cfg.MQTTTLSKey, "mqtt-tls-cert", "mqtt-tls-key", log)
 	if err != nil {
 		return nil, err
 	}
 	if mqttTLS != nil {
-		n.mqttLn = tls.NewListener(n.mqttLn, mqttTLS.ServerConfig())
+		tc := mqttTLS.ServerConfig()
+		if err := mqtt.WithClientCA(tc, cfg.MQTTClientCA); err != nil {
+			return nil, fmt.Errorf("%w (--mqtt-client-ca)", err)
+		}
+		n.mqttLn = tls.NewListener(n.mqttLn, tc)
 	}
 	if n.httpTLS, err = loadPair("https", cfg.HTTPTLSCert, cfg.HTTPTLSKey, "tls-cert", "tls-key", log); err != nil {
 		return nil, err
@@ -222,6 +233,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	ing := ingest.New(cat, n.store, statusTap{Registry: n.store, events: events, log: log}, n.bus, log,
 		ingest.NewMetrics(reg), ingest.Options{MaxFuture: cfg.MaxFuture})
 	auth := ingest.Authenticator{Registry: n.store}
+	// MQTT and HTTP ingest share one count of failed device authentications per source.
+	throttle := ingest.NewThrottle(ingest.ThrottleOptions{Logger: log})
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
@@ -230,7 +243,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	// The broker exists (without serving yet) before events arrive: device commands use it.
-	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg, Limits: cfg.MQTTLimits,
+	n.broker, err = mqtt.New(n.mqttLn, ing, auth, mqtt.Options{MaxPacketSize: cfg.MaxPacketSize, Logger: log, Registerer: reg, Limits: cfg.MQTTLimits, Throttle: throttle,
 		// A device's command ack goes to every node: the one that sent the command waits for it.
 		OnCommandAck: func(device string, payload []byte) {
 			data, err := json.Marshal(deviceCommand{Device: device, Payload: json.RawMessage(payload)})
@@ -255,6 +268,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		switch e.Kind {
 		case eventDeviceCommand, eventDeviceAck:
 			n.onDeviceEvent(alarms, e)
+			return
+		case eventDeviceAccess:
+			n.onDeviceAccess(e)
 			return
 		case eventDeviceStatus:
 			var st deviceStatus
@@ -401,6 +417,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Logger: log, Audit: audit, Gatherer: reg,
 		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(), CGMAlerts: recent.Alerts, Cluster: n.clusterStatus,
 		FHIR: fhirAPI, DeadLetters: deadLetters, Alarms: n.alarms, TLS: n.httpTLS != nil,
+		Throttle: throttle, DeviceChanged: n.deviceChanged(events),
 	})
 	if err != nil {
 		return nil, err

@@ -131,9 +131,9 @@ func connect5(t *testing.T, addr, user, pass string) (*paho.Client, *paho.Connac
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: user + "-test"})
+	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: user})
 	ca, err := c.Connect(context.Background(), &paho.Connect{
-		KeepAlive: 30, CleanStart: true, ClientID: user + "-test",
+		KeepAlive: 30, CleanStart: true, ClientID: user, // a device connects under its own id
 		Username: user, UsernameFlag: true, Password: []byte(pass), PasswordFlag: true,
 	})
 	if err == nil {
@@ -309,7 +309,7 @@ func TestMQTTRefusals(t *testing.T) {
 	t.Run("foreign topic v3", func(t *testing.T) {
 		lost := make(chan error, 1)
 		o := mqtt3.NewClientOptions().AddBroker("tcp://" + e.n.MQTTAddr()).SetUsername(other.MQTT.Username).SetPassword(other.MQTT.Password).
-			SetClientID("v3foreign").SetProtocolVersion(4).SetAutoReconnect(false).SetConnectionLostHandler(func(_ mqtt3.Client, err error) { lost <- err })
+			SetClientID(other.MQTT.Username).SetProtocolVersion(4).SetAutoReconnect(false).SetConnectionLostHandler(func(_ mqtt3.Client, err error) { lost <- err })
 		c := mqtt3.NewClient(o)
 		if tok := c.Connect(); tok.Wait() && tok.Error() != nil {
 			t.Fatal(tok.Error())

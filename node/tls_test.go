@@ -23,6 +23,7 @@ func TestMQTTOverTLS(t *testing.T) {
 	e := startWith(t, func(c *node.Config) { c.MQTTTLSCert, c.MQTTTLSKey = pki.ServerCert, pki.ServerKey })
 	patient, mon := e.ward()
 	gw := e.gatewayDevice()
+	e.behind(gw, mon)
 	_, port, _ := net.SplitHostPort(e.n.MQTTAddr())
 
 	drain := func(caFile string, wait time.Duration) int {

@@ -154,6 +154,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	mfaRoles := fs.String("mfa-roles", "", "roles that must sign in with a TOTP second factor, comma-separated (e.g. admin,clinician)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain): serve the API, FHIR and dashboard over HTTPS on --http-addr (with --tls-key; reloaded when the files change)")
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
+	mqttClientCA := fs.String("mqtt-client-ca", "", "PEM CA bundle: devices and gateways may log in over MQTT TLS with a client certificate it verifies, whose subject CN is the device id (no password needed)")
 	maxPacket := fs.Int("mqtt-max-packet", 1<<20, "largest MQTT packet accepted, in bytes")
 	maxFuture := fs.Duration("max-future", 5*time.Minute, "readings timestamped further ahead of server time are refused")
 	noSync := fs.Bool("no-sync", false, "do not fsync appends (survives a crash of the process, not of the machine)")
@@ -241,7 +242,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		go func() { _ = http.Serve(ln, mux) }()
 	}
 	n, err := node.Start(ctx, node.Config{
-		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTTLSCert: *mqttTLSCert, MQTTTLSKey: *mqttTLSKey, MQTTClientCA: *mqttClientCA,
 		People:      node.PeopleConfig{BootstrapToken: token, IdleTimeout: *idleTimeout, SessionLifetime: *sessionLifetime, MFARoles: mfa, OIDC: sso},
 		HTTPTLSCert: *tlsCert, HTTPTLSKey: *tlsKey,
 		MaxPacketSize: uint32(*maxPacket), MaxFuture: *maxFuture, NoSync: *noSync, Logger: log,

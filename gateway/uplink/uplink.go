@@ -59,7 +59,9 @@ type Config struct {
 	// and MQTT password; elsewhere a token as password). Never logged.
 	Username string
 	Password []byte
-	ClientID string // default "iomt-gateway-" + Username
+	// ClientID defaults to Username: iomt serve accepts a device only under its own id
+	// (empty with a client certificate and no username: the server assigns it).
+	ClientID string
 
 	// TopicPrefix and Tenant make the topic {prefix}{tenant}/devices/{device}/senml;
 	// defaults "iomt/v1/" and "default", iomt serve's.
@@ -143,7 +145,7 @@ func New(cfg Config) (*Uplink, error) {
 			"--allow-plaintext-uplink) only where the network is protected otherwise", cfg.URL, u.Host)
 	}
 	if cfg.ClientID == "" {
-		cfg.ClientID = "iomt-gateway-" + cfg.Username
+		cfg.ClientID = cfg.Username
 	}
 	if cfg.TopicPrefix == "" {
 		cfg.TopicPrefix = "iomt/v1/"

@@ -1,8 +1,9 @@
 // Package mqtt is iomt's embedded MQTT broker (3.1.1 and 5), built on mochi-mqtt. Devices log
-// in with the credentials the API issued, publish SenML to their own
+// in with the credentials the API issued (or a client certificate naming them, over mutual
+// TLS), under their own id as client id, publish SenML to their own
 // iomt/v1/{tenant}/devices/{device}/senml and subscribe to their own .../cmd; an edge gateway
-// (a device of kind "gateway") may also publish to the data topic of any ordinary device of its
-// tenant. Anything else is refused and logged with the reason. A pack is stored durably inside
+// (a device of kind "gateway") may also publish to the data topic of the devices registered
+// behind it. Anything else is refused and logged with the reason. A pack is stored durably inside
 // the broker's publish hook, before the PUBACK is written, so an acknowledged reading survives a
 // crash of the server.
 package mqtt
@@ -10,10 +11,13 @@ package mqtt
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,13 +43,23 @@ type Options struct {
 	OnCommandAck func(device string, payload []byte)
 	// Limits bound connections that have not logged in (zero fields: the defaults).
 	Limits Limits
+	// Throttle, if set, refuses sources that failed authentication too often (shared with
+	// HTTP ingest).
+	Throttle *ingest.Throttle
+	// RecheckInterval is how often live sessions are checked against the registry, so that
+	// a revocation whose notice (Broker.Revoke) was lost still ends the session; default
+	// 1 minute, negative: never.
+	RecheckInterval time.Duration
 }
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
-	srv  *mochi.Server
-	hook *hook
-	ln   net.Listener
+	srv     *mochi.Server
+	hook    *hook
+	ln      net.Listener
+	recheck time.Duration
+	stop    chan struct{} // closed by Close: ends the recheck loop
+	stopped sync.WaitGroup
 }
 
 // TopicPrefix is the root of every device topic.
@@ -97,7 +111,8 @@ func New(ln net.Listener, in *ingest.Ingester, auth ingest.Authenticator, o Opti
 		// update stops the world to read memory statistics: once an hour, not every second.
 		SysTopicResendInterval: 3600,
 	})
-	h := &hook{ingest: in, auth: auth, log: log, onAck: o.OnCommandAck, sessions: map[*mochi.Client]*session{}, acks: map[ackKey]ackInfo{}}
+	h := &hook{srv: srv, ingest: in, auth: auth, log: log, onAck: o.OnCommandAck, throttle: o.Throttle,
+		sessions: map[*mochi.Client]*session{}, acks: map[ackKey]ackInfo{}}
 	if o.Registerer != nil {
 		h.met = newMetrics(o.Registerer)
 	}
@@ -108,7 +123,29 @@ func New(ln net.Listener, in *ingest.Ingester, auth ingest.Authenticator, o Opti
 	if err := srv.AddListener(h.guard); err != nil {
 		return nil, fmt.Errorf("mqtt: add listener: %w", err)
 	}
-	return &Broker{srv: srv, hook: h, ln: ln}, nil
+	if o.RecheckInterval == 0 {
+		o.RecheckInterval = time.Minute
+	}
+	return &Broker{srv: srv, hook: h, ln: ln, recheck: o.RecheckInterval, stop: make(chan struct{})}, nil
+}
+
+// WithClientCA lets clients of a broker's TLS configuration present a certificate, verified
+// against the CAs in clientCAFile (PEM), whose subject CN names the device it authenticates
+// (mutual TLS); clients without one still log in with a password. An empty file changes nothing.
+func WithClientCA(c *tls.Config, clientCAFile string) error {
+	if clientCAFile == "" {
+		return nil
+	}
+	pem, err := os.ReadFile(clientCAFile)
+	if err != nil {
+		return fmt.Errorf("mqtt client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("mqtt client CA %s holds no PEM certificate", clientCAFile)
+	}
+	c.ClientCAs, c.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	return nil
 }
 
 // Addr is the address the broker listens on.
@@ -118,6 +155,22 @@ func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
 func (b *Broker) Serve() error {
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("mqtt: serve: %w", err)
+	}
+	if b.recheck > 0 {
+		b.stopped.Add(1)
+		go func() {
+			defer b.stopped.Done()
+			t := time.NewTicker(b.recheck)
+			defer t.Stop()
+			for {
+				select {
+				case <-b.stop:
+					return
+				case <-t.C:
+					b.Recheck()
+				}
+			}
+		}()
 	}
 	return nil
 }
@@ -133,6 +186,12 @@ func (b *Broker) Close() error {
 	// read lock) and wait until they are gone, so Close finds nobody to list. (mochi's own
 	// close of the listener then fails quietly.)
 	_ = b.ln.Close()
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	b.stopped.Wait()
 	for _, cl := range b.srv.Clients.GetAll() {
 		if !cl.Net.Inline {
 			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
@@ -160,13 +219,83 @@ func (b *Broker) Close() error {
 	return err
 }
 
+// Revoke ends every live session of device on this broker at once (an MQTT 5 client hears
+// DISCONNECT 0x87 with the reason) and makes gateways' sessions look the device up again before
+// they next publish for it. The registry must already say why (credentials rotated or revoked,
+// device disabled or deleted): the device's next CONNECT is judged against it. It returns the
+// number of sessions ended. Each node's broker must be told (see node/).
+func (b *Broker) Revoke(device, reason string) int {
+	b.hook.forgetTarget(device)
+	var end []*mochi.Client
+	b.hook.mu.Lock()
+	for cl, s := range b.hook.sessions {
+		if s.dev.ID == device && !cl.Closed() {
+			end = append(end, cl)
+		}
+	}
+	b.hook.mu.Unlock()
+	for _, cl := range end {
+		b.hook.log.Warn("mqtt session ended", "device", device, "remote", cl.Net.Remote, "reason", reason)
+		b.hook.met.refused("revoked")
+		_ = b.srv.DisconnectClient(cl, packets.Code{Code: packets.ErrNotAuthorized.Code, Reason: "not authorized: " + reason})
+	}
+	return len(end)
+}
+
+// Forget makes gateways' sessions look device up again before they next publish for it (its
+// gateway or state changed); the device's own sessions go on.
+func (b *Broker) Forget(device string) { b.hook.forgetTarget(device) }
+
+// Recheck reads the device of every live session from the registry and ends the sessions of
+// devices that may no longer connect as they did: deleted, disabled, revoked, or (for a
+// password session) given a new password. It backs up Revoke, whose notice can be lost between
+// nodes; Serve runs it every RecheckInterval. Gateways' cached targets are dropped too.
+func (b *Broker) Recheck() {
+	h := b.hook
+	h.mu.Lock()
+	sessions := make([]*session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		sessions = append(sessions, s)
+		if s.gateway {
+			clear(s.targets)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range sessions {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d, err := h.auth.Registry.Device(ctx, s.dev.ID)
+		cancel()
+		var why string
+		switch {
+		case errors.Is(err, iomt.ErrNotFound):
+			why = "device deleted"
+		case err != nil:
+			h.log.Warn("mqtt session recheck", "device", s.dev.ID, "err", err)
+			continue
+		case d.Disabled:
+			why = "device disabled"
+		case ingest.Revoked(d):
+			why = "credentials revoked"
+		case !s.byCert && !bytes.Equal(d.MQTTPasswordHash, s.dev.MQTTPasswordHash):
+			why = "credentials rotated"
+		default:
+			continue
+		}
+		h.log.Warn("mqtt session ended", "device", s.dev.ID, "remote", s.cl.Net.Remote, "reason", why, "by", "recheck")
+		h.met.refused("revoked")
+		_ = b.srv.DisconnectClient(s.cl, packets.Code{Code: packets.ErrNotAuthorized.Code, Reason: "not authorized: " + why})
+	}
+}
+
 // SendCommand publishes payload to a device's command topic (QoS 1).
 func (b *Broker) SendCommand(tenant, device string, payload []byte) error {
 	return b.srv.Publish(CommandTopic(tenant, device), payload, false, 1)
 }
 
 type session struct {
+	cl        *mochi.Client
 	dev       iomt.Device
+	byCert    bool // authenticated by a client certificate, not a password
 	dataTopic string
 	cmdTopic  string
 	ackTopic  string
@@ -178,8 +307,8 @@ type session struct {
 }
 
 // GatewayKind is the registry kind of an edge gateway: it logs in with its own credentials and
-// may publish to the data topic of any non-gateway device of its tenant; the pack is ingested
-// as that device's.
+// may publish to the data topic of the enabled devices registered behind it (whose
+// iomt.Device.Gateway is its id); the pack is ingested as that device's.
 const GatewayKind = "gateway"
 
 // ServerTimeProperty is the MQTT 5 user property of a CONNACK that carries the server's clock
@@ -193,12 +322,14 @@ type ackKey struct {
 
 type hook struct {
 	mochi.HookBase
-	ingest *ingest.Ingester
-	auth   ingest.Authenticator
-	log    *slog.Logger
-	met    *metrics
-	onAck  func(device string, payload []byte)
-	guard  *guard
+	srv      *mochi.Server
+	throttle *ingest.Throttle
+	ingest   *ingest.Ingester
+	auth     ingest.Authenticator
+	log      *slog.Logger
+	met      *metrics
+	onAck    func(device string, payload []byte)
+	guard    *guard
 
 	mu       sync.Mutex
 	sessions map[*mochi.Client]*session
@@ -211,24 +342,89 @@ func (h *hook) ID() string { return "iomt" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish, mochi.OnPacketEncode,
+		mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish, mochi.OnPacketEncode,
 		mochi.OnDisconnect,
 	}, []byte{b})
 }
 
-func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+// Connection refusals: the MQTT 5 reason (with our own reason string) and the 3.1.1 return
+// code mochi maps it to (3.1.1 has no reason strings, and mochi maps only its own codes).
+var (
+	refuseCredentials = [2]packets.Code{{Code: packets.ErrBadUsernameOrPassword.Code, Reason: "bad user name or password"}, packets.ErrBadUsernameOrPassword}
+	refuseClientID    = [2]packets.Code{{Code: packets.ErrClientIdentifierNotValid.Code, Reason: "client identifier not valid: use the device's id"}, packets.ErrClientIdentifierNotValid}
+	refuseThrottled   = [2]packets.Code{{Code: packets.ErrConnectionRateExceeded.Code, Reason: "too many failed authentications from this address: retry later"}, packets.ErrBadUsernameOrPassword}
+	refuseUnavailable = [2]packets.Code{packets.ErrServerUnavailable, packets.ErrServerUnavailable}
+)
+
+// refuse answers a CONNECT with a refusing CONNACK; the returned error makes mochi close the
+// connection before any session exists, so nobody's session is taken over.
+func (h *hook) refuse(cl *mochi.Client, codes [2]packets.Code, metric string) error {
+	code := codes[0]
+	if cl.Properties.ProtocolVersion < 5 {
+		code = codes[1]
+	}
+	h.met.refused(metric)
+	if err := h.srv.SendConnack(cl, code, false, nil); err != nil {
+		return fmt.Errorf("refuse connection: %w", err)
+	}
+	return code
+}
+
+// OnConnect authenticates the device (client certificate or password), holds the client id to
+// the device's own id and throttles sources that keep failing. It runs before mochi looks for
+// an existing session under the client id, so a refused CONNECT takes over nothing. The
+// session it records is what OnConnectAuthenticate then accepts.
+func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 	user := string(pk.Connect.Username)
 	remote := cl.Net.Remote
+	src := ingest.SourceOf(remote)
+	if _, blocked := h.throttle.Blocked(src); blocked {
+		// The block itself was logged once, when it began.
+		return h.refuse(cl, refuseThrottled, "throttled")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	dev, err := h.auth.MQTT(ctx, user, string(pk.Connect.Password))
-	if err != nil {
-		// The reason names the device but never the password.
-		h.log.Warn("mqtt connect refused", "remote", remote, "client", cl.ID, "reason", err.Error())
-		h.met.refused("bad_credentials")
-		return false
+	cn, byCert := verifiedCommonName(cl.Net.Conn)
+	var (
+		dev iomt.Device
+		err error
+	)
+	switch {
+	case byCert && user != "" && user != cn:
+		err = fmt.Errorf("%w: the client certificate is device %q's, the user name says %q", ingest.ErrBadCredentials, cn, user)
+	case byCert:
+		dev, err = h.auth.Certificate(ctx, cn)
+	default:
+		dev, err = h.auth.MQTT(ctx, user, string(pk.Connect.Password))
 	}
-	s := &session{dev: dev, dataTopic: DataTopic(dev.Tenant, dev.ID), cmdTopic: CommandTopic(dev.Tenant, dev.ID), ackTopic: AckTopic(dev.Tenant, dev.ID)}
+	if err != nil {
+		if !errors.Is(err, ingest.ErrBadCredentials) {
+			h.log.Error("mqtt connect: device lookup", "remote", remote, "device", user, "err", err)
+			return h.refuse(cl, refuseUnavailable, "server_error")
+		}
+		// The reason names the device but never the password.
+		claimed := user
+		if byCert {
+			claimed = cn
+		}
+		h.log.Warn("mqtt connect refused", "remote", remote, "device", claimed, "client", cl.ID, "certificate", byCert, "reason", err.Error())
+		h.throttle.Failed(src, claimed, "mqtt")
+		return h.refuse(cl, refuseCredentials, "bad_credentials")
+	}
+	switch pk.Connect.ClientIdentifier {
+	case dev.ID:
+	case "":
+		// The server assigns the id (MQTT 5 tells the client): the device's own.
+		cl.ID = dev.ID
+		if cl.Properties.ProtocolVersion == 5 {
+			cl.Properties.Props.AssignedClientID = dev.ID
+		}
+	default:
+		h.log.Warn("mqtt connect refused", "remote", remote, "device", dev.ID, "client", pk.Connect.ClientIdentifier,
+			"reason", fmt.Sprintf("client id %q is not the device's id %q: a device may connect only under its own id", pk.Connect.ClientIdentifier, dev.ID))
+		return h.refuse(cl, refuseClientID, "client_id")
+	}
+	s := &session{cl: cl, dev: dev, byCert: byCert, dataTopic: DataTopic(dev.Tenant, dev.ID), cmdTopic: CommandTopic(dev.Tenant, dev.ID), ackTopic: AckTopic(dev.Tenant, dev.ID)}
 	if dev.Kind == GatewayKind {
 		s.gateway, s.targets = true, map[string]iomt.Device{}
 	}
@@ -236,8 +432,28 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	h.sessions[cl] = s
 	h.mu.Unlock()
 	h.guard.loggedIn(cl.Net.Conn)
-	h.log.Debug("mqtt device connected", "device", dev.ID, "remote", remote, "protocol", cl.Properties.ProtocolVersion)
-	return true
+	h.log.Debug("mqtt device connected", "device", dev.ID, "remote", remote, "protocol", cl.Properties.ProtocolVersion, "certificate", byCert)
+	return nil
+}
+
+// verifiedCommonName returns the subject CN of a client certificate the TLS handshake verified
+// against the configured client CA (none when TLS is off, no CA is configured or the client
+// sent no certificate).
+func verifiedCommonName(c net.Conn) (string, bool) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return "", false
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
+		return "", false
+	}
+	return st.VerifiedChains[0][0].Subject.CommonName, true
+}
+
+// OnConnectAuthenticate accepts the clients OnConnect authenticated.
+func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	return h.session(cl) != nil
 }
 
 func (h *hook) session(cl *mochi.Client) *session {
@@ -423,7 +639,7 @@ func (h *hook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packe
 var errRefused = errors.New("refused")
 
 // gatewayACL decides whether gateway session s may publish to topic: the data topic of an
-// existing device of its own tenant that is not itself a gateway. Refusals are logged with the
+// enabled device of its own tenant registered behind this gateway (iomt.Device.Gateway). Refusals are logged with the
 // reason and counted as foreign topics. When the registry cannot be read, the publish is let
 // through to OnPublish, which answers "server error, retry" rather than "not authorized".
 func (h *hook) gatewayACL(s *session, topic string) bool {
@@ -438,6 +654,19 @@ func (h *hook) gatewayACL(s *session, topic string) bool {
 	h.log.Warn("mqtt topic refused", "device", s.dev.ID, "gateway", true, "reason", err.Error())
 	h.met.refused("foreign_topic")
 	return false
+}
+
+// forgetTarget drops device from every gateway session's cache of targets.
+func (h *hook) forgetTarget(device string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.sessions {
+		for topic, d := range s.targets {
+			if d.ID == device {
+				delete(s.targets, topic)
+			}
+		}
+	}
 }
 
 // gatewayTarget returns the device gateway session s publishes for on topic, from the
@@ -471,6 +700,12 @@ func (h *hook) gatewayTarget(s *session, topic string) (iomt.Device, error) {
 		return refuse(fmt.Sprintf("device %s belongs to another tenant", id))
 	case dev.Kind == GatewayKind:
 		return refuse(fmt.Sprintf("device %s is a gateway, not a device a gateway speaks for", id))
+	case dev.Gateway == "":
+		return refuse(fmt.Sprintf("device %s is registered to no gateway", id))
+	case dev.Gateway != s.dev.ID:
+		return refuse(fmt.Sprintf("device %s is registered to another gateway", id))
+	case dev.Disabled:
+		return refuse(fmt.Sprintf("device %s is disabled", id))
 	}
 	h.mu.Lock()
 	s.targets[topic] = dev

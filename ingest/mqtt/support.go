@@ -32,7 +32,7 @@ type metrics struct{ refusals *prometheus.CounterVec }
 func newMetrics(r prometheus.Registerer) *metrics {
 	m := &metrics{refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "iomt_mqtt_refusals_total",
-		Help: "Connections and packets the MQTT broker refused, by reason (bad_credentials, foreign_topic, too_large, connect_timeout, no_connect, too_many_pending).",
+		Help: "Connections, packets and sessions the MQTT broker refused or ended, by reason (bad_credentials, client_id, throttled, server_error, foreign_topic, too_large, revoked, connect_timeout, no_connect, too_many_pending).",
 	}, []string{"reason"})}
 	r.MustRegister(m.refusals)
 	return m

@@ -20,12 +20,15 @@ type deviceRecord struct {
 	Kind    string `json:"kind"`
 	Patient string `json:"patient,omitempty"`
 	// Identifiers: absent in records written before devices had them, which read as none.
-	Identifiers      []iomt.Identifier `json:"identifiers,omitempty"`
-	MQTTPasswordHash []byte            `json:"mqttPasswordHash,omitempty"`
-	TokenHash        []byte            `json:"tokenHash,omitempty"`
-	CreatedAt        time.Time         `json:"createdAt"`
-	LastSeen         time.Time         `json:"lastSeen,omitzero"`
-	Battery          *float64          `json:"battery,omitempty"`
+	Identifiers []iomt.Identifier `json:"identifiers,omitempty"`
+	// Gateway and Disabled: absent in older records, which read as no gateway, enabled.
+	Gateway          string    `json:"gateway,omitempty"`
+	Disabled         bool      `json:"disabled,omitempty"`
+	MQTTPasswordHash []byte    `json:"mqttPasswordHash,omitempty"`
+	TokenHash        []byte    `json:"tokenHash,omitempty"`
+	CreatedAt        time.Time `json:"createdAt"`
+	LastSeen         time.Time `json:"lastSeen,omitzero"`
+	Battery          *float64  `json:"battery,omitempty"`
 }
 
 func (r deviceRecord) device() iomt.Device { return iomt.Device(r) }
@@ -245,7 +248,7 @@ func (s *Store) CreateDevice(ctx context.Context, d iomt.Device) error {
 	if err := ctxErr(ctx, "create device"); err != nil {
 		return err
 	}
-	for _, c := range []struct{ what, v string }{{"id", d.ID}, {"tenant", d.Tenant}, {"patient", d.Patient}} {
+	for _, c := range []struct{ what, v string }{{"id", d.ID}, {"tenant", d.Tenant}, {"patient", d.Patient}, {"gateway", d.Gateway}} {
 		if err := checkID(c.what, c.v, c.what == "id"); err != nil {
 			return fmt.Errorf("embedded: create device: %w", err)
 		}
@@ -514,5 +517,93 @@ func (s *Store) UpdateDevice(ctx context.Context, d iomt.Device) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("embedded: update device: %w", err)
 	}
+	return nil
+}
+
+// changeDevice applies change to the stored record of device id, under the registry lock and
+// statMu (persistStatus rewrites device records under it), and commits it durably.
+func (s *Store) changeDevice(ctx context.Context, what, id string, change func(r *deviceRecord)) error {
+	if err := ctxErr(ctx, what); err != nil {
+		return err
+	}
+	if err := checkID("id", id, true); err != nil {
+		return fmt.Errorf("embedded: %s: %w", what, err)
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if !s.enter() {
+		return fmt.Errorf("embedded: %s: %w", what, errClosed)
+	}
+	defer s.leave()
+	s.statMu.Lock()
+	defer s.statMu.Unlock()
+	var r deviceRecord
+	if err := s.getJSON(strKey('d', id), &r); err != nil {
+		return fmt.Errorf("embedded: %s %q: %w", what, id, err)
+	}
+	change(&r)
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("embedded: %s: %w", what, err)
+	}
+	if err := s.db.Set(strKey('d', id), v, pebble.Sync); err != nil {
+		return fmt.Errorf("embedded: %s: %w", what, err)
+	}
+	return nil
+}
+
+// SetDeviceCredentials implements iomt.Registry; it returns when the change is on stable
+// storage.
+func (s *Store) SetDeviceCredentials(ctx context.Context, id string, mqttPasswordHash, tokenHash []byte) error {
+	return s.changeDevice(ctx, "set device credentials", id, func(r *deviceRecord) {
+		r.MQTTPasswordHash, r.TokenHash = mqttPasswordHash, tokenHash
+	})
+}
+
+// SetDeviceDisabled implements iomt.Registry.
+func (s *Store) SetDeviceDisabled(ctx context.Context, id string, disabled bool) error {
+	return s.changeDevice(ctx, "set device disabled", id, func(r *deviceRecord) { r.Disabled = disabled })
+}
+
+// SetDeviceGateway implements iomt.Registry.
+func (s *Store) SetDeviceGateway(ctx context.Context, id, gateway string) error {
+	if err := checkID("gateway", gateway, false); err != nil {
+		return fmt.Errorf("embedded: set device gateway: %w", err)
+	}
+	return s.changeDevice(ctx, "set device gateway", id, func(r *deviceRecord) { r.Gateway = gateway })
+}
+
+// DeleteDevice implements iomt.Registry: the record and its index entries go, with any status
+// not yet persisted; readings stay.
+func (s *Store) DeleteDevice(ctx context.Context, id string) error {
+	if err := ctxErr(ctx, "delete device"); err != nil {
+		return err
+	}
+	if err := checkID("id", id, true); err != nil {
+		return fmt.Errorf("embedded: delete device: %w", err)
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if !s.enter() {
+		return fmt.Errorf("embedded: delete device: %w", errClosed)
+	}
+	defer s.leave()
+	s.statMu.Lock()
+	defer s.statMu.Unlock()
+	var r deviceRecord
+	if err := s.getJSON(strKey('d', id), &r); err != nil {
+		return fmt.Errorf("embedded: delete device %q: %w", id, err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Delete(strKey('d', id), nil)
+	_ = b.Delete(strKey('D', r.Tenant, id), nil)
+	if r.Patient != "" {
+		_ = b.Delete(strKey('B', r.Patient, id), nil)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("embedded: delete device: %w", err)
+	}
+	delete(s.status, id)
 	return nil
 }

@@ -127,7 +127,7 @@ type Store struct {
 
 	statMu sync.Mutex
 	status map[string]iomt.DeviceStatus // device status not yet written
-	known  map[string]bool              // devices known to exist (none is ever deleted)
+	known  map[string]bool              // devices known to exist (a device deleted by another node stays: its status update then changes no row)
 }
 
 // poolConfig parses url without letting its password reach an error message.

@@ -180,12 +180,12 @@ func (s *Store) UpdatePatient(ctx context.Context, p iomt.Patient) error {
 	return nil
 }
 
-const deviceCols = `id, tenant, kind, coalesce(patient, ''), identifiers, mqtt_password_hash, token_hash, created_at, last_seen, battery`
+const deviceCols = `id, tenant, kind, coalesce(patient, ''), identifiers, coalesce(gateway, ''), disabled, mqtt_password_hash, token_hash, created_at, last_seen, battery`
 
 func scanDevice(row pgx.Row, d *iomt.Device) error {
 	var seen *time.Time
 	var ids []byte
-	if err := row.Scan(&d.ID, &d.Tenant, &d.Kind, &d.Patient, &ids, &d.MQTTPasswordHash, &d.TokenHash, &d.CreatedAt, &seen, &d.Battery); err != nil {
+	if err := row.Scan(&d.ID, &d.Tenant, &d.Kind, &d.Patient, &ids, &d.Gateway, &d.Disabled, &d.MQTTPasswordHash, &d.TokenHash, &d.CreatedAt, &seen, &d.Battery); err != nil {
 		return err
 	}
 	d.Identifiers = nil
@@ -210,7 +210,7 @@ func (s *Store) CreateDevice(ctx context.Context, d iomt.Device) error {
 	if d.ID == "" {
 		return fmt.Errorf("postgres: create device: %w: id is empty", iomt.ErrInvalid)
 	}
-	if err := checkFields("id", d.ID, "tenant", d.Tenant, "kind", d.Kind, "patient", d.Patient); err != nil {
+	if err := checkFields("id", d.ID, "tenant", d.Tenant, "kind", d.Kind, "patient", d.Patient, "gateway", d.Gateway); err != nil {
 		return fmt.Errorf("postgres: create device: %w", err)
 	}
 	ids, err := identifiersJSON(d.Identifiers)
@@ -228,9 +228,9 @@ func (s *Store) CreateDevice(ctx context.Context, d iomt.Device) error {
 		return fmt.Errorf("postgres: create device: %w", errClosed)
 	}
 	defer s.leave()
-	_, err = s.pool.Exec(ctx, `INSERT INTO devices (id, tenant, kind, patient, identifiers, mqtt_password_hash, token_hash, created_at, last_seen, battery)
-		VALUES ($1, $2, $3, NULLIF($4, ''), $5::jsonb, $6, $7, $8, $9, $10)`,
-		d.ID, d.Tenant, d.Kind, d.Patient, ids, d.MQTTPasswordHash, d.TokenHash, d.CreatedAt, seen, d.Battery)
+	_, err = s.pool.Exec(ctx, `INSERT INTO devices (id, tenant, kind, patient, identifiers, mqtt_password_hash, token_hash, created_at, last_seen, battery, gateway, disabled)
+		VALUES ($1, $2, $3, NULLIF($4, ''), $5::jsonb, $6, $7, $8, $9, $10, NULLIF($11, ''), $12)`,
+		d.ID, d.Tenant, d.Kind, d.Patient, ids, d.MQTTPasswordHash, d.TokenHash, d.CreatedAt, seen, d.Battery, d.Gateway, d.Disabled)
 	if err != nil {
 		return wrap(ctx, "create device", duplicate(err, fmt.Sprintf("device %q exists", d.ID)))
 	}
@@ -454,5 +454,77 @@ func (s *Store) flushStatus(ctx context.Context) error {
 		}
 	}
 	s.statMu.Unlock()
+	return nil
+}
+
+// changeDevice runs an UPDATE of device id's row (args follow the id as $2...), reporting
+// ErrNotFound when there is no such device.
+func (s *Store) changeDevice(ctx context.Context, what, id, set string, args ...any) error {
+	if err := ctxErr(ctx, what); err != nil {
+		return err
+	}
+	if id == "" {
+		return fmt.Errorf("postgres: %s: %w: id is empty", what, iomt.ErrInvalid)
+	}
+	if err := checkText("id", id); err != nil {
+		return fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	if !s.enter() {
+		return fmt.Errorf("postgres: %s: %w", what, errClosed)
+	}
+	defer s.leave()
+	tag, err := s.pool.Exec(ctx, `UPDATE devices SET `+set+` WHERE id = $1`, append([]any{id}, args...)...)
+	if err != nil {
+		return wrap(ctx, what, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: %s %q: %w", what, id, iomt.ErrNotFound)
+	}
+	return nil
+}
+
+// SetDeviceCredentials implements iomt.Registry. Every node's next authentication reads the
+// new digests: nothing caches them.
+func (s *Store) SetDeviceCredentials(ctx context.Context, id string, mqttPasswordHash, tokenHash []byte) error {
+	return s.changeDevice(ctx, "set device credentials", id, `mqtt_password_hash = $2, token_hash = $3`, mqttPasswordHash, tokenHash)
+}
+
+// SetDeviceDisabled implements iomt.Registry.
+func (s *Store) SetDeviceDisabled(ctx context.Context, id string, disabled bool) error {
+	return s.changeDevice(ctx, "set device disabled", id, `disabled = $2`, disabled)
+}
+
+// SetDeviceGateway implements iomt.Registry.
+func (s *Store) SetDeviceGateway(ctx context.Context, id, gateway string) error {
+	if err := checkText("gateway", gateway); err != nil {
+		return fmt.Errorf("postgres: set device gateway: %w", err)
+	}
+	return s.changeDevice(ctx, "set device gateway", id, `gateway = NULLIF($2, '')`, gateway)
+}
+
+// DeleteDevice implements iomt.Registry: the row goes, with any status not yet written;
+// readings stay (they name the device, with no reference to its row).
+func (s *Store) DeleteDevice(ctx context.Context, id string) error {
+	if err := ctxErr(ctx, "delete device"); err != nil {
+		return err
+	}
+	if err := checkText("id", id); err != nil {
+		return fmt.Errorf("postgres: delete device: %w", err)
+	}
+	if !s.enter() {
+		return fmt.Errorf("postgres: delete device: %w", errClosed)
+	}
+	defer s.leave()
+	tag, err := s.pool.Exec(ctx, `DELETE FROM devices WHERE id = $1`, id)
+	if err != nil {
+		return wrap(ctx, "delete device", err)
+	}
+	s.statMu.Lock()
+	delete(s.status, id)
+	delete(s.known, id)
+	s.statMu.Unlock()
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: delete device %q: %w", id, iomt.ErrNotFound)
+	}
 	return nil
 }

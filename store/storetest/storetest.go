@@ -60,6 +60,8 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"PatientCGMLimits", testPatientCGMLimits},
 		{"UpdateDevice", testUpdateDevice},
 		{"DeviceIdentifiers", testDeviceIdentifiers},
+		{"DeviceAccess", testDeviceAccess},
+		{"DeleteDevice", testDeleteDevice},
 		{"ContextCanceled", testContextCanceled},
 		{"Alarms", testAlarms},
 		{"AlarmConfigs", testAlarmConfigs},
