@@ -56,6 +56,7 @@ type Store interface {
 	SeriesStore
 	Registry
 	AlarmStore
+	AuditStore
 	Close() error
 }
 

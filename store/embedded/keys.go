@@ -18,6 +18,7 @@ import (
 //	'd' id                             device
 //	'D' tenant 0 id                    device by tenant
 //	'B' patient 0 id                   device by patient
+//	\x01 "audithead", \x02 ...           the audit trail (see audit.go)
 var (
 	keyWALStart = []byte("\x01walstart")
 	keyNextID   = []byte("\x01nextid")

@@ -117,6 +117,12 @@ type Store struct {
 	statMu  sync.Mutex
 	status  map[string]iomt.DeviceStatus // not yet persisted device status
 
+	// auditMu serialises audit appends; it guards the chain head, read on the first append.
+	auditMu     sync.Mutex
+	auditLoaded bool
+	auditSeq    uint64
+	auditHash   []byte
+
 	ckptMu   sync.Mutex
 	ckptKick chan struct{}
 	stop     chan struct{}

@@ -64,6 +64,11 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"Alarms", testAlarms},
 		{"AlarmConfigs", testAlarmConfigs},
 		{"AlarmSilences", testAlarmSilences},
+		{"AuditAppend", testAuditAppend},
+		{"AuditFilters", testAuditFilters},
+		{"AuditConcurrent", testAuditConcurrent},
+		{"AuditInvalid", testAuditInvalid},
+		{"AuditCheckpoints", testAuditCheckpoints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
