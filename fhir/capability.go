@@ -112,6 +112,15 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 	obs.SupportedProfile = []string{ProfileVitalSigns, "http://hl7.org/fhir/StructureDefinition/bp"}
 	obs.Operation = []csOperation{{Name: "lastn", Definition: "http://hl7.org/fhir/OperationDefinition/Observation-lastn",
 		Documentation: "parameters patient (required), category, code, max; waveforms excluded"}}
+	auditEvent := res("AuditEvent", "The tamper-evident audit trail (read-only), in IHE BALP shapes: type DICOM 110110 Patient Record for access to patient data (an entity Patient/<id>, role 1, per patient concerned), rest for other HTTP requests, 110114 User Authentication for sign-ins, 110113 Security Alert with subtype 110127 for break-the-glass (purposeOfEvent ETREAT); subtype the RESTful interaction and iomt's action (system "+SystemAuditAction+"); agent the actor (who.identifier system "+SystemAuditActor+", requestor true, network address); source.observer the node; outcome 0, 4 (refused) or 8 (failed). Ids are record numbers; records come oldest first. A page's Bundle has a total only when the search reached the end of the trail.",
+		[]csInteraction{read, search},
+		csSearchParam{Name: "patient", Definition: spBase + "AuditEvent-patient", Type: "reference", Documentation: "records naming the patient; one patient"},
+		csSearchParam{Name: "agent", Definition: spBase + "AuditEvent-agent", Type: "reference", Documentation: "the actor as the trail names it: user:<id>, device:<id>, token:<id> (optionally prefixed " + SystemAuditActor + "|)"},
+		csSearchParam{Name: "date", Definition: spBase + "AuditEvent-date", Type: "date", Documentation: "prefixes eq, ne, ge, gt, le, lt, sa, eb; repeatable (AND); partial dates"},
+		csSearchParam{Name: "action", Definition: spBase + "AuditEvent-action", Type: "token", Documentation: "C, R, U, D or E; comma = OR"},
+		csSearchParam{Name: "type", Definition: spBase + "AuditEvent-type", Type: "token"},
+		csSearchParam{Name: "subtype", Definition: spBase + "AuditEvent-subtype", Type: "token", Documentation: "a RESTful interaction (read, search-type, ...), a DICOM code, or iomt's action (patient.read; a prefix ending in '.' such as patient. for all under it)"},
+		csSearchParam{Name: "outcome", Definition: spBase + "AuditEvent-outcome", Type: "token", Documentation: "0 success, 4 refused, 8 failed"})
 	now := dateTime(s.Now())
 	return capabilityStatement{
 		ResourceType: "CapabilityStatement", Status: "active", Date: now, Publisher: "iomt", Kind: "instance",
@@ -122,7 +131,7 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 			Mode:          "server",
 			Documentation: "JSON only. Unsupported search parameters are refused with 400 unless the request says Prefer: handling=lenient. Paging with _count and _offset; total is always given. No history, no versions, no batch/transaction, no delete.",
 			Security:      map[string]any{"cors": false, "description": "Authorization: Bearer <admin token> (the REST API's); every request touching patient data is audited. GET metadata needs no token."},
-			Resource:      []csResource{patient, device, metric, obs},
+			Resource:      []csResource{patient, device, metric, obs, auditEvent},
 		}},
 	}
 }

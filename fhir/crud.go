@@ -47,6 +47,12 @@ func (s *server) read(w http.ResponseWriter, r *http.Request, typ, id string) er
 			return err
 		}
 		res = o
+	case "AuditEvent":
+		a, err := s.readAudit(r, id)
+		if err != nil {
+			return err
+		}
+		res = a
 	}
 	s.write(w, r, http.StatusOK, res)
 	return nil
@@ -169,6 +175,8 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) erro
 		return methodNotAllowedMsg(w, "GET", "Observations are not created through FHIR: readings come from devices through ingest (MQTT, CoAP, POST /api/v1/ingest), which authenticates the device and validates units and ranges")
 	case "DeviceMetric":
 		return methodNotAllowedMsg(w, "GET", "DeviceMetrics follow from a Device's kind and cannot be written")
+	case "AuditEvent":
+		return methodNotAllowedMsg(w, "GET", auditReadOnly)
 	}
 	if r.Header.Get("If-Match") != "" {
 		return errorf(http.StatusPreconditionFailed, "not-supported", "iomt keeps no resource versions; If-Match cannot be honoured")
@@ -367,6 +375,8 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 	switch typ {
 	case "Observation", "DeviceMetric":
 		return methodNotAllowedMsg(w, "GET", typ+" is read-only here: readings come from devices through ingest")
+	case "AuditEvent":
+		return methodNotAllowedMsg(w, "GET", auditReadOnly)
 	}
 	if !ValidID(id) {
 		return errorf(http.StatusBadRequest, "invalid", "%q is not a valid FHIR id", id)
