@@ -6,16 +6,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/audit"
 	"github.com/iomt/iomt/audit/audittest"
 	"github.com/iomt/iomt/store/embedded"
+	"github.com/iomt/iomt/store/postgres"
 )
 
 var auditT0 = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
@@ -162,5 +166,74 @@ func TestAuditExportCommand(t *testing.T) {
 	b, _ := os.ReadFile(file)
 	if n := bytes.Count(b, []byte("\n")); n != 50 {
 		t.Fatalf("%d lines in the export", n)
+	}
+}
+
+// pgTestDB creates a fresh database on IOMT_TEST_POSTGRES, dropped when the test ends.
+func pgTestDB(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv("IOMT_TEST_POSTGRES")
+	if admin == "" {
+		t.Skip("IOMT_TEST_POSTGRES is not set: set it to a PostgreSQL URL whose user may create databases")
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal("IOMT_TEST_POSTGRES is not a URL")
+	}
+	name := fmt.Sprintf("iomt_test_cmd_audit_%d", time.Now().UnixNano())
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if conn, err := pgx.Connect(ctx, admin); err == nil {
+			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			conn.Close(ctx)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// `iomt audit verify --postgres` (or IOMT_POSTGRES) reads the cluster's trail, with the key
+// from the data directory; a row deleted by SQL is named.
+func TestAuditVerifyCommandPostgres(t *testing.T) {
+	dbURL := pgTestDB(t)
+	dir := t.TempDir()
+	s, err := postgres.Open(context.Background(), dbURL, postgres.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	signer, err := audit.LoadSigner(filepath.Join(dir, audit.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := audit.NewRecorder(s, audit.Options{Signer: signer, CheckpointEvery: 20, Logger: slog.New(slog.DiscardHandler)})
+	for i := range 30 {
+		if err := r.Record(context.Background(), iomt.AuditEvent{Actor: "user:u1", Action: "patient.read", Outcome: iomt.OutcomeSuccess, Patients: []string{"p1"}}); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runIomt([]string{"audit", "verify", "--data-dir", dir}, map[string]string{"IOMT_POSTGRES": dbURL}); code != 0 || !strings.Contains(out, "OK: 30 records") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if err := (audittest.SQL{Pool: s.Pool()}).Delete(context.Background(), 12); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runIomt([]string{"audit", "verify", "--data-dir", dir, "--postgres", dbURL}, nil)
+	if code != 1 || !strings.Contains(out, "FAILED at record 12 (deleted)") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out+errOut, dbURL) {
+		t.Errorf("the database URL was printed")
 	}
 }
