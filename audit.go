@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Audit outcomes (FHIR AuditEvent.outcome: 0 success, 4 minor failure, 8 serious failure).
@@ -126,3 +128,64 @@ type AuditStore interface {
 	SaveAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
 	AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
 }
+
+// CheckAuditEvent refuses what no store can keep faithfully: a record without a time, an
+// actor or an action, an outcome other than the three, and text that is not valid UTF-8 or
+// holds a NUL byte (PostgreSQL refuses both; JSON would silently rewrite the first).
+func CheckAuditEvent(e AuditEvent) error {
+	switch {
+	case e.Time.IsZero():
+		return fmt.Errorf("%w: audit record has no time", ErrInvalid)
+	case e.Actor == "":
+		return fmt.Errorf("%w: audit record has no actor", ErrInvalid)
+	case e.Action == "":
+		return fmt.Errorf("%w: audit record has no action", ErrInvalid)
+	case e.Outcome != OutcomeSuccess && e.Outcome != OutcomeDenied && e.Outcome != OutcomeFailure:
+		return fmt.Errorf("%w: audit outcome %q (want %s, %s or %s)", ErrInvalid, e.Outcome, OutcomeSuccess, OutcomeDenied, OutcomeFailure)
+	case e.Time.Year() < 1 || e.Time.Year() > 9999:
+		return fmt.Errorf("%w: audit time %v out of range (years 1 to 9999)", ErrInvalid, e.Time)
+	}
+	check := func(what, v string) error {
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("%w: audit %s is not valid UTF-8", ErrInvalid, what)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("%w: audit %s contains a NUL byte", ErrInvalid, what)
+		}
+		return nil
+	}
+	for _, f := range [...]struct{ what, v string }{{"tenant", e.Tenant}, {"actor", e.Actor}, {"actor name", e.ActorName},
+		{"action", e.Action}, {"resource", e.Resource}, {"source", e.Source}, {"reason", e.Reason}, {"purpose", e.Purpose}} {
+		if err := check(f.what, f.v); err != nil {
+			return err
+		}
+	}
+	for _, p := range e.Patients {
+		if p == "" {
+			return fmt.Errorf("%w: audit record names an empty patient id", ErrInvalid)
+		}
+		if err := check("patient", p); err != nil {
+			return err
+		}
+	}
+	for k, v := range e.Detail {
+		if err := check("detail key", k); err != nil {
+			return err
+		}
+		if err := check("detail "+k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AuditRecordError is what an AuditStore returns when a stored record cannot be read back
+// (its bytes were damaged or edited into something undecodable), so that the verifier can
+// name the record.
+type AuditRecordError struct {
+	Seq uint64
+	Err error
+}
+
+func (e *AuditRecordError) Error() string { return fmt.Sprintf("audit record %d: %v", e.Seq, e.Err) }
+func (e *AuditRecordError) Unwrap() error { return e.Err }

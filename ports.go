@@ -69,6 +69,7 @@ type Store interface {
 	Registry
 	AlarmStore
 	IdentityStore
+	AuditStore
 	Close() error
 }
 

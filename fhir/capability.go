@@ -112,6 +112,15 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 	obs.SupportedProfile = []string{ProfileVitalSigns, "http://hl7.org/fhir/StructureDefinition/bp"}
 	obs.Operation = []csOperation{{Name: "lastn", Definition: "http://hl7.org/fhir/OperationDefinition/Observation-lastn",
 		Documentation: "parameters patient (required), category, code, max; waveforms excluded"}}
+	auditEvent := res("AuditEvent", "The tamper-evident audit trail (read-only), in IHE BALP shapes: type DICOM 110110 Patient Record for access to patient data (an entity Patient/<id>, role 1, per patient concerned), rest for other HTTP requests, 110114 User Authentication for sign-ins, 110113 Security Alert with subtype 110127 for break-the-glass (purposeOfEvent ETREAT); subtype the RESTful interaction and iomt's action (system "+SystemAuditAction+"); agent the actor (who.identifier system "+SystemAuditActor+", requestor true, network address); source.observer the node; outcome 0, 4 (refused) or 8 (failed). Ids are record numbers; records come oldest first. A page's Bundle has a total only when the search reached the end of the trail.",
+		[]csInteraction{read, search},
+		csSearchParam{Name: "patient", Definition: spBase + "AuditEvent-patient", Type: "reference", Documentation: "records naming the patient; one patient"},
+		csSearchParam{Name: "agent", Definition: spBase + "AuditEvent-agent", Type: "reference", Documentation: "the actor as the trail names it: user:<id>, device:<id>, token:<id> (optionally prefixed " + SystemAuditActor + "|)"},
+		csSearchParam{Name: "date", Definition: spBase + "AuditEvent-date", Type: "date", Documentation: "prefixes eq, ne, ge, gt, le, lt, sa, eb; repeatable (AND); partial dates"},
+		csSearchParam{Name: "action", Definition: spBase + "AuditEvent-action", Type: "token", Documentation: "C, R, U, D or E; comma = OR"},
+		csSearchParam{Name: "type", Definition: spBase + "AuditEvent-type", Type: "token"},
+		csSearchParam{Name: "subtype", Definition: spBase + "AuditEvent-subtype", Type: "token", Documentation: "a RESTful interaction (read, search-type, ...), a DICOM code, or iomt's action (patient.read; a prefix ending in '.' such as patient. for all under it)"},
+		csSearchParam{Name: "outcome", Definition: spBase + "AuditEvent-outcome", Type: "token", Documentation: "0 success, 4 refused, 8 failed"})
 	now := dateTime(s.Now())
 	return capabilityStatement{
 		ResourceType: "CapabilityStatement", Status: "active", Date: now, Publisher: "iomt", Kind: "instance",
@@ -124,7 +133,7 @@ func (s *server) capability(r *http.Request) capabilityStatement {
 			Security: map[string]any{"cors": false,
 				"service":     []CodeableConcept{{Coding: []Coding{{System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR", Display: "SMART-on-FHIR"}}}},
 				"description": "Authorization: Bearer <token>: an API token an admin issued to a service account, or an access token of the configured OpenID provider, with SMART on FHIR v2 scopes (system/Observation.rs, user/Patient.r, patient/Observation.rs?category=vital-signs) applied on top of the account's roles; see .well-known/smart-configuration. Every read and write is limited to the caller's patients (their care teams and emergency accesses): searches leave out other patients, a read of one is refused (403 for a clinician of the same tenant, who may break the glass; 404 otherwise). Every request is recorded in the audit trail before its response is sent. GET metadata and .well-known/smart-configuration need no token."},
-			Resource: []csResource{patient, device, metric, obs},
+			Resource: []csResource{patient, device, metric, obs, auditEvent},
 		}},
 	}
 }

@@ -64,6 +64,15 @@ func (s *server) read(w http.ResponseWriter, r *http.Request, typ, id string) er
 			return err
 		}
 		res = o
+	case "AuditEvent":
+		if err := s.require(r, policy.Request{Need: policy.Audit, Resource: "AuditEvent", Interaction: "r"}, nil); err != nil {
+			return err
+		}
+		a, err := s.readAudit(r, id)
+		if err != nil {
+			return err
+		}
+		res = a
 	}
 	s.write(w, r, http.StatusOK, res)
 	return nil
@@ -207,6 +216,8 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) erro
 		if err := s.require(r, policy.Request{Need: policy.Admin, Resource: "Device", Interaction: "c"}, nil); err != nil {
 			return err
 		}
+	case "AuditEvent":
+		return methodNotAllowedMsg(w, "GET", auditReadOnly)
 	}
 	if r.Header.Get("If-Match") != "" {
 		return errorf(http.StatusPreconditionFailed, "not-supported", "iomt keeps no resource versions; If-Match cannot be honoured")
@@ -418,6 +429,8 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 	switch typ {
 	case "Observation", "DeviceMetric":
 		return methodNotAllowedMsg(w, "GET", typ+" is read-only here: readings come from devices through ingest")
+	case "AuditEvent":
+		return methodNotAllowedMsg(w, "GET", auditReadOnly)
 	}
 	if !ValidID(id) {
 		return errorf(http.StatusBadRequest, "invalid", "%q is not a valid FHIR id", id)

@@ -41,6 +41,8 @@ func (s *server) search(w http.ResponseWriter, r *http.Request, typ string, q ur
 		spec = paramSpec{params: set("source", "type")}
 	case "Observation":
 		spec = paramSpec{params: set("patient", "subject", "subject:Patient", "code", "combo-code", "category", "date", "_lastUpdated", "device"), sorts: set("date")}
+	case "AuditEvent":
+		spec = paramSpec{params: auditParams}
 	}
 	sp, err := s.checkParams(r, typ, q, spec)
 	if err != nil {
@@ -51,6 +53,17 @@ func (s *server) search(w http.ResponseWriter, r *http.Request, typ string, q ur
 		used.Set("_offset", strconv.Itoa(sp.offset))
 	}
 	c.query = used.Encode()
+	if typ == "AuditEvent" {
+		if err := s.require(r, policy.Request{Need: policy.Audit, Resource: "AuditEvent", Interaction: "s"}, nil); err != nil {
+			return err
+		}
+		b, err := s.searchAudit(r, sp)
+		if err != nil {
+			return err
+		}
+		s.write(w, r, http.StatusOK, b)
+		return nil
+	}
 	var res results
 	switch typ {
 	case "Patient":

@@ -186,7 +186,7 @@ func (s *server) serveHeld(w *heldResponse, r *http.Request, seg []string) {
 }
 
 // Resource types the API serves.
-var resourceTypes = []string{"Patient", "Device", "DeviceMetric", "Observation"}
+var resourceTypes = []string{"Patient", "Device", "DeviceMetric", "Observation", "AuditEvent"}
 
 func (s *server) route(w http.ResponseWriter, r *http.Request, seg []string) {
 	if len(seg) == 0 {

@@ -55,6 +55,7 @@ const usage = `iomt — an Internet of Medical Things platform
 Usage: iomt <command> [flags]
 
 Commands:
+  audit     'iomt audit verify' checks the tamper-evident audit trail; 'iomt audit export' writes it as JSON lines
   bench     load test: 'iomt bench ingest' drives simulated devices over MQTT against a server
   cgm       CGM: 'iomt cgm report' (metrics, AGP report) and 'iomt cgm eval-predict'
   demo      a node and a simulated ward of 20 patients in one process, with the dashboard
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runMigrate(ctx, args[1:], stdout, stderr, getenv)
 	case "user":
 		return userCommand(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
+	case "audit":
+		return auditCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
 	case "ecg":

@@ -30,6 +30,7 @@ import (
 //	'I' 'e' expires id                 session by expiry, expires Unix ms (sortable BE)
 //	'I' 'k' id                         API token (JSON, with its hash)
 //	'I' 'b' id                         break-the-glass access
+//	\x01 "audithead", \x02 ...           the audit trail (see audit.go)
 //
 // Alarm keys ('a', 'u', 'g', 'q') are listed in alarms.go.
 var (

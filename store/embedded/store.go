@@ -121,6 +121,12 @@ type Store struct {
 	idMu   sync.Mutex
 	sessMu [sessionStripes]sync.Mutex
 
+	// auditMu serialises audit appends; it guards the chain head, read on the first append.
+	auditMu     sync.Mutex
+	auditLoaded bool
+	auditSeq    uint64
+	auditHash   []byte
+
 	ckptMu   sync.Mutex
 	ckptKick chan struct{}
 	stop     chan struct{}

@@ -67,6 +67,11 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"AlarmConfigs", testAlarmConfigs},
 		{"AlarmSilences", testAlarmSilences},
 		{"HostileText", testHostileText},
+		{"AuditAppend", testAuditAppend},
+		{"AuditFilters", testAuditFilters},
+		{"AuditConcurrent", testAuditConcurrent},
+		{"AuditInvalid", testAuditInvalid},
+		{"AuditCheckpoints", testAuditCheckpoints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
