@@ -112,7 +112,6 @@ type Node struct {
 	http     *http.Server
 	httpLn   net.Listener
 	mqttLn   net.Listener
-	auditLog *os.File
 	cancel   context.CancelFunc
 	httpDone chan error
 	retain   retainer
@@ -205,11 +204,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 		n.retain = r
 	}
-	n.auditLog, err = os.OpenFile(filepath.Join(cfg.DataDir, "audit.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
-	}
-	audit := slog.New(slog.NewJSONHandler(n.auditLog, nil))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -401,7 +395,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.retain != nil {
 		go n.enforceRetention(runCtx, time.Hour)
 	}
-	if n.people, err = startPeople(runCtx, n.store, cfg.People, log); err != nil {
+	if n.people, err = startPeople(runCtx, n.store, cfg, log); err != nil {
 		return nil, err
 	}
 	fhirAPI, err := fhir.New(fhir.Config{Store: n.store, Catalog: cat, Logger: log,
@@ -414,7 +408,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		SSO: ssoProvider, VerifyJWT: verifyJWT,
 		Store: n.store, Ingester: ing, Auth: auth, Catalog: cat, Live: live,
 		Identity: n.people.identity, Policy: n.people.policy, Auditor: n.people.auditor, BootstrapToken: cfg.People.BootstrapToken,
-		Logger: log, Audit: audit, Gatherer: reg,
+		Logger: log, AuditTrail: n.store, Gatherer: reg,
 		MQTTAddr: n.broker.Addr().String(), UI: web.Handler(), CGMAlerts: recent.Alerts, Cluster: n.clusterStatus,
 		FHIR: fhirAPI, DeadLetters: deadLetters, Alarms: n.alarms, TLS: n.httpTLS != nil,
 		Throttle: throttle, DeviceChanged: n.deviceChanged(events),
@@ -601,11 +595,12 @@ func (n *Node) closeAll() error {
 		// After the bus (no more changes come) and before the store (the queued ones are stored).
 		n.alarms.Close()
 	}
+	if n.people != nil {
+		// Before the store: the last checkpoint of the audit trail is written on close.
+		errs = append(errs, n.people.close())
+	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
-	}
-	if n.auditLog != nil {
-		errs = append(errs, n.auditLog.Close())
 	}
 	// Listeners not yet handed to their servers (a failed Start) are closed here.
 	if n.httpLn != nil && n.http == nil {

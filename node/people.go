@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"net/http"
 	"time"
 
 	"github.com/iomt/iomt"
 	"github.com/iomt/iomt/api"
+	"github.com/iomt/iomt/audit"
 	"github.com/iomt/iomt/identity"
 	"github.com/iomt/iomt/identity/oidc"
 	"github.com/iomt/iomt/policy"
@@ -26,6 +28,9 @@ type PeopleConfig struct {
 	// OIDC, if set, signs people in through the hospital's OpenID provider and accepts its
 	// access tokens (see identity/oidc).
 	OIDC *oidc.Config
+	// AuditKeyFile is the Ed25519 key that signs the audit trail's checkpoints (created,
+	// mode 0600, with its public key beside it as audit.pub); default DataDir/audit.key.
+	AuditKeyFile string
 	// PolicyRefresh is how often the policy re-reads teams and patients, so changes made on
 	// other nodes reach this one (default 10 s).
 	PolicyRefresh time.Duration
@@ -37,11 +42,34 @@ type people struct {
 	identity *identity.Service
 	policy   *policy.Policy
 	auditor  api.Auditor
+	recorder *audit.Recorder
 	sso      *sso // nil without single sign-on
 }
 
-// startPeople loads the policy and keeps it fresh until ctx ends.
-func startPeople(ctx context.Context, st iomt.Store, cfg PeopleConfig, log *slog.Logger) (*people, error) {
+// close writes the audit trail's last checkpoint.
+func (p *people) close() error {
+	if p.recorder == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.recorder.Close(ctx); err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	return nil
+}
+
+// startPeople opens the audit trail, loads the policy and keeps it fresh until ctx ends.
+func startPeople(ctx context.Context, st iomt.Store, ncfg Config, log *slog.Logger) (*people, error) {
+	cfg := ncfg.People
+	keyFile := cfg.AuditKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(ncfg.DataDir, audit.KeyFile)
+	}
+	signer, err := audit.LoadSigner(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
 	id, err := identity.New(identity.Config{Store: st, IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.SessionLifetime,
 		MFARoles: cfg.MFARoles, Logger: log.With("component", "identity")})
 	if err != nil {
@@ -77,13 +105,15 @@ func startPeople(ctx context.Context, st iomt.Store, cfg PeopleConfig, log *slog
 			}
 		}
 	}()
-	p := &people{identity: id, policy: pol}
+	var single *sso
 	if cfg.OIDC != nil {
-		if p.sso, err = startSSO(ctx, cfg.OIDC, id); err != nil {
+		if single, err = startSSO(ctx, cfg.OIDC, id); err != nil {
 			return nil, err
 		}
 	}
-	return p, nil
+	// Last: the recorder runs until close, which nothing calls if Start fails before here.
+	rec := audit.NewRecorder(st, audit.Options{Signer: signer, Node: ncfg.NodeID, Logger: log.With("component", "audit")})
+	return &people{identity: id, policy: pol, auditor: rec, recorder: rec, sso: single}, nil
 }
 
 // Identity returns the node's sign-in service (for `iomt demo` and tests that create users).
