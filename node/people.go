@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/iomt/iomt"
