@@ -60,6 +60,9 @@ func FuzzClaims(f *testing.F) {
 			}
 			return
 		}
+		if id.Issuer == "" {
+			id.Issuer = "https://idp" // set from the verified token in Finish and VerifyAccessToken
+		}
 		u := iomt.User{ID: "u1", Tenant: "t", Login: id.Login, Name: id.Name, Roles: id.Roles, Issuer: id.Issuer, Subject: id.Subject}
 		if err := iomt.CheckUser(u); err != nil {
 			t.Fatalf("an accepted identity makes a user iomt refuses: %v (%+v)", err, id)
