@@ -331,7 +331,9 @@ func startBenchTarget(target, exe string, noSync bool, stderr io.Writer, extra .
 		}
 		args = append(args, extra...)
 		child.cmd = exec.Command(exe, args...)
-		child.cmd.Env = append(os.Environ(), BootstrapEnv+"="+token)
+		// IOMT_ADMIN_TOKEN too, so that --server-bin can be a build from before accounts existed
+		// and the same load compares the two.
+		child.cmd.Env = append(os.Environ(), BootstrapEnv+"="+token, "IOMT_ADMIN_TOKEN="+token)
 	}
 	cmd := child.cmd
 	cmd.Stderr = stderr
