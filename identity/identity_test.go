@@ -230,3 +230,31 @@ func BenchmarkVerifyPassword(b *testing.B) {
 		_, _ = identity.VerifyPassword(h, pw)
 	}
 }
+
+// BenchmarkAuthenticate measures what every request of a signed-in browser costs before the
+// policy: the session and user as this node cached them (no store round trip within CacheTTL).
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	st, err := embedded.Open(b.TempDir(), embedded.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	s, err := identity.New(identity.Config{Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, identity.NewUser{Login: "ann", Roles: []iomt.Role{iomt.RoleClinician}, Password: pw}); err != nil {
+		b.Fatal(err)
+	}
+	in, err := s.SignIn(ctx, signIn("ann", pw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.Authenticate(ctx, in.Token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
