@@ -184,10 +184,8 @@ func (s *Server) serveStreamAudited(w http.ResponseWriter, r *http.Request, rt R
 	cl.Action, cl.Status, cl.Outcome = rt.Action+".close", rec.status, outcomeOf(rec.status)
 	note.apply(&cl)
 	cl.Detail = mergeDetail(cl.Detail, map[string]string{"duration": time.Since(start).Round(time.Millisecond).String()})
-	// The request's context has ended; the close record still must be written.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-	defer cancel()
-	if err := s.record(ctx, cl); err != nil {
+	// The request's context has ended; record detaches from it.
+	if err := s.record(r.Context(), cl); err != nil {
 		s.log.Error("audit: stream close not recorded", "err", err)
 	}
 }
@@ -240,8 +238,12 @@ func (s *Server) refuseAuth(w http.ResponseWriter, r *http.Request, ev iomt.Audi
 	writeProblem(w, r, ae.status, ae.reason)
 }
 
-// record writes one audit record; without an audit trail configured it goes to the log.
+// record writes one audit record; without an audit trail configured it goes to the log. The
+// record is written even when the caller has gone (a client that hung up, a body cut off):
+// what was asked of the node is recorded whatever became of the answer.
 func (s *Server) record(ctx context.Context, ev iomt.AuditEvent) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	if s.Auditor == nil {
 		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("actor", ev.Actor), slog.String("action", ev.Action),
 			slog.Any("patients", ev.Patients), slog.String("outcome", ev.Outcome), slog.Int("status", ev.Status),

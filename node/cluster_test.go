@@ -57,8 +57,9 @@ func startServe(t *testing.T, bin, name, pg, natsURL string) *serveProc {
 	}
 	t.Cleanup(func() { logf.Close() })
 	p.cmd = exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
-		"--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--admin-token", adminToken,
+		"--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0",
 		"--postgres", pg, "--nats", natsURL, "--node-id", name, "--bus-lease-ttl", "2s", "--log-format", "json")
+	p.cmd.Env = append(os.Environ(), "IOMT_BOOTSTRAP_TOKEN="+adminToken)
 	p.cmd.Stderr = logf
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {

@@ -339,9 +339,9 @@ rules:
 		want string
 	}{
 		{"/api/v1/alarms/silence", map[string]string{"patient": patient, "for": "5m", "why": "wash\x00ing"}, `"why" has a control character (U+0000)`},
-		{"/api/v1/alarms/silence", map[string]string{"patient": patient, "for": "5m", "by": "ann\x1b[2J"}, `"by" has a control character (U+001B)`},
+		{"/api/v1/alarms/silence", map[string]string{"patient": patient, "for": "5m", "rule": "hr\x1b[2J"}, `"rule" has a control character (U+001B)`},
 		{"/api/v1/alarms/silence", map[string]string{"patient": patient, "for": "5m", "why": strings.Repeat("w", 4001)}, `"why" is 4001 bytes long, at most 4000`},
-		{"/api/v1/alarms/nosuch/acknowledge", map[string]string{"why": "on it\r\nX-Injected: 1"}, `"why" has a control character (U+000D)`},
+		{"/api/v1/alarms/silence", map[string]string{"patient": patient, "for": "5m", "device": "d\r\nX-Injected: 1"}, `"device" has a control character (U+000D)`},
 	} {
 		if code := e.call("POST", c.path, adminToken, c.body, &prob); code != 422 || !strings.Contains(prob.Detail, c.want) {
 			t.Errorf("POST %s: %d %q, want 422 with %q", c.path, code, prob.Detail, c.want)
