@@ -268,7 +268,24 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d routes, %d cells checked", len(routes), checked)
+	// FHIR answers through the same policy: a patient's record and the audit trail. Its
+	// refusals are OperationOutcomes, so the status alone is checked.
+	for _, f := range []struct {
+		path string
+		need policy.Need
+	}{{"/fhir/r4/Patient/{id}", policy.PatientSummary}, {"/fhir/r4/AuditEvent?_count=1", policy.Audit}} {
+		for _, who := range whos {
+			for _, rel := range []string{"mine", "theirs", "foreign"} {
+				got, _ := p.do("GET", strings.ReplaceAll(f.path, "{id}", relations[rel]), "", p.creds[who])
+				want := expect(t, f.need, who, rel)
+				if want == 0 && got != 200 || want != 0 && got != want {
+					t.Errorf("FHIR GET %s as %s on %s: %d, want %d (0: 200)", f.path, who, rel, got, want)
+				}
+				checked++
+			}
+		}
+	}
+	t.Logf("%d routes and FHIR, %d cells checked", len(routes), checked)
 }
 
 func checkCell(t *testing.T, rt api.Route, who, rel string, got int, code string, want int) {
