@@ -335,7 +335,7 @@ func TestSignIn(t *testing.T) {
 	bedside("59408-5", "%", 84)
 
 	p := openBrowser(t, "about:blank")
-	sent := p.record()
+	wire := p.record()
 	p.navigate(base + "/")
 	p.poll("sign-in form first", signInShown+` && document.activeElement.id === "login"`)
 	if href := p.eval(`document.querySelector("#sso").href`); href != base+"/auth/oidc/login?return=%2F" {
@@ -353,8 +353,8 @@ func TestSignIn(t *testing.T) {
 	p.poll("ward after signing in", `document.querySelector("#whoami").textContent.includes("Ann Nurse") && `+hr+` === "72" && document.querySelector("#status").textContent.endsWith("live")`)
 	bedside("8867-4", "/min", 80)
 	p.poll("heart rate from the stream", hr+` === "80"`)
-	if n := p.eval(`String(document.querySelectorAll(".tile").length)`); n != "2" {
-		t.Fatalf("the ward shows %s patients, want Ann's team's 2", n)
+	if k := p.eval(`String(document.querySelectorAll(".tile").length)`); k != "2" {
+		t.Fatalf("the ward shows %s patients, want Ann's team's 2", k)
 	}
 	if roles := p.eval(`document.querySelector("#whoami .sub").textContent`); roles != "clinician" {
 		t.Fatalf("header shows roles %q", roles)
@@ -369,8 +369,8 @@ func TestSignIn(t *testing.T) {
 	p.poll("alarm on the patient page", `document.querySelector("#alarm-list .alarm")?.dataset.state === "active"`)
 	alarmID := p.eval(`document.querySelector("#alarm-list .alarm").dataset.alarm`)
 	row := `#alarm-list .alarm[data-alarm="` + alarmID + `"]`
-	if n := p.eval(`String(document.querySelectorAll('` + row + ` input').length)`); n != "1" {
-		t.Fatalf("the alarm's form has %s inputs, want the reason alone", n)
+	if k := p.eval(`String(document.querySelectorAll('` + row + ` input').length)`); k != "1" {
+		t.Fatalf("the alarm's form has %s inputs, want the reason alone", k)
 	}
 	p.do("acknowledge", slices.Concat([]chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(row + ` button[data-op="acknowledge"]`))},
 		fill(row+` input[name="why"]`, "at the bedside"),
@@ -394,8 +394,8 @@ func TestSignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.poll("sign-in form after the session ended", signInShown+` && document.querySelector("#signin-message").textContent === "Your session ended; sign in again."`)
-	if n := p.eval(`String(document.querySelectorAll("#alarm-list .alarm").length)`); n != "0" {
-		t.Fatalf("%s alarms still in the page while signed out", n)
+	if k := p.eval(`String(document.querySelectorAll("#alarm-list .alarm").length)`); k != "0" {
+		t.Fatalf("%s alarms still in the page while signed out", k)
 	}
 	if c := meWith(t, base, annCookie); c != http.StatusUnauthorized {
 		t.Fatalf("Ann's session after the server ended it: HTTP %d, want 401", c)
@@ -467,7 +467,7 @@ func TestSignIn(t *testing.T) {
 
 	// What the browser sent: never an Authorization header (the session is a cookie, the
 	// stream's too), every write with the session's CSRF token, and the writes the person made.
-	reqs := sent.requests()
+	reqs := wire.requests()
 	var writes, signouts []string
 	streamed := false
 	for _, r := range reqs {
