@@ -70,7 +70,7 @@ func (s *Server) authenticate(r *http.Request) (policy.Principal, *iomt.Session,
 	u, sess, err := s.Identity.Authenticate(r.Context(), c.Value)
 	if err != nil {
 		if errors.Is(err, identity.ErrExpired) || errors.Is(err, identity.ErrDisabled) {
-			return policy.Principal{}, nil, &authError{http.StatusUnauthorized, err.Error()}
+			return policy.Principal{}, nil, sessionEnded{&authError{http.StatusUnauthorized, err.Error()}}
 		}
 		return policy.Principal{}, nil, err
 	}
@@ -106,3 +106,11 @@ func (s *Server) authenticateBearer(ctx context.Context, tok string) (policy.Pri
 }
 
 func (e *authError) Error() string { return e.reason }
+
+// sessionEnded refuses the cookie of a session that ended (signed out, idle, past its
+// lifetime, its user disabled). It is not a guess, so it is not counted against the address:
+// a dashboard tab sends a few requests with its cookie before it notices, and a workstation
+// with several tabs open would otherwise be refused everything after one sign-out.
+type sessionEnded struct{ *authError }
+
+func (e sessionEnded) Unwrap() error { return e.authError }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/identity"
 	"github.com/iomt/iomt/policy"
 )
 
@@ -151,6 +152,11 @@ func (s *Server) guard(rt Route) http.Handler {
 			return
 		}
 		if rt.Stream {
+			if sess != nil && s.Identity != nil {
+				var stop context.CancelFunc
+				r, stop = s.endWithSession(r, sess.ID)
+				defer stop()
+			}
 			s.serveStreamAudited(w, r, rt, ev, note)
 			return
 		}
@@ -165,6 +171,33 @@ func (s *Server) guard(rt Route) http.Handler {
 		}
 		buf.flushTo(w)
 	})
+}
+
+// endWithSession returns r with a context that ends when the session of ID does (signed out
+// on any node, idle, past its lifetime, its user disabled): a stream would otherwise go on
+// carrying patient data to a browser whose session is over. The session is checked as often
+// as a node trusts what it has read of one (identity's CacheTTL); checking is not a use, so an
+// open stream does not keep an idle session open.
+func (s *Server) endWithSession(r *http.Request, id string) (*http.Request, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	every := max(s.Identity.Config().CacheTTL, 100*time.Millisecond)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				// A store that cannot answer now is not a sign-out: the stream goes on.
+				if err := s.Identity.Alive(ctx, id); errors.Is(err, identity.ErrExpired) || errors.Is(err, identity.ErrDisabled) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return r.WithContext(ctx), cancel
 }
 
 // serveStreamAudited records a stream when it opens — durably, before the first byte, so a
@@ -223,7 +256,7 @@ func (s *Server) refuseAuth(w http.ResponseWriter, r *http.Request, ev iomt.Audi
 		s.storeError(w, r, "authentication", err)
 		return
 	}
-	if ae.status == http.StatusUnauthorized && s.Identity != nil {
+	if ae.status == http.StatusUnauthorized && s.Identity != nil && !errors.As(err, new(sessionEnded)) {
 		s.Identity.Failed(r.RemoteAddr)
 	}
 	s.log.Warn("api credentials refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", ae.reason)

@@ -446,6 +446,37 @@ func (s *Service) SyncExternal(ctx context.Context, ext External) (iomt.User, er
 func (s *Service) Authenticate(ctx context.Context, token string) (iomt.User, iomt.Session, error) {
 	id := hashHex(token)
 	now := s.now()
+	u, sess, err := s.current(ctx, id, now)
+	if err != nil {
+		return iomt.User{}, iomt.Session{}, err
+	}
+	// Writing the last use on every request would put a store write on every read; a
+	// resolution of a tenth of the idle timeout, at most 30 s, is plenty (a coarser one would
+	// end a session with a short timeout however busy it was).
+	if now.Sub(sess.LastSeen) > min(30*time.Second, s.cfg.IdleTimeout/10) {
+		sess.LastSeen = now
+		if err := s.store.SaveSession(ctx, sess); err != nil {
+			return iomt.User{}, iomt.Session{}, fmt.Errorf("identity: touch session: %w", err)
+		}
+		s.mu.Lock()
+		s.sessions[id] = cachedSession{s: sess, read: now}
+		s.mu.Unlock()
+	}
+	return u, sess, nil
+}
+
+// Alive reports whether the session of ID (Session.ID, not the browser's token) is still
+// open: ErrExpired once it is signed out, idle or past its lifetime, ErrDisabled once its user
+// is. Asking is not a use: a live stream checks its session this way, ending with it without
+// keeping it open.
+func (s *Service) Alive(ctx context.Context, id string) error {
+	_, _, err := s.current(ctx, id, s.now())
+	return err
+}
+
+// current returns an open session and its user; an idle or expired session is deleted and
+// refused with ErrExpired.
+func (s *Service) current(ctx context.Context, id string, now time.Time) (iomt.User, iomt.Session, error) {
 	sess, err := s.session(ctx, id, now)
 	if err != nil {
 		return iomt.User{}, iomt.Session{}, err
@@ -463,17 +494,6 @@ func (s *Service) Authenticate(ctx context.Context, token string) (iomt.User, io
 	}
 	if u.Disabled {
 		return iomt.User{}, iomt.Session{}, ErrDisabled
-	}
-	// Writing the last use on every request would put a store write on every read; a
-	// resolution of 30 s is plenty for a 15-minute idle timeout.
-	if now.Sub(sess.LastSeen) > 30*time.Second {
-		sess.LastSeen = now
-		if err := s.store.SaveSession(ctx, sess); err != nil {
-			return iomt.User{}, iomt.Session{}, fmt.Errorf("identity: touch session: %w", err)
-		}
-		s.mu.Lock()
-		s.sessions[id] = cachedSession{s: sess, read: now}
-		s.mu.Unlock()
 	}
 	return u, sess, nil
 }
