@@ -407,8 +407,6 @@ func (r *statusRecorder) Flush() {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// queryPatient is a Route.Patient for routes that name the patient in ?patient=.
-func queryPatient(r *http.Request) (string, error) { return r.URL.Query().Get("patient"), nil }
 
 // noteAudit names a patient (if not empty) and adds details to the request's audit record.
 func noteAudit(r *http.Request, patient string, attrs ...slog.Attr) {
