@@ -407,7 +407,6 @@ func (r *statusRecorder) Flush() {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-
 // noteAudit names a patient (if not empty) and adds details to the request's audit record.
 func noteAudit(r *http.Request, patient string, attrs ...slog.Attr) {
 	if patient != "" {
