@@ -116,6 +116,9 @@ func New(c Config) (*Server, error) {
 		c.MaxBody = 4 << 20
 	}
 	s := &Server{Config: c, log: c.Logger, audit: c.Audit, mux: http.NewServeMux()}
+	if c.BootstrapToken != "" && len(c.BootstrapToken) < 16 {
+		return nil, errors.New("api: the bootstrap token must have at least 16 characters: it opens everything")
+	}
 	if c.BootstrapToken != "" {
 		h := sha256.Sum256([]byte(c.BootstrapToken))
 		s.bootstrap = h[:]
@@ -199,7 +202,7 @@ func (s *Server) routes() {
 	if s.DeadLetters != nil {
 		// Dead letters are undelivered Observations: patient data, but an operator's to
 		// retry; recorded with the patients they name.
-		dl := http.StripPrefix("/api/v1/export/dead-letters", s.DeadLetters)
+		dl := clinicalAdmin(http.StripPrefix("/api/v1/export/dead-letters", s.DeadLetters))
 		s.handle(r{Pattern: "GET /api/v1/export/dead-letters", Need: policy.Admin, Action: "export.dead-letters.read", Handler: dl})
 		s.handle(r{Pattern: "POST /api/v1/export/dead-letters/{id}/retry", Need: policy.Admin, Action: "export.dead-letters.retry", Handler: dl})
 	}
@@ -527,6 +530,12 @@ func (s *Server) updatePatient(w http.ResponseWriter, r *http.Request) {
 	}
 	if in.Location != nil {
 		nw.Location = strings.TrimSpace(*in.Location)
+		if nw.Location != cur.Location {
+			if why := s.transferAllowed(r, nw); why != "" {
+				writeProblem(w, r, http.StatusForbidden, why)
+				return
+			}
+		}
 	}
 	var changed []string
 	for _, f := range []struct {

@@ -148,12 +148,25 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id string, 
 		case <-keep.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
 		case m := <-wt.ch:
-			if id == allPatients && !acc.Allows(m.patient, policy.PatientSummary) {
-				continue // another team's patient: a ward stream carries the caller's only
+			// Each message is checked as it goes: a ward stream carries the caller's patients
+			// only, readings only to those who may read them (not a carer's summary), and a
+			// patient's own stream stops carrying data once access ends (a transfer out, an
+			// emergency access run out).
+			need := policy.PatientSummary
+			if m.batch != nil {
+				need = policy.PatientRead
+			}
+			if !acc.Allows(m.patient, need) {
+				continue
 			}
 			if id == allPatients && !seen[m.patient] {
-				// A ward stream names each patient it carried in its close record.
+				// The first data of each patient waits for a durable record naming them, so a
+				// stream whose node dies has named everyone it showed.
 				seen[m.patient] = true
+				if err := s.recordStreamPatient(r, m.patient); err != nil {
+					s.log.Error("audit: ward stream ended", "err", err)
+					return
+				}
 				notePatients(r, m.patient)
 			}
 			if n := s.Live.takeDropped(wt); n > 0 {

@@ -17,7 +17,7 @@ import (
 	"github.com/iomt/iomt/store/embedded"
 )
 
-const token = "admin-secret"
+const token = "admin-secret-token"
 
 // auditLog is an audit trail the handlers record to while the test reads it.
 type auditLog struct {

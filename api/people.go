@@ -169,11 +169,18 @@ func (s *Server) RecordSignInFailure(r *http.Request, why error) error {
 		Reason: why.Error(), Resource: "oidc", Detail: map[string]string{"method": "oidc"}})
 }
 
+// truncate cuts s to at most n bytes of valid UTF-8, for audit fields taken from input.
 func truncate(s string, n int) string {
 	if len(s) > n {
-		return s[:n]
+		s = s[:n]
 	}
-	return s
+	// Control characters would make the record one the trail refuses.
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
 }
 
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
@@ -450,6 +457,10 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	if t, err := s.Store.APIToken(r.Context(), r.PathValue("token")); err != nil || t.Tenant != accessFrom(r.Context()).Principal.Tenant {
+		s.storeError(w, r, "token "+r.PathValue("token"), iomt.ErrNotFound)
+		return
+	}
 	t, err := s.Identity.RevokeToken(r.Context(), r.PathValue("token"))
 	if err != nil {
 		s.storeError(w, r, "token "+r.PathValue("token"), err)
@@ -519,6 +530,15 @@ func (s *Server) saveTeam(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteTeam(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.Store.CareTeams(r.Context(), iomt.CareTeamFilter{Tenant: accessFrom(r.Context()).Principal.Tenant})
+	if err != nil {
+		s.storeError(w, r, "care teams", err)
+		return
+	}
+	if !slices.ContainsFunc(ts, func(t iomt.CareTeam) bool { return t.ID == r.PathValue("team") }) {
+		s.storeError(w, r, "team "+r.PathValue("team"), iomt.ErrNotFound)
+		return
+	}
 	if err := s.Store.DeleteCareTeam(r.Context(), r.PathValue("team")); err != nil {
 		s.storeError(w, r, "team "+r.PathValue("team"), err)
 		return
@@ -572,6 +592,29 @@ func (s *Server) admittingTeam(r *http.Request, pr policy.Principal, p iomt.Pati
 		ids[i] = t.ID
 	}
 	return nil, fmt.Sprintf(`a new patient must come into your care: give "team" (one of yours: %s) or a "location" one of your teams covers`, strings.Join(ids, ", "))
+}
+
+// transferAllowed says why the caller may not move a patient to p.Location, or "": a
+// clinician moves patients only into the care of their own teams, and never under emergency
+// access (which would turn an hour's access into a lasting one).
+func (s *Server) transferAllowed(r *http.Request, p iomt.Patient) string {
+	acc := accessFrom(r.Context())
+	if acc.Principal.Kind == policy.KindBootstrap {
+		return ""
+	}
+	if acc.Emergency {
+		return "a patient opened by emergency access cannot be moved: ask their care team"
+	}
+	ts, err := s.Store.CareTeams(r.Context(), iomt.CareTeamFilter{Tenant: acc.Principal.Tenant, Member: acc.Principal.ID})
+	if err != nil {
+		return "care teams cannot be read: " + err.Error()
+	}
+	for _, t := range ts {
+		if slices.Contains(t.Locations, "*") || t.CoversLocation(p.Location) || slices.Contains(t.Patients, p.ID) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("location %q is not covered by any of your care teams: a patient can be moved only into your teams' care (the receiving ward's team moves them there)", p.Location)
 }
 
 // ---- break-the-glass ----
@@ -700,10 +743,6 @@ func (s *Server) readAudit(w http.ResponseWriter, r *http.Request) {
 // the principal and the policy's access; FHIR decides per resource, as the policy says.
 func (s *Server) fhirGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.Identity != nil && s.Identity.Throttled(r.RemoteAddr) {
-			writeProblem(w, r, http.StatusTooManyRequests, "too many failed attempts from this address; try again later")
-			return
-		}
 		pr, _, err := s.authenticate(r)
 		if err != nil && !errors.Is(err, errNoCredentials) {
 			s.refuseAuth(w, r, iomt.AuditEvent{Time: time.Now().UTC(), Tenant: iomt.DefaultTenant, Source: r.RemoteAddr, Resource: r.Method + " " + r.URL.Path}, err)
@@ -711,6 +750,20 @@ func (s *Server) fhirGate(next http.Handler) http.Handler {
 		}
 		if err == nil {
 			r = r.WithContext(WithPrincipal(r.Context(), pr))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// clinicalAdmin serves an admin route whose answers hold patient data (the EHR export's dead
+// letters) only to an admin who is also a clinician: the admin role alone reads no patient data.
+func clinicalAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pr := accessFrom(r.Context()).Principal
+		if pr.Kind != policy.KindBootstrap && !pr.Has(iomt.RoleClinician) {
+			writeProblemExt(w, r, Problem{Status: http.StatusForbidden, Code: "access-denied",
+				Detail: "dead letters hold patients' observations: this needs an admin who is also a clinician"})
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

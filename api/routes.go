@@ -90,11 +90,6 @@ func (s *Server) guard(rt Route) http.Handler {
 			rt.Handler.ServeHTTP(w, r)
 			return
 		}
-		if s.Identity != nil && s.Identity.Throttled(r.RemoteAddr) {
-			w.Header().Set("Retry-After", strconv.Itoa(int(s.Identity.Config().SourceWindow.Seconds())))
-			writeProblem(w, r, http.StatusTooManyRequests, "too many failed attempts from this address; try again later")
-			return
-		}
 		pr, sess, err := s.authenticate(r)
 		if err != nil {
 			s.refuseAuth(w, r, ev, err)
@@ -116,7 +111,9 @@ func (s *Server) guard(rt Route) http.Handler {
 				return
 			}
 		}
-		q := policy.Request{Need: rt.Need, Patient: patient, Resource: rt.Resource, Interaction: rt.Interaction, Query: r.URL.Query()}
+		// No search parameters: REST handlers do not filter by them, so a scope restricted to
+		// some (category=vital-signs) permits FHIR searches only, where they are applied.
+		q := policy.Request{Need: rt.Need, Patient: patient, Resource: rt.Resource, Interaction: rt.Interaction}
 		d := s.Policy.Decide(pr, q, start)
 		if patient != "" {
 			ev.Patients = []string{patient}
@@ -254,6 +251,13 @@ func (s *Server) refuseAuth(w http.ResponseWriter, r *http.Request, ev iomt.Audi
 	var ae *authError
 	if !errors.As(err, &ae) {
 		s.storeError(w, r, "authentication", err)
+		return
+	}
+	// A source that keeps failing is refused, but only its failing credentials: a valid
+	// session or token from the same address (a hospital's NAT) still works.
+	if ae.status == http.StatusUnauthorized && s.Identity != nil && s.Identity.Throttled(r.RemoteAddr) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.Identity.Config().SourceWindow.Seconds())))
+		writeProblem(w, r, http.StatusTooManyRequests, "too many failed attempts from this address; try again later")
 		return
 	}
 	if ae.status == http.StatusUnauthorized && s.Identity != nil && !errors.As(err, new(sessionEnded)) {
@@ -415,4 +419,15 @@ func noteAudit(r *http.Request, patient string, attrs ...slog.Attr) {
 	for _, a := range attrs {
 		noteDetail(r, a.Key, a.Value.String())
 	}
+}
+
+// recordStreamPatient records that a multi-patient stream is about to carry a patient's data.
+func (s *Server) recordStreamPatient(r *http.Request, patient string) error {
+	pr, _ := PrincipalFrom(r.Context())
+	ev := iomt.AuditEvent{Time: time.Now().UTC(), Tenant: pr.Tenant, Actor: pr.Actor(), ActorName: pr.Name, Action: "stream.patient",
+		Outcome: iomt.OutcomeSuccess, Patients: []string{patient}, Source: r.RemoteAddr, Resource: r.Method + " " + r.URL.Path}
+	if d := s.Policy.Decide(pr, policy.Request{Need: policy.PatientSummary, Patient: patient}, time.Now()); d.Emergency {
+		ev.Purpose = "ETREAT"
+	}
+	return s.record(r.Context(), ev)
 }

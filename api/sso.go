@@ -35,8 +35,13 @@ func (s *Server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 // ssoCallback finishes a single sign-on: the provider's answer becomes a session (the account
 // is created at first sign-in and follows the provider's roles and groups after that).
 func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
+	if s.Identity.Throttled(r.RemoteAddr) {
+		writeProblem(w, r, http.StatusTooManyRequests, "too many failed attempts from this address; try again later")
+		return
+	}
 	ext, ret, err := s.SSO.Finish(w, r)
 	if err != nil {
+		s.Identity.Failed(r.RemoteAddr) // forged or replayed callbacks count as guesses
 		if rerr := s.RecordSignInFailure(r, err); rerr != nil {
 			s.auditUnavailable(w, r, rerr)
 			return

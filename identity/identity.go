@@ -454,6 +454,15 @@ func (s *Service) Authenticate(ctx context.Context, token string) (iomt.User, io
 	// resolution of a tenth of the idle timeout, at most 30 s, is plenty (a coarser one would
 	// end a session with a short timeout however busy it was).
 	if now.Sub(sess.LastSeen) > min(30*time.Second, s.cfg.IdleTimeout/10) {
+		// Read it again first: a session another node ended while this one had it cached
+		// must stay ended, not be written back by the touch.
+		if _, err := s.store.Session(ctx, id); err != nil {
+			s.forget(id)
+			if errors.Is(err, iomt.ErrNotFound) {
+				return iomt.User{}, iomt.Session{}, ErrExpired
+			}
+			return iomt.User{}, iomt.Session{}, fmt.Errorf("identity: read session: %w", err)
+		}
 		sess.LastSeen = now
 		if err := s.store.SaveSession(ctx, sess); err != nil {
 			return iomt.User{}, iomt.Session{}, fmt.Errorf("identity: touch session: %w", err)

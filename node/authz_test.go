@@ -349,6 +349,18 @@ func TestBreakTheGlass(t *testing.T) {
 	if got, _ := p.do("GET", "/api/v1/patients/"+p.theirs+"/vitals", "", c); got != 200 {
 		t.Fatalf("after: %d", got)
 	}
+	// An hour's access cannot be made lasting by moving the patient into one's own ward.
+	if got, _ := p.do("PATCH", "/api/v1/patients/"+p.theirs, `{"location":"north/ward-a/bed-9"}`, c); got != 403 {
+		t.Fatalf("transfer under emergency access: %d, want 403", got)
+	}
+	// Nor are one's own patients moved out of sight into a ward no team of one's covers ...
+	if got, _ := p.do("PATCH", "/api/v1/patients/"+p.mine, `{"location":"north/ward-b/bed-2"}`, c); got != 403 {
+		t.Fatalf("transfer out of the team's care: %d, want 403", got)
+	}
+	// ... while a move within the team's ward is the clinician's to make.
+	if got, _ := p.do("PATCH", "/api/v1/patients/"+p.mine, `{"location":"north/ward-a/bed-7"}`, c); got != 200 {
+		t.Fatalf("transfer within the ward: %d", got)
+	}
 	if got, _ := p.do("GET", "/api/v1/break-glass", "", p.creds["auditor"]); got != 200 {
 		t.Fatalf("auditor's list: %d", got)
 	}

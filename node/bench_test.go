@@ -34,7 +34,7 @@ func BenchmarkMQTTIngest(b *testing.B) {
 
 func benchMQTT(b *testing.B, devices int, format string) {
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: b.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "bench"},
+		DataDir: b.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "bench-bootstrap-token"},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -503,7 +503,7 @@ func TestPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, err = node.Start(context.Background(), node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: ln.Addr().String(), People: node.PeopleConfig{BootstrapToken: "x"}})
+	_, err = node.Start(context.Background(), node.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: ln.Addr().String(), People: node.PeopleConfig{BootstrapToken: "x-bootstrap-token"}})
 	if err == nil || !strings.Contains(err.Error(), "mqtt address "+ln.Addr().String()+" is already in use") {
 		t.Fatalf("got %v", err)
 	}

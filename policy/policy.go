@@ -317,8 +317,13 @@ func (p *Policy) glassOpen(user, patient string, now time.Time) bool {
 
 // scoped applies the principal's SMART scopes, if any, to an allowed request.
 func (p *Policy) scoped(pr Principal, q Request) Decision {
-	if pr.Scopes == nil || q.Resource == "" {
+	if pr.Scopes == nil {
 		return Decision{Allow: true}
+	}
+	if q.Resource == "" {
+		// A scoped token grants only what its scopes name: nothing that has no resource type
+		// (accounts, teams, rules), whatever the roles of the account behind it.
+		return Decision{Status: http.StatusForbidden, Reason: "a scoped token cannot do this: it is not covered by SMART resource scopes"}
 	}
 	for _, s := range pr.Scopes {
 		if s.PermitsQuery(q.Resource, q.Interaction, q.Query) {

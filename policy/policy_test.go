@@ -130,6 +130,16 @@ func TestScopes(t *testing.T) {
 	if d := p.Decide(svc, Request{Need: PatientRead, Patient: "theirs", Resource: "Observation", Interaction: "s"}, now); d.Allow {
 		t.Fatalf("scope widened the service account's teams: %+v", d)
 	}
+	// An account that is also an admin gets nothing without a resource through a scoped token.
+	admin := svc
+	admin.Roles = []iomt.Role{iomt.RoleService, iomt.RoleAdmin}
+	if d := p.Decide(admin, Request{Need: Admin}, now); d.Allow || d.Status != http.StatusForbidden {
+		t.Fatalf("a scoped token reached an admin route without a resource: %+v", d)
+	}
+	admin.Scopes = nil
+	if d := p.Decide(admin, Request{Need: Admin}, now); !d.Allow {
+		t.Fatalf("the same account without scopes: %+v", d)
+	}
 	svc.Scopes = scopes[1:]
 	vit := url.Values{"category": {"vital-signs"}}
 	if d := p.Decide(svc, Request{Need: PatientRead, Patient: "mine", Resource: "Observation", Interaction: "s", Query: vit}, now); !d.Allow {

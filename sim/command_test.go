@@ -76,7 +76,7 @@ func TestSimulatedDevicesObeyCommands(t *testing.T) {
 	}
 	var logs syncBuffer
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "tok"},
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "test-bootstrap-token"},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		// Long enough that a failed delivery within the test can only be a rejection.
 		Alarms: node.AlarmsConfig{RulesFile: rules, CommandTimeout: 10 * time.Minute},
@@ -90,7 +90,7 @@ func TestSimulatedDevicesObeyCommands(t *testing.T) {
 	// The patient's clock starts 10 min back and runs 30 times faster, so a 40 s cuff
 	// measurement takes about a second and only the first scheduled one (within a minute of
 	// the start; the next is 15 min later) happens during the test.
-	beds, err := sim.Provision(ctx, sim.API{Base: base, Token: "tok"}, []sim.Bed{
+	beds, err := sim.Provision(ctx, sim.API{Base: base, Token: "test-bootstrap-token"}, []sim.Bed{
 		{Scenario: "stable-adult", Seed: 1, Kinds: []string{"bp-monitor", "thermometer"}, Lead: 10 * time.Minute, Speed: 30},
 	})
 	if err != nil {
@@ -117,7 +117,7 @@ func TestSimulatedDevicesObeyCommands(t *testing.T) {
 		return resp.StatusCode, b
 	}
 	// An oximeter outside the simulation reports what raises the alarms.
-	code, body := call("POST", "/api/v1/devices", "tok", []byte(`{"patient":"`+patient+`","kind":"pulse-oximeter"}`))
+	code, body := call("POST", "/api/v1/devices", "test-bootstrap-token", []byte(`{"patient":"`+patient+`","kind":"pulse-oximeter"}`))
 	var ox struct{ ID, Token string }
 	if err := json.Unmarshal(body, &ox); code != 201 || err != nil {
 		t.Fatalf("create oximeter: %d %s", code, body)

@@ -32,7 +32,7 @@ devices:
 		t.Fatal(err)
 	}
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "tok"},
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "test-bootstrap-token"},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -40,7 +40,7 @@ devices:
 	}
 	defer n.Close()
 	ctx := context.Background()
-	api := sim.API{Base: "http://" + n.HTTPAddr(), Token: "tok"}
+	api := sim.API{Base: "http://" + n.HTTPAddr(), Token: "test-bootstrap-token"}
 
 	for _, c := range []struct{ scenario, want string }{
 		{"no-such-story", `unknown scenario "no-such-story"`},

@@ -17,7 +17,7 @@ import (
 
 func TestSimFeedsServer(t *testing.T) {
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "tok"},
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "test-bootstrap-token"},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -25,7 +25,7 @@ func TestSimFeedsServer(t *testing.T) {
 	}
 	defer n.Close()
 	ctx := context.Background()
-	beds, err := sim.Provision(ctx, sim.API{Base: "http://" + n.HTTPAddr(), Token: "tok"}, []sim.Bed{
+	beds, err := sim.Provision(ctx, sim.API{Base: "http://" + n.HTTPAddr(), Token: "test-bootstrap-token"}, []sim.Bed{
 		{Scenario: "stable-adult", Seed: 1},
 		{Scenario: "sepsis", Seed: 2, Lead: 20 * time.Minute, Speed: 300},
 		{Scenario: "t1d-nocturnal-hypo", Seed: 3, Lead: 2 * time.Hour, Speed: 1800},

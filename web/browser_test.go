@@ -101,7 +101,7 @@ func call(t *testing.T, method, url, token string, body, out any) int {
 // only the device that raised an alarm clears it.
 func bedsideDevice(t *testing.T, base, patient string) func(code, unit string, v float64) {
 	var dev struct{ ID, Token string }
-	if c := call(t, "POST", base+"/api/v1/devices", "tok", map[string]string{"patient": patient, "kind": "multi-parameter"}, &dev); c != http.StatusCreated {
+	if c := call(t, "POST", base+"/api/v1/devices", "test-bootstrap-token", map[string]string{"patient": patient, "kind": "multi-parameter"}, &dev); c != http.StatusCreated {
 		t.Fatalf("create device: HTTP %d", c)
 	}
 	return func(code, unit string, v float64) {
@@ -146,7 +146,7 @@ func TestWardAndPatientPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "tok"},
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", People: node.PeopleConfig{BootstrapToken: "test-bootstrap-token"},
 		NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Alarms: node.AlarmsConfig{RulesFile: rules},
 	})
@@ -155,7 +155,7 @@ func TestWardAndPatientPages(t *testing.T) {
 	}
 	defer n.Close()
 	base := "http://" + n.HTTPAddr()
-	beds, err := sim.Provision(context.Background(), sim.API{Base: base, Token: "tok"}, []sim.Bed{
+	beds, err := sim.Provision(context.Background(), sim.API{Base: base, Token: "test-bootstrap-token"}, []sim.Bed{
 		{Scenario: "stable-adult", Seed: 1}, {Scenario: "af-onset", Seed: 2, Compress: 8}, {Scenario: "sepsis", Seed: 3, Compress: 8},
 	})
 	if err != nil {
@@ -259,7 +259,7 @@ func TestWardAndPatientPages(t *testing.T) {
 	act("acknowledge", "at the bedside")
 	poll("acknowledged shown", rowJS+`.dataset.state === "acknowledged" && `+rowJS+`.querySelector(".state").textContent === "acknowledged" && `+rowJS+`.querySelector(".problem").textContent === ""`)
 	var got struct{ State string }
-	if c := call(t, "GET", base+"/api/v1/alarms/"+alarmID, "tok", nil, &got); c != http.StatusOK || got.State != "acknowledged" {
+	if c := call(t, "GET", base+"/api/v1/alarms/"+alarmID, "test-bootstrap-token", nil, &got); c != http.StatusOK || got.State != "acknowledged" {
 		t.Fatalf("alarm after the button: HTTP %d, state %q", c, got.State)
 	}
 	act("silence", "turning the patient")

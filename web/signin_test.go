@@ -298,11 +298,11 @@ func TestSignIn(t *testing.T) {
 	op := oidctest.Start(t, oidctest.User{Login: "olu", Name: "Olu Adeyemi", Groups: []string{"iomt-clinicians"}})
 	redirect := "http://" + addr + "/auth/oidc/callback"
 	op.AllowRedirect(redirect)
-	n, base := startNode(t, addr, node.PeopleConfig{BootstrapToken: "tok", OIDC: &oidc.Config{
+	n, base := startNode(t, addr, node.PeopleConfig{BootstrapToken: "test-bootstrap-token", OIDC: &oidc.Config{
 		Issuer: op.Issuer, ClientID: op.ClientID, ClientSecret: op.ClientSecret, RedirectURL: redirect,
 		Scopes: []string{"openid", "profile", "groups"}, Mapping: oidc.Mapping{Roles: map[string]iomt.Role{"iomt-clinicians": iomt.RoleClinician}},
 	}})
-	beds, err := sim.Provision(ctx, sim.API{Base: base, Token: "tok"}, []sim.Bed{
+	beds, err := sim.Provision(ctx, sim.API{Base: base, Token: "test-bootstrap-token"}, []sim.Bed{
 		{Scenario: "stable-adult", Seed: 1}, {Scenario: "stable-adult", Seed: 2}, {Scenario: "stable-adult", Seed: 3},
 	})
 	if err != nil {
@@ -380,7 +380,7 @@ func TestSignIn(t *testing.T) {
 		State       string
 		Transitions []struct{ To, Who, Why string }
 	}
-	if c := call(t, "GET", base+"/api/v1/alarms/"+alarmID, "tok", nil, &alarm); c != http.StatusOK || alarm.State != "acknowledged" ||
+	if c := call(t, "GET", base+"/api/v1/alarms/"+alarmID, "test-bootstrap-token", nil, &alarm); c != http.StatusOK || alarm.State != "acknowledged" ||
 		!slices.ContainsFunc(alarm.Transitions, func(tr struct{ To, Who, Why string }) bool {
 			return tr.To == "acknowledged" && tr.Who == "ann" && tr.Why == "at the bedside"
 		}) {
@@ -419,7 +419,7 @@ func TestSignIn(t *testing.T) {
 	var glass struct {
 		Accesses []struct{ User, Patient, Reason string }
 	}
-	if c := call(t, "GET", base+"/api/v1/break-glass?patient="+theirs.Patient, "tok", nil, &glass); c != http.StatusOK || len(glass.Accesses) != 1 ||
+	if c := call(t, "GET", base+"/api/v1/break-glass?patient="+theirs.Patient, "test-bootstrap-token", nil, &glass); c != http.StatusOK || len(glass.Accesses) != 1 ||
 		glass.Accesses[0].User != ann.ID || glass.Accesses[0].Reason != "cardiac arrest on ward 3, covering" {
 		t.Fatalf("emergency accesses on the server: HTTP %d %+v", c, glass)
 	}
@@ -452,7 +452,7 @@ func TestSignIn(t *testing.T) {
 
 	// Idle logoff, on a node whose sessions end after 3 s unused: with nobody at the keyboard
 	// the page signs out by itself, and the server has ended the session too.
-	idle, idleBase := startNode(t, "", node.PeopleConfig{BootstrapToken: "tok", IdleTimeout: 3 * time.Second})
+	idle, idleBase := startNode(t, "", node.PeopleConfig{BootstrapToken: "test-bootstrap-token", IdleTimeout: 3 * time.Second})
 	const idaPassword = "idle hands all day"
 	newUser(t, idle, "ida", "Ida Idle", idaPassword, iomt.RoleClinician)
 	p.navigate(idleBase + "/")

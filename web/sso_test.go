@@ -37,7 +37,7 @@ func TestSingleSignOnShowsOnlyTheTeamsPatients(t *testing.T) {
 	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), HTTPAddr: addr, MQTTAddr: "127.0.0.1:0", NoSync: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		People: node.PeopleConfig{BootstrapToken: "tok", OIDC: &oidc.Config{
+		People: node.PeopleConfig{BootstrapToken: "test-bootstrap-token", OIDC: &oidc.Config{
 			Issuer: op.Issuer, ClientID: op.ClientID, ClientSecret: op.ClientSecret, RedirectURL: redirect,
 			Scopes:  []string{"openid", "profile", "email", "groups"},
 			Mapping: oidc.Mapping{Roles: map[string]iomt.Role{"iomt-clinicians": iomt.RoleClinician}, TeamPrefix: "team:"},
@@ -48,7 +48,7 @@ func TestSingleSignOnShowsOnlyTheTeamsPatients(t *testing.T) {
 	}
 	defer n.Close()
 	base := "http://" + n.HTTPAddr()
-	beds, err := sim.Provision(context.Background(), sim.API{Base: base, Token: "tok"}, []sim.Bed{
+	beds, err := sim.Provision(context.Background(), sim.API{Base: base, Token: "test-bootstrap-token"}, []sim.Bed{
 		{Scenario: "stable-adult", Seed: 1}, {Scenario: "stable-adult", Seed: 2}, {Scenario: "stable-adult", Seed: 3},
 	})
 	if err != nil {

@@ -30,7 +30,7 @@ func TestKill9LeavesNoReadWithoutItsRecord(t *testing.T) {
 	streamed := make(chan int, 1)
 	go func() {
 		req, _ := http.NewRequest("GET", "http://"+s.http+"/api/v1/patients/"+p.ID+"/stream", nil)
-		req.Header.Set("Authorization", "Bearer secret-admin")
+		req.Header.Set("Authorization", "Bearer secret-admin-bootstrap")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			streamed <- 0
@@ -64,7 +64,7 @@ func TestKill9LeavesNoReadWithoutItsRecord(t *testing.T) {
 				default:
 				}
 				req, _ := http.NewRequest("GET", "http://"+s.http+"/api/v1/patients/"+p.ID+"/vitals", nil)
-				req.Header.Set("Authorization", "Bearer secret-admin")
+				req.Header.Set("Authorization", "Bearer secret-admin-bootstrap")
 				resp, err := client.Do(req)
 				if err != nil {
 					return // the server is gone
@@ -129,7 +129,7 @@ func TestStreamOpenAndCloseRecorded(t *testing.T) {
 	s.api(t, "POST", "/api/v1/patients", map[string]string{"name": "Streamed Patient"}, &p)
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+s.http+"/api/v1/patients/"+p.ID+"/stream", nil)
-	req.Header.Set("Authorization", "Bearer secret-admin")
+	req.Header.Set("Authorization", "Bearer secret-admin-bootstrap")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("stream: %v %v", resp, err)

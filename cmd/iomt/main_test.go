@@ -60,7 +60,7 @@ func startServer(t *testing.T, bin, dataDir string, extra ...string) *server {
 	s := &server{http: freeAddr(t), mqtt: freeAddr(t), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
 	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", s.http, "--mqtt-addr", s.mqtt, "--log-level", "warn"}, extra...)
 	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = append(os.Environ(), "IOMT_BOOTSTRAP_TOKEN=secret-admin")
+	s.cmd.Env = append(os.Environ(), "IOMT_BOOTSTRAP_TOKEN=secret-admin-bootstrap")
 	s.cmd.Stderr = s.stderr
 	stdout, _ := s.cmd.StdoutPipe()
 	if err := s.cmd.Start(); err != nil {
@@ -95,7 +95,7 @@ func (s *server) api(t *testing.T, method, path string, body, out any) {
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, "http://"+s.http+path, rd)
-	req.Header.Set("Authorization", "Bearer secret-admin")
+	req.Header.Set("Authorization", "Bearer secret-admin-bootstrap")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
