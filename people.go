@@ -77,13 +77,16 @@ type UserFilter struct {
 // those who lie in the locations it covers (a location covers the ones below it: a team of
 // "north/ward-3" covers "north/ward-3/bed-12").
 type CareTeam struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	Name      string    `json:"name"`
-	Members   []string  `json:"members"`             // user IDs
-	Patients  []string  `json:"patients,omitempty"`  // patient IDs
-	Locations []string  `json:"locations,omitempty"` // location paths, see Patient.Location
-	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+	ID        string   `json:"id"`
+	Tenant    string   `json:"tenant"`
+	Name      string   `json:"name"`
+	Members   []string `json:"members"`             // user IDs
+	Patients  []string `json:"patients,omitempty"`  // patient IDs
+	Locations []string `json:"locations,omitempty"` // location paths, see Patient.Location
+	// SSOMembers are the members the identity provider's groups made (a subset of Members):
+	// they leave the team when the groups no longer name it; members added by hand stay.
+	SSOMembers []string  `json:"ssoMembers,omitempty"`
+	UpdatedAt  time.Time `json:"updatedAt,omitzero"`
 }
 
 // CoversLocation reports whether the team covers a patient lying at loc.

@@ -519,6 +519,18 @@ func (s *Server) saveTeam(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Members the identity provider added stay its to take out, as long as the admin keeps them.
+	if old, err := s.Store.CareTeams(r.Context(), iomt.CareTeamFilter{Tenant: tenant}); err == nil {
+		for _, o := range old {
+			if o.ID == t.ID {
+				for _, m := range o.SSOMembers {
+					if slices.Contains(t.Members, m) {
+						t.SSOMembers = append(t.SSOMembers, m)
+					}
+				}
+			}
+		}
+	}
 	if err := s.Store.SaveCareTeam(r.Context(), t); err != nil {
 		s.peopleError(w, r, "team", err)
 		return

@@ -388,7 +388,8 @@ type External struct {
 
 // SyncExternal finds or creates the account of an external identity and brings its name,
 // roles and team memberships in line with the provider's claims. Teams the claims name gain
-// the user; teams the user was put in by hand are left alone.
+// the user, and lose them when the claims stop naming them; teams the user was put in by hand
+// are left alone.
 func (s *Service) SyncExternal(ctx context.Context, ext External) (iomt.User, error) {
 	if ext.Tenant == "" {
 		ext.Tenant = iomt.DefaultTenant
@@ -424,18 +425,27 @@ func (s *Service) SyncExternal(ctx context.Context, ext External) (iomt.User, er
 			}
 		}
 	}
-	if len(ext.Teams) > 0 {
-		teams, err := s.store.CareTeams(ctx, iomt.CareTeamFilter{Tenant: ext.Tenant})
-		if err != nil {
-			return iomt.User{}, fmt.Errorf("identity: care teams: %w", err)
+	// Teams follow the groups: the provider adds the user to the teams its groups name and
+	// takes them out of those it added them to once the groups no longer name them.
+	teams, err := s.store.CareTeams(ctx, iomt.CareTeamFilter{Tenant: ext.Tenant})
+	if err != nil {
+		return iomt.User{}, fmt.Errorf("identity: care teams: %w", err)
+	}
+	for _, t := range teams {
+		want, member, bySSO := slices.Contains(ext.Teams, t.ID), slices.Contains(t.Members, u.ID), slices.Contains(t.SSOMembers, u.ID)
+		switch {
+		case want && !member:
+			t.Members, t.SSOMembers = append(t.Members, u.ID), append(t.SSOMembers, u.ID)
+		case !want && bySSO:
+			t.Members = slices.DeleteFunc(t.Members, func(m string) bool { return m == u.ID })
+			t.SSOMembers = slices.DeleteFunc(t.SSOMembers, func(m string) bool { return m == u.ID })
+			s.log.Info("left a care team the provider's groups no longer name", "login", u.Login, "team", t.ID)
+		default:
+			continue
 		}
-		for _, t := range teams {
-			if slices.Contains(ext.Teams, t.ID) && !slices.Contains(t.Members, u.ID) {
-				t.Members, t.UpdatedAt = append(t.Members, u.ID), now
-				if err := s.store.SaveCareTeam(ctx, t); err != nil {
-					return iomt.User{}, fmt.Errorf("identity: add %s to team %s: %w", u.Login, t.ID, err)
-				}
-			}
+		t.UpdatedAt = now
+		if err := s.store.SaveCareTeam(ctx, t); err != nil {
+			return iomt.User{}, fmt.Errorf("identity: team %s of %s: %w", t.ID, u.Login, err)
 		}
 	}
 	return u, nil

@@ -258,3 +258,59 @@ func BenchmarkAuthenticate(b *testing.B) {
 		}
 	}
 }
+
+// Single sign-on keeps team memberships in line with the provider's groups: it adds the user
+// to the teams they name and takes them out once the groups stop naming them, but never out
+// of a team an admin put them in.
+func TestSyncExternalTeams(t *testing.T) {
+	ctx := context.Background()
+	s, st := newService(t, newClock())
+	for _, id := range []string{"ward-3", "ward-4", "icu"} {
+		if err := st.SaveCareTeam(ctx, iomt.CareTeam{ID: id, Tenant: iomt.DefaultTenant, Name: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ext := identity.External{Issuer: "https://idp", Subject: "s1", Login: "olu", Roles: []iomt.Role{iomt.RoleClinician}, Teams: []string{"ward-3", "ward-4"}}
+	u, err := s.SyncExternal(ctx, ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An admin also puts the user in the ICU team by hand.
+	icu, _ := st.CareTeams(ctx, iomt.CareTeamFilter{Tenant: iomt.DefaultTenant})
+	for _, tm := range icu {
+		if tm.ID == "icu" {
+			tm.Members = append(tm.Members, u.ID)
+			if err := st.SaveCareTeam(ctx, tm); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	teamsOf := func() []string {
+		ts, err := st.CareTeams(ctx, iomt.CareTeamFilter{Member: u.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, tm := range ts {
+			out = append(out, tm.ID)
+		}
+		return out
+	}
+	if got := teamsOf(); strings.Join(got, ",") != "icu,ward-3,ward-4" {
+		t.Fatalf("teams after the first sign-on: %v", got)
+	}
+	ext.Teams = []string{"ward-4"} // moved off ward 3 at the provider
+	if _, err := s.SyncExternal(ctx, ext); err != nil {
+		t.Fatal(err)
+	}
+	if got := teamsOf(); strings.Join(got, ",") != "icu,ward-4" {
+		t.Fatalf("teams after leaving ward 3's group: %v, want icu (by hand) and ward-4", got)
+	}
+	ext.Teams = nil
+	if _, err := s.SyncExternal(ctx, ext); err != nil {
+		t.Fatal(err)
+	}
+	if got := teamsOf(); strings.Join(got, ",") != "icu" {
+		t.Fatalf("teams with no groups: %v, want only the one given by hand", got)
+	}
+}

@@ -55,13 +55,15 @@ type userRecord struct {
 }
 
 type careTeamRecord struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	Name      string    `json:"name,omitempty"`
-	Members   []string  `json:"members,omitempty"`
-	Patients  []string  `json:"patients,omitempty"`
-	Locations []string  `json:"locations,omitempty"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	ID        string   `json:"id"`
+	Tenant    string   `json:"tenant"`
+	Name      string   `json:"name,omitempty"`
+	Members   []string `json:"members,omitempty"`
+	Patients  []string `json:"patients,omitempty"`
+	Locations []string `json:"locations,omitempty"`
+	// SSOMembers: absent in records written before single sign-on kept them, read as none.
+	SSOMembers []string  `json:"ssoMembers,omitempty"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 }
 
 type sessionRecord struct {

@@ -248,12 +248,12 @@ func (s *Store) SaveCareTeam(ctx context.Context, t iomt.CareTeam) error {
 		return fmt.Errorf("postgres: save care team: %w", errClosed)
 	}
 	defer s.leave()
-	tag, err := s.pool.Exec(ctx, `INSERT INTO care_teams AS c (id, tenant, name, members, patients, locations, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	tag, err := s.pool.Exec(ctx, `INSERT INTO care_teams AS c (id, tenant, name, members, patients, locations, sso_members, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, members = EXCLUDED.members, patients = EXCLUDED.patients,
-			locations = EXCLUDED.locations, updated_at = EXCLUDED.updated_at
+			locations = EXCLUDED.locations, sso_members = EXCLUDED.sso_members, updated_at = EXCLUDED.updated_at
 		WHERE c.tenant = EXCLUDED.tenant`,
-		t.ID, t.Tenant, t.Name, orEmpty(t.Members), orEmpty(t.Patients), orEmpty(t.Locations), t.UpdatedAt)
+		t.ID, t.Tenant, t.Name, orEmpty(t.Members), orEmpty(t.Patients), orEmpty(t.Locations), orEmpty(t.SSOMembers), t.UpdatedAt)
 	if err != nil {
 		return wrap(ctx, "save care team", err)
 	}
@@ -298,17 +298,17 @@ func (s *Store) CareTeams(ctx context.Context, f iomt.CareTeamFilter) ([]iomt.Ca
 	}
 	defer s.leave()
 	// members @> ARRAY[member] rather than member = ANY(members): the GIN index serves it.
-	rows, _ := s.pool.Query(ctx, `SELECT id, tenant, name, members, patients, locations, updated_at FROM care_teams
+	rows, _ := s.pool.Query(ctx, `SELECT id, tenant, name, members, patients, locations, sso_members, updated_at FROM care_teams
 		WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR members @> ARRAY[$2::text COLLATE "C"])
 		ORDER BY id`, f.Tenant, f.Member)
 	out := []iomt.CareTeam{}
 	for rows.Next() {
 		var t iomt.CareTeam
-		if err := rows.Scan(&t.ID, &t.Tenant, &t.Name, &t.Members, &t.Patients, &t.Locations, &t.UpdatedAt); err != nil {
+		if err := rows.Scan(&t.ID, &t.Tenant, &t.Name, &t.Members, &t.Patients, &t.Locations, &t.SSOMembers, &t.UpdatedAt); err != nil {
 			rows.Close()
 			return nil, wrap(ctx, "care teams", err)
 		}
-		t.Members, t.Patients, t.Locations, t.UpdatedAt = nilIfEmpty(t.Members), nilIfEmpty(t.Patients), nilIfEmpty(t.Locations), t.UpdatedAt.UTC()
+		t.Members, t.Patients, t.Locations, t.SSOMembers, t.UpdatedAt = nilIfEmpty(t.Members), nilIfEmpty(t.Patients), nilIfEmpty(t.Locations), nilIfEmpty(t.SSOMembers), t.UpdatedAt.UTC()
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
