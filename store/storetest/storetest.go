@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"AlarmConfigs", testAlarmConfigs},
 		{"AlarmSilences", testAlarmSilences},
 	}
+	tests = append(tests, identityTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
