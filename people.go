@@ -178,8 +178,9 @@ type BreakGlassFilter struct {
 
 // IdentityStore keeps the people of a deployment: users, care teams, sessions, API tokens and
 // emergency accesses. Every write is durable when it returns. Times are kept in UTC to the
-// millisecond (TimePrecision); a zero CreatedAt, UpdatedAt or Created is set to the time of
-// the write. Empty lists read back as nil. Lists come ordered by ID, except BreakGlasses (by
+// millisecond (TimePrecision); a zero User.CreatedAt (on create), User.UpdatedAt (on update),
+// CareTeam.UpdatedAt, Session.Created or APIToken.Created becomes the time of the write.
+// Empty lists read back as nil. Lists come ordered by ID, except BreakGlasses (by
 // Start, then ID). A lookup or filter with a NUL byte or invalid UTF-8 is refused
 // (ErrInvalid): no stored record can hold one. Secrets (password hash, TOTP secret, token
 // hash, CSRF token) are kept as given and never logged or put in errors. The store does not

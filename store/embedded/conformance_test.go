@@ -79,3 +79,21 @@ func TestConformanceReopening(t *testing.T) {
 		return &reopening{t: t, dir: dir, Store: openTest(t, dir)}
 	})
 }
+
+// Identity records survive a Close and a crash (abandon: no checkpoint, nothing flushed but
+// what the synced Pebble commits hold), with their indexes.
+func TestIdentityAcrossReopen(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "close", true: "crash"}[crash], func(t *testing.T) {
+			dir := t.TempDir()
+			storetest.IdentityAcrossReopen(t, openTest(t, dir), func(s iomt.Store) iomt.Store {
+				if crash {
+					s.(*Store).abandon()
+				} else if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				return openTest(t, dir)
+			})
+		})
+	}
+}

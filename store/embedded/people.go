@@ -326,8 +326,11 @@ func (s *Store) Users(ctx context.Context, f iomt.UserFilter) ([]iomt.User, erro
 	}
 	if key != nil {
 		id, err := s.indexed(key)
-		if err != nil || id == "" {
-			return out, wrapErr("users", err)
+		if err != nil {
+			return nil, fmt.Errorf("embedded: users: %w", err)
+		}
+		if id == "" {
+			return out, nil
 		}
 		var r userRecord
 		if err := s.getJSON(idKey('u', id), &r); err != nil {
@@ -352,13 +355,6 @@ func (s *Store) Users(ctx context.Context, f iomt.UserFilter) ([]iomt.User, erro
 		return nil, fmt.Errorf("embedded: users: %w", err)
 	}
 	return out, nil
-}
-
-func wrapErr(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("embedded: %s: %w", op, err)
 }
 
 // UpdateUser implements iomt.IdentityStore.

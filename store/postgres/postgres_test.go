@@ -140,6 +140,32 @@ func (n twoNodes) Devices(ctx context.Context, f iomt.DeviceFilter) ([]iomt.Devi
 	return n.r.Devices(ctx, f)
 }
 
+func (n twoNodes) User(ctx context.Context, id string) (iomt.User, error) { return n.r.User(ctx, id) }
+
+func (n twoNodes) Users(ctx context.Context, f iomt.UserFilter) ([]iomt.User, error) {
+	return n.r.Users(ctx, f)
+}
+
+func (n twoNodes) CareTeams(ctx context.Context, f iomt.CareTeamFilter) ([]iomt.CareTeam, error) {
+	return n.r.CareTeams(ctx, f)
+}
+
+func (n twoNodes) Session(ctx context.Context, id string) (iomt.Session, error) {
+	return n.r.Session(ctx, id)
+}
+
+func (n twoNodes) APIToken(ctx context.Context, id string) (iomt.APIToken, error) {
+	return n.r.APIToken(ctx, id)
+}
+
+func (n twoNodes) APITokens(ctx context.Context, f iomt.APITokenFilter) ([]iomt.APIToken, error) {
+	return n.r.APITokens(ctx, f)
+}
+
+func (n twoNodes) BreakGlasses(ctx context.Context, f iomt.BreakGlassFilter) ([]iomt.BreakGlass, error) {
+	return n.r.BreakGlasses(ctx, f)
+}
+
 func TestConformanceTwoNodes(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) iomt.Store {

@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) iomt.Store) {
 		{"AuditInvalid", testAuditInvalid},
 		{"AuditCheckpoints", testAuditCheckpoints},
 	}
+	tests = append(tests, identityTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
