@@ -35,6 +35,10 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// MaxBatch bounds the records of one append. Default 4096.
 	MaxBatch int
+	// Writers is how many appends may be in flight at once. Default 2: while one waits for
+	// the disk, the next is already encoded and applied, and the store syncs them together
+	// (the embedded store; PostgreSQL serialises appends on the chain head anyway).
+	Writers int
 	// Node names this node in every record (Detail["node"]), so that the trail of a cluster
 	// says which node observed what. Default: none.
 	Node string
@@ -56,17 +60,18 @@ type Recorder struct {
 	opts  Options
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	queue   []*group // waiting to be appended, oldest first
-	closed  bool
-	kick    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	written struct { // the writer's own state
-		unsigned int    // records appended since the last checkpoint
-		seq      uint64 // the last record this recorder appended
-		hash     []byte
-	}
+	mu     sync.Mutex
+	queue  []*group // waiting to be appended, oldest first
+	closed bool
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+
+	// signMu guards what the writers appended and the checkpoints of it.
+	signMu   sync.Mutex
+	unsigned int    // records appended since the last checkpoint
+	seq      uint64 // the last record this recorder appended
+	hash     []byte
 }
 
 // group is the records of one append and its outcome, shared by their callers.
@@ -81,6 +86,7 @@ func NewRecorder(store iomt.AuditStore, o Options) *Recorder {
 	o.CheckpointEvery = cmp.Or(o.CheckpointEvery, 1000)
 	o.CheckpointInterval = cmp.Or(o.CheckpointInterval, time.Minute)
 	o.MaxBatch = cmp.Or(o.MaxBatch, 4096)
+	o.Writers = max(1, cmp.Or(o.Writers, 2))
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -162,30 +168,43 @@ func (r *Recorder) Close(ctx context.Context) error {
 	}
 }
 
-// run is the writer: one append at a time, each taking every record queued meanwhile.
+// run starts the writers and, with a signer, checkpoints on the timer.
 func (r *Recorder) run() {
 	defer close(r.done)
-	var tick <-chan time.Time
+	// Appends run to completion even when Close comes: a caller is waiting for each.
+	ctx := context.Background()
+	var writers sync.WaitGroup
+	for range r.opts.Writers {
+		writers.Go(func() { r.write(ctx) })
+	}
 	if r.opts.Signer != nil {
 		t := time.NewTicker(r.opts.CheckpointInterval)
 		defer t.Stop()
-		tick = t.C
-	}
-	// Appends run to completion even when Close comes: a caller is waiting for each.
-	ctx := context.Background()
-	for {
-		stopping := false
-		select {
-		case <-r.kick:
-		case <-tick:
-			r.checkpoint(ctx)
-		case <-r.stop:
-			stopping = true
+	timer:
+		for {
+			select {
+			case <-t.C:
+				r.checkpoint(ctx, 1)
+			case <-r.stop:
+				break timer
+			}
 		}
+	}
+	writers.Wait()
+	r.checkpoint(ctx, 1)
+}
+
+// write is a writer: one append at a time, each taking the oldest group queued. It returns
+// once Close has been called and the queue is empty.
+func (r *Recorder) write(ctx context.Context) {
+	for {
 		for r.writeOne(ctx) {
 		}
-		if stopping {
-			r.checkpoint(ctx)
+		select {
+		case <-r.kick:
+		case <-r.stop:
+			for r.writeOne(ctx) {
+			}
 			return
 		}
 	}
@@ -201,32 +220,48 @@ func (r *Recorder) writeOne(ctx context.Context) bool {
 	g := r.queue[0]
 	r.queue[0] = nil
 	r.queue = r.queue[1:]
+	more := len(r.queue) > 0
 	r.mu.Unlock()
+	if more {
+		// Another writer may take the next group while this one waits for the disk.
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
 	out, err := r.store.AppendAudit(ctx, g.events)
 	if err != nil {
 		g.err = fmt.Errorf("audit: append %d records: %w", len(g.events), err)
 	} else if len(out) > 0 {
 		last := out[len(out)-1]
-		r.written.seq, r.written.hash = last.Seq, last.Hash
-		r.written.unsigned += len(out)
+		r.signMu.Lock()
+		if last.Seq > r.seq {
+			r.seq, r.hash = last.Seq, last.Hash
+		}
+		r.unsigned += len(out)
+		r.signMu.Unlock()
 	}
 	close(g.done)
-	if r.opts.Signer != nil && r.written.unsigned >= r.opts.CheckpointEvery {
-		r.checkpoint(ctx)
-	}
+	r.checkpoint(ctx, r.opts.CheckpointEvery)
 	return true
 }
 
-// checkpoint signs and saves the last record this recorder appended, if it is not signed yet.
-// A failure is logged and tried again at the next occasion: records are durable without it.
-func (r *Recorder) checkpoint(ctx context.Context) {
-	if r.opts.Signer == nil || r.written.unsigned == 0 {
+// checkpoint signs and saves the last record this recorder appended once at least atLeast
+// records are unsigned. A failure is logged and tried again at the next occasion: records
+// are durable without it.
+func (r *Recorder) checkpoint(ctx context.Context, atLeast int) {
+	if r.opts.Signer == nil {
 		return
 	}
-	c := r.opts.Signer.Sign(r.written.seq, r.written.hash, r.opts.Now())
+	r.signMu.Lock()
+	defer r.signMu.Unlock()
+	if r.unsigned < atLeast || r.unsigned == 0 {
+		return
+	}
+	c := r.opts.Signer.Sign(r.seq, r.hash, r.opts.Now())
 	if err := r.store.SaveAuditCheckpoint(ctx, c); err != nil {
 		r.log.Error("audit: saving a signed checkpoint failed; records stay chained and the next checkpoint covers them", "seq", c.Seq, "err", err)
 		return
 	}
-	r.written.unsigned = 0
+	r.unsigned = 0
 }

@@ -90,7 +90,7 @@ func normalAudit(e iomt.AuditEvent) iomt.AuditEvent {
 
 // AppendAudit implements iomt.AuditStore. Appends are serialised by auditMu; each is one
 // Pebble batch (records, indexes and the new head) committed with a sync, so a trail read
-// after a crash ends at the last append that returned.
+// after a crash ends at or after the last append that returned.
 func (s *Store) AppendAudit(ctx context.Context, events []iomt.AuditEvent) ([]iomt.AuditEvent, error) {
 	if err := ctxErr(ctx, "append audit"); err != nil {
 		return nil, err
@@ -107,16 +107,16 @@ func (s *Store) AppendAudit(ctx context.Context, events []iomt.AuditEvent) ([]io
 		return nil, fmt.Errorf("embedded: append audit: %w", errClosed)
 	}
 	defer s.leave()
+	b := s.db.NewBatch()
+	defer b.Close()
 	s.auditMu.Lock()
-	defer s.auditMu.Unlock()
 	if !s.auditLoaded {
 		if err := s.loadAuditHead(); err != nil {
+			s.auditMu.Unlock()
 			return nil, fmt.Errorf("embedded: append audit: %w", err)
 		}
 		s.auditLoaded = true
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
 	seq, prev := s.auditSeq, s.auditHash
 	out := make([]iomt.AuditEvent, len(events))
 	var patients []string
@@ -129,6 +129,7 @@ func (s *Store) AppendAudit(ctx context.Context, events []iomt.AuditEvent) ([]io
 		v, err := json.Marshal(storedAudit{e.Time, e.Tenant, e.Actor, e.ActorName, e.Action, e.Outcome, e.Status,
 			e.Patients, e.Resource, e.Source, e.Reason, e.Purpose, e.Detail, e.Prev, e.Hash})
 		if err != nil {
+			s.auditMu.Unlock()
 			return nil, fmt.Errorf("embedded: append audit: encode: %w", err)
 		}
 		_ = b.Set(auditRecordKey(seq), v, nil)
@@ -141,10 +142,19 @@ func (s *Store) AppendAudit(ctx context.Context, events []iomt.AuditEvent) ([]io
 		out[i] = e
 	}
 	_ = b.Set(keyAuditHead, append(u64(seq), prev...), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	// Applied in the lock, in chain order; the fsync is waited for outside it, so the next
+	// append is applied meanwhile and Pebble syncs both at once. The WAL is written in
+	// order, so no record becomes durable without those before it: a crash cannot leave a
+	// gap.
+	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		s.auditMu.Unlock()
 		return nil, fmt.Errorf("embedded: append audit: %w", err)
 	}
 	s.auditSeq, s.auditHash = seq, prev
+	s.auditMu.Unlock()
+	if err := b.SyncWait(); err != nil {
+		return nil, fmt.Errorf("embedded: append audit: %w", err)
+	}
 	return out, nil
 }
 
