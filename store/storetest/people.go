@@ -321,7 +321,7 @@ func teamIDs(t *testing.T, s iomt.Store, f iomt.CareTeamFilter) []string {
 func testCareTeams(t *testing.T, s iomt.Store) {
 	ctx := context.Background()
 	ward := iomt.CareTeam{ID: "c2", Tenant: "t1", Name: "Ward 3 nurses", Members: []string{"u1", "u2"},
-		Patients: []string{"p9"}, Locations: []string{"north/ward-3", "home"}, UpdatedAt: T0}
+		Patients: []string{"p9"}, Locations: []string{"north/ward-3", "home"}, SSOMembers: []string{"u2"}, UpdatedAt: T0}
 	must(t, s.SaveCareTeam(ctx, ward))
 	must(t, s.SaveCareTeam(ctx, iomt.CareTeam{ID: "c1", Tenant: "t1", Name: "Diabetes", Members: []string{"u2"}, UpdatedAt: T0}))
 	must(t, s.SaveCareTeam(ctx, iomt.CareTeam{ID: "c3", Tenant: "t2", Members: []string{"u1"}, Patients: []string{}, UpdatedAt: T0}))
