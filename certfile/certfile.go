@@ -6,6 +6,7 @@
 package certfile
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -32,6 +33,7 @@ type Pair struct {
 type stamp struct {
 	certMod, keyMod   time.Time
 	certSize, keySize int64
+	sum               [2][sha256.Size]byte // contents, while the files are fresh
 }
 
 // Load reads the pair once; an error names the files. log receives reload outcomes (nil: none).
@@ -70,7 +72,20 @@ func (p *Pair) stat() (stamp, error) {
 	if err != nil {
 		return stamp{}, fmt.Errorf("certfile: key: %w", err)
 	}
-	return stamp{certMod: c.ModTime(), keyMod: k.ModTime(), certSize: c.Size(), keySize: k.Size()}, nil
+	st := stamp{certMod: c.ModTime(), keyMod: k.ModTime(), certSize: c.Size(), keySize: k.Size()}
+	// Files changed within the file system's timestamp resolution may keep their time and
+	// size (a renewal written twice in a second): while they are that fresh, their contents
+	// are compared too.
+	if time.Since(st.certMod) < 2*time.Second || time.Since(st.keyMod) < 2*time.Second {
+		for i, f := range []string{p.certFile, p.keyFile} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return stamp{}, fmt.Errorf("certfile: %w", err)
+			}
+			st.sum[i] = sha256.Sum256(b)
+		}
+	}
+	return st, nil
 }
 
 func (p *Pair) load() (*tls.Certificate, error) {
