@@ -66,7 +66,7 @@ func (a *Access) Allows(p string, n policy.Need) bool {
 	if a.Principal.Kind == policy.KindBootstrap {
 		return true
 	}
-	return a.policy != nil && a.policy.Decide(a.Principal, policy.Request{Need: n, Patient: p}, time.Now()).Allow
+	return a.policy != nil && a.policy.Decide(a.Principal, policy.Request{Need: n, Patient: p, Resource: "Observation", Interaction: "s"}, time.Now()).Allow
 }
 
 type accessKey struct{}
@@ -426,7 +426,7 @@ func (s *Server) recordStreamPatient(r *http.Request, patient string) error {
 	pr, _ := PrincipalFrom(r.Context())
 	ev := iomt.AuditEvent{Time: time.Now().UTC(), Tenant: pr.Tenant, Actor: pr.Actor(), ActorName: pr.Name, Action: "stream.patient",
 		Outcome: iomt.OutcomeSuccess, Patients: []string{patient}, Source: r.RemoteAddr, Resource: r.Method + " " + r.URL.Path}
-	if d := s.Policy.Decide(pr, policy.Request{Need: policy.PatientSummary, Patient: patient}, time.Now()); d.Emergency {
+	if d := s.Policy.Decide(pr, policy.Request{Need: policy.PatientSummary, Patient: patient, Resource: "Observation", Interaction: "s"}, time.Now()); d.Emergency {
 		ev.Purpose = "ETREAT"
 	}
 	return s.record(r.Context(), ev)

@@ -127,7 +127,7 @@ func (s *server) returned(r *http.Request, patient string) {
 		c.checked = map[string]bool{}
 	}
 	c.checked[patient] = true
-	if d := s.Policy.Decide(c.pr, policy.Request{Need: policy.PatientSummary, Patient: patient}, c.now); d.Allow && d.Emergency {
+	if d := s.Policy.Decide(c.pr, policy.Request{Need: policy.PatientSummary, Patient: patient, Resource: "Patient", Interaction: "r"}, c.now); d.Allow && d.Emergency {
 		c.emergency = true
 	}
 }

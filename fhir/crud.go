@@ -317,7 +317,7 @@ func (s *server) patientWriteErr(r *http.Request, p iomt.Patient, err error) err
 			if o.ID == p.ID {
 				continue
 			}
-			if s.Policy.Decide(c.pr, policy.Request{Need: policy.PatientSummary, Patient: o.ID}, c.now).Allow {
+			if s.Policy.Decide(c.pr, policy.Request{Need: policy.PatientSummary, Patient: o.ID, Resource: "Patient", Interaction: "r"}, c.now).Allow {
 				return &apiError{status: http.StatusConflict, code: "duplicate", expr: "Patient.identifier",
 					msg: fmt.Sprintf("MRN %q already belongs to Patient/%s", p.MRN, o.ID)}
 			}
