@@ -59,6 +59,9 @@ type Config struct {
 	CacheTTL time.Duration
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// TeamsChanged, if set, is called after single sign-on changed a user's care teams, so the
+	// access policy sees the change before its next periodic reload.
+	TeamsChanged func(ctx context.Context)
 }
 
 // Service signs people in and authenticates their requests.
@@ -431,6 +434,12 @@ func (s *Service) SyncExternal(ctx context.Context, ext External) (iomt.User, er
 	if err != nil {
 		return iomt.User{}, fmt.Errorf("identity: care teams: %w", err)
 	}
+	changed := false
+	defer func() {
+		if changed && s.cfg.TeamsChanged != nil {
+			s.cfg.TeamsChanged(ctx)
+		}
+	}()
 	for _, t := range teams {
 		want, member, bySSO := slices.Contains(ext.Teams, t.ID), slices.Contains(t.Members, u.ID), slices.Contains(t.SSOMembers, u.ID)
 		switch {
@@ -443,7 +452,7 @@ func (s *Service) SyncExternal(ctx context.Context, ext External) (iomt.User, er
 		default:
 			continue
 		}
-		t.UpdatedAt = now
+		t.UpdatedAt, changed = now, true
 		if err := s.store.SaveCareTeam(ctx, t); err != nil {
 			return iomt.User{}, fmt.Errorf("identity: team %s of %s: %w", t.ID, u.Login, err)
 		}

@@ -32,8 +32,11 @@ func (s *Service) IssueToken(ctx context.Context, userID, name string, scopes []
 	if len(scopes) == 0 {
 		return "", iomt.APIToken{}, fmt.Errorf("%w: a token needs at least one scope, such as system/Observation.rs", iomt.ErrInvalid)
 	}
-	if _, err := policy.ParseScopes(strings.Join(scopes, " ")); err != nil {
-		return "", iomt.APIToken{}, fmt.Errorf("%w: %w", iomt.ErrInvalid, err)
+	for _, sc := range scopes {
+		// An iomt token holds resource scopes only: anything else would be kept and do nothing.
+		if _, err := policy.ParseScope(sc); err != nil {
+			return "", iomt.APIToken{}, fmt.Errorf("%w: %w", iomt.ErrInvalid, err)
+		}
 	}
 	if ttl <= 0 || ttl > MaxTokenLifetime {
 		return "", iomt.APIToken{}, fmt.Errorf("%w: a token's lifetime must be between 1 s and %s, got %s", iomt.ErrInvalid, MaxTokenLifetime, ttl)

@@ -70,12 +70,17 @@ func startPeople(ctx context.Context, st iomt.Store, ncfg Config, log *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
+	pol := policy.New()
 	id, err := identity.New(identity.Config{Store: st, IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.SessionLifetime,
-		MFARoles: cfg.MFARoles, Logger: log.With("component", "identity")})
+		MFARoles: cfg.MFARoles, Logger: log.With("component", "identity"),
+		TeamsChanged: func(ctx context.Context) {
+			if err := pol.Reload(ctx, st, time.Now()); err != nil {
+				log.Warn("policy reload after single sign-on", "err", err)
+			}
+		}})
 	if err != nil {
 		return nil, err
 	}
-	pol := policy.New()
 	if err := pol.Reload(ctx, st, time.Now()); err != nil {
 		return nil, err
 	}

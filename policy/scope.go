@@ -76,13 +76,13 @@ func validPerms(p string) bool {
 	return true
 }
 
-// ParseScopes reads a space-separated list, as OAuth carries them; scopes that are not
-// resource scopes (openid, profile, launch, offline_access, fhirUser) are skipped.
+// ParseScopes reads a space-separated list, as OAuth carries them. Scopes that are not SMART
+// resource scopes (openid, profile, groups, launch, offline_access, a provider's own) are
+// skipped: they grant nothing here; a resource scope that is malformed is an error.
 func ParseScopes(list string) ([]Scope, error) {
 	out := []Scope{}
 	for _, f := range strings.Fields(list) {
-		switch f {
-		case "openid", "profile", "email", "fhirUser", "launch", "launch/patient", "offline_access", "online_access":
+		if !IsResourceScope(f) {
 			continue
 		}
 		s, err := ParseScope(f)
@@ -92,6 +92,13 @@ func ParseScopes(list string) ([]Scope, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// IsResourceScope reports whether s claims to be a SMART resource scope (patient/, user/ or
+// system/ followed by a resource), as opposed to openid, launch/patient or a provider's own.
+func IsResourceScope(s string) bool {
+	ctx, rest, ok := strings.Cut(s, "/")
+	return ok && (ctx == "patient" || ctx == "user" || ctx == "system") && strings.Contains(rest, ".")
 }
 
 // String writes the scope back in v2 syntax.
