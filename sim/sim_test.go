@@ -65,7 +65,7 @@ func TestSimFeedsServer(t *testing.T) {
 	// The API reports them as CGM metrics and as the AGP page.
 	get := func(path string) (int, string) {
 		req, _ := http.NewRequest("GET", "http://"+n.HTTPAddr()+path, nil)
-		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Authorization", "Bearer test-bootstrap-token")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
