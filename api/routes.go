@@ -149,9 +149,9 @@ func (s *Server) guard(rt Route) http.Handler {
 			return
 		}
 		if rt.Stream {
-			if sess != nil && s.Identity != nil {
+			if ended := s.credentialEnded(r, sess); ended != nil {
 				var stop context.CancelFunc
-				r, stop = s.endWithSession(r, sess.ID)
+				r, stop = s.endWith(r, ended)
 				defer stop()
 			}
 			s.serveStreamAudited(w, r, rt, ev, note)
@@ -170,14 +170,43 @@ func (s *Server) guard(rt Route) http.Handler {
 	})
 }
 
-// endWithSession returns r with a context that ends when the session of ID does (signed out
-// on any node, idle, past its lifetime, its user disabled): a stream would otherwise go on
-// carrying patient data to a browser whose session is over. The session is checked as often
-// as a node trusts what it has read of one (identity's CacheTTL); checking is not a use, so an
-// open stream does not keep an idle session open.
-func (s *Server) endWithSession(r *http.Request, id string) (*http.Request, context.CancelFunc) {
+// credentialEnded returns how to tell that the credential a stream was opened with has ended:
+// its session (signed out on any node, idle, past its lifetime, its user disabled), or its
+// bearer token (an API token revoked or expired, a provider's token expired, the account
+// disabled); nil for the bootstrap token, which does not end. Checking a session is not a use
+// of it, so an open stream does not keep an idle session open.
+func (s *Server) credentialEnded(r *http.Request, sess *iomt.Session) func(context.Context) bool {
+	if sess != nil && s.Identity != nil {
+		id := sess.ID
+		return func(ctx context.Context) bool {
+			err := s.Identity.Alive(ctx, id)
+			return errors.Is(err, identity.ErrExpired) || errors.Is(err, identity.ErrDisabled)
+		}
+	}
+	tok, ok := bearer(r)
+	if !ok {
+		return nil
+	}
+	if pr, _ := PrincipalFrom(r.Context()); pr.Kind == policy.KindBootstrap {
+		return nil
+	}
+	return func(ctx context.Context) bool {
+		_, err := s.authenticateBearer(ctx, tok)
+		var ae *authError
+		return errors.As(err, &ae) // a store that cannot answer now is not an end
+	}
+}
+
+// endWith returns r with a context that ends when ended says the stream's credential has: a
+// stream would otherwise go on carrying patient data to someone whose access is over. It is
+// checked as often as a node trusts what it has read of a session or token (identity's
+// CacheTTL, 5 s by default).
+func (s *Server) endWith(r *http.Request, ended func(context.Context) bool) (*http.Request, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(r.Context())
-	every := max(s.Identity.Config().CacheTTL, 100*time.Millisecond)
+	every := 5 * time.Second
+	if s.Identity != nil {
+		every = max(s.Identity.Config().CacheTTL, 100*time.Millisecond)
+	}
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
@@ -186,8 +215,7 @@ func (s *Server) endWithSession(r *http.Request, id string) (*http.Request, cont
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				// A store that cannot answer now is not a sign-out: the stream goes on.
-				if err := s.Identity.Alive(ctx, id); errors.Is(err, identity.ErrExpired) || errors.Is(err, identity.ErrDisabled) {
+				if ended(ctx) {
 					cancel()
 					return
 				}

@@ -166,3 +166,42 @@ func TestEndedSessionsAreNotGuesses(t *testing.T) {
 		t.Fatalf("after %d wrong bearer tokens: HTTP %d, want 429", s.id.Config().SourceFailures, resp.StatusCode)
 	}
 }
+
+// A live stream opened with an API token ends when the token is revoked.
+func TestStreamEndsWithItsToken(t *testing.T) {
+	s := newSessionServer(t, time.Hour)
+	ctx := context.Background()
+	svc, err := s.id.CreateUser(ctx, identity.NewUser{Login: "bridge", Roles: []iomt.Role{iomt.RoleService}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, tok, err := s.id.IssueToken(ctx, svc.ID, "bridge", []string{"system/Observation.rs"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", s.srv.URL+"/api/v1/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	rd := bufio.NewReader(resp.Body)
+	if line, err := rd.ReadString('\n'); resp.StatusCode != http.StatusOK || !strings.HasPrefix(line, ": streaming") {
+		t.Fatalf("stream: HTTP %d %q %v", resp.StatusCode, line, err)
+	}
+	ended := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, rd)
+		close(ended)
+	}()
+	select {
+	case <-ended:
+		t.Fatal("the stream ended while its token was valid")
+	case <-time.After(400 * time.Millisecond):
+	}
+	if _, err := s.id.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	within(t, ended, 5*time.Second, "after the token was revoked")
+}
