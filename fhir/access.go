@@ -3,6 +3,7 @@ package fhir
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -255,4 +256,44 @@ func (h *heldResponse) flush(w http.ResponseWriter) {
 	}
 	w.WriteHeader(h.code())
 	_, _ = w.Write(h.body.Bytes())
+}
+
+// admittingTeam is the care team a patient the caller creates comes into: a FHIR Patient
+// names no ward, so it is the caller's one team (or none for a team that covers the whole
+// tenant, and for the bootstrap principal); a caller of several teams creates patients
+// through the REST API, which names the team, so that nobody creates a patient they then
+// cannot see.
+func (s *server) admittingTeam(r *http.Request) (*iomt.CareTeam, error) {
+	c := callOf(r)
+	if c.pr.Kind == policy.KindBootstrap {
+		return nil, nil
+	}
+	ts, err := s.Store.CareTeams(r.Context(), iomt.CareTeamFilter{Tenant: c.tenant(), Member: c.pr.ID})
+	if err != nil {
+		return nil, fmt.Errorf("fhir: care teams: %w", err)
+	}
+	for _, t := range ts {
+		if slices.Contains(t.Locations, "*") {
+			return nil, nil
+		}
+	}
+	if len(ts) != 1 {
+		return nil, errorf(http.StatusUnprocessableEntity, "processing",
+			"a new patient must come into the care of one of your teams, and you are in %d: create the patient with POST /api/v1/patients naming \"team\"", len(ts))
+	}
+	return &ts[0], nil
+}
+
+// admit adds a new patient to the team admittingTeam chose (after the patient exists, so a
+// team never lists a patient that does not).
+func (s *server) admit(r *http.Request, t *iomt.CareTeam, p iomt.Patient) error {
+	if t == nil {
+		return nil
+	}
+	t.Patients, t.UpdatedAt = append(t.Patients, p.ID), p.CreatedAt
+	if err := s.Store.SaveCareTeam(r.Context(), *t); err != nil {
+		return fmt.Errorf("fhir: add the patient to team %s: %w", t.ID, err)
+	}
+	s.Policy.NoteCareTeam(*t)
+	return nil
 }

@@ -151,6 +151,18 @@ func TestWritesFollowThePolicy(t *testing.T) {
 	if st, got := f.as(t, token, "GET", "Patient/"+m["id"].(string), nil); st != 200 {
 		t.Errorf("a new patient is not readable at once: %d %v", st, got)
 	}
+	// A clinician's new patient comes into their team's care: they read it at once, the other
+	// ward does not.
+	st, m := f.as(t, "alice", "POST", "Patient", pat("", "MRN-ALICE"))
+	if st != 201 {
+		t.Fatalf("alice creates a patient: %d %v", st, m)
+	}
+	if st, got := f.as(t, "alice", "GET", "Patient/"+m["id"].(string), nil); st != 200 {
+		t.Errorf("alice cannot read the patient she admitted: %d %v", st, got)
+	}
+	if st, _ := f.as(t, "bob", "GET", "Patient/"+m["id"].(string), nil); st != 403 {
+		t.Errorf("another ward reads alice's new patient: %d, want 403", st)
+	}
 }
 
 func TestSearchesFilterToTheCallersPatients(t *testing.T) {

@@ -257,8 +257,15 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, typ string) erro
 		}
 		p.ID, p.Tenant, p.CreatedAt = id, c.tenant(), now
 		c.note(p.ID)
+		team, err := s.admittingTeam(r)
+		if err != nil {
+			return err
+		}
 		if err := s.Store.CreatePatient(r.Context(), p); err != nil {
 			return s.patientWriteErr(r, p, err)
+		}
+		if err := s.admit(r, team, p); err != nil {
+			return err
 		}
 		s.Policy.NotePatient(p)
 		w.Header().Set("Location", s.base(r)+"/Patient/"+p.ID)
@@ -494,13 +501,20 @@ func (s *server) update(w http.ResponseWriter, r *http.Request, typ, id string) 
 			p.SpO2Scale, p.CGMLimits = cur.SpO2Scale, cur.CGMLimits
 		}
 		err = s.Store.UpdatePatient(r.Context(), p)
+		var team *iomt.CareTeam
 		if errors.Is(err, iomt.ErrNotFound) {
 			// Update as create: the client chose the id.
+			if team, err = s.admittingTeam(r); err != nil {
+				return err
+			}
 			p.CreatedAt, status = now, http.StatusCreated
 			err = s.Store.CreatePatient(r.Context(), p)
 		}
 		if err != nil {
 			return s.patientWriteErr(r, p, err)
+		}
+		if err := s.admit(r, team, p); err != nil {
+			return err
 		}
 		got, err := s.patient(r, id)
 		if err != nil {

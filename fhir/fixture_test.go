@@ -85,16 +85,11 @@ func (a *recorder) take() []iomt.AuditEvent {
 	return out
 }
 
-// policySource is what the policy loads: the store's patients, and the care teams and
-// emergency accesses the test sets (the store keeps neither yet).
+// policySource is what the policy loads: the store's patients and care teams, and the
+// emergency accesses the test sets (at times of its choosing).
 type policySource struct {
 	*embedded.Store
-	teams []iomt.CareTeam
 	glass []iomt.BreakGlass
-}
-
-func (s *policySource) CareTeams(context.Context, iomt.CareTeamFilter) ([]iomt.CareTeam, error) {
-	return s.teams, nil
 }
 
 func (s *policySource) BreakGlasses(_ context.Context, f iomt.BreakGlassFilter) ([]iomt.BreakGlass, error) {
@@ -242,11 +237,16 @@ func newFixture(t testing.TB, opts ...func(*fhir.Config)) *fixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	f.src = &policySource{Store: f.store, teams: []iomt.CareTeam{
+	for _, tm := range []iomt.CareTeam{
 		{ID: "ward-a", Tenant: iomt.DefaultTenant, Name: "Ward A", Members: []string{uAlice, uCarl, uSvc}, Patients: []string{p1}},
 		{ID: "ward-b", Tenant: iomt.DefaultTenant, Name: "Ward B", Members: []string{uBob}, Patients: []string{p2}},
 		{ID: "east", Tenant: otherTenant, Name: "East", Members: []string{uOlga}, Locations: []string{"*"}},
-	}}
+	} {
+		if err := f.store.SaveCareTeam(context.Background(), tm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.src = &policySource{Store: f.store}
 	f.reload(t)
 	cfg := fhir.Config{
 		Store: f.store, Catalog: f.cat, Principal: bearerPrincipal, Policy: f.policy, Auditor: f.audit,

@@ -207,6 +207,25 @@ func (p *Policy) NotePatient(pt iomt.Patient) {
 	p.mu.Unlock()
 }
 
+// NoteCareTeam puts one team as it now is into the index (a patient admitted into it), so
+// this node sees the change before the next Reload.
+func (p *Policy) NoteCareTeam(t iomt.CareTeam) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	teams := make(map[string][]iomt.CareTeam, len(p.teams))
+	for m, ts := range p.teams {
+		for _, o := range ts {
+			if o.ID != t.ID {
+				teams[m] = append(teams[m], o)
+			}
+		}
+	}
+	for _, m := range t.Members {
+		teams[m] = append(teams[m], t)
+	}
+	p.teams = teams
+}
+
 // NoteBreakGlass adds an emergency access to the index.
 func (p *Policy) NoteBreakGlass(b iomt.BreakGlass) {
 	p.mu.Lock()
