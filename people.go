@@ -44,8 +44,11 @@ type User struct {
 	// PasswordHash is an argon2id hash in PHC string form; empty: no password sign-in (an SSO
 	// or service account).
 	PasswordHash string `json:"-"`
-	// TOTPSecret, if set, is the base32 secret of the user's second factor (RFC 6238).
+	// TOTPSecret, if set, is the base32 secret of the user's second factor (RFC 6238);
+	// TOTPStep is the time step of the last code accepted, so a code works once on every node
+	// and across restarts.
 	TOTPSecret string `json:"-"`
+	TOTPStep   int64  `json:"-"`
 	// Issuer and Subject identify a user who signs in through OpenID Connect (the ID token's
 	// iss and sub); unique per tenant when set.
 	Issuer  string `json:"issuer,omitempty"`

@@ -222,7 +222,7 @@ func (s *Service) EnrollTOTP(ctx context.Context, userID string) (secret, url st
 	if secret, url, err = NewTOTP(s.cfg.Issuer, u.Login); err != nil {
 		return "", "", err
 	}
-	u.TOTPSecret, u.UpdatedAt = secret, s.now()
+	u.TOTPSecret, u.TOTPStep, u.UpdatedAt = secret, 0, s.now()
 	if err := s.store.UpdateUser(ctx, u); err != nil {
 		return "", "", fmt.Errorf("identity: enroll TOTP for %q: %w", u.Login, err)
 	}
@@ -290,8 +290,14 @@ func (s *Service) SignIn(ctx context.Context, in SignInRequest) (SignedIn, error
 		if in.Code == "" {
 			return out, ErrCodeRequired // not a failure: the page asks for the code next
 		}
-		if !s.useCode(u, in.Code, now) {
+		step := s.useCode(u, in.Code, now)
+		if step < 0 {
 			return out, s.failed(ctx, u, in.Source, now, ErrBadCode)
+		}
+		// Stored, so the code is refused on every other node and after a restart too.
+		u.TOTPStep = step
+		if err := s.store.UpdateUser(ctx, u); err != nil {
+			return out, fmt.Errorf("identity: record the second-factor code: %w", err)
 		}
 		method = "password+totp"
 	case s.mfaRequired(u):
@@ -315,20 +321,21 @@ func (s *Service) mfaRequired(u iomt.User) bool {
 	return false
 }
 
-// useCode accepts a TOTP code once: a code seen before for that user (or an older one) is
+// useCode accepts a TOTP code once and returns its time step (-1 if refused): a code seen
+// before for that user (or an older one), here or as the store records it from any node, is
 // refused, so a code read over someone's shoulder cannot be replayed.
-func (s *Service) useCode(u iomt.User, code string, now time.Time) bool {
+func (s *Service) useCode(u iomt.User, code string, now time.Time) int64 {
 	step := totpStep(u.TOTPSecret, strings.TrimSpace(code), now)
 	if step < 0 {
-		return false
+		return -1
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if step <= s.codes[u.ID] {
-		return false
+	if step <= max(s.codes[u.ID], u.TOTPStep) {
+		return -1
 	}
 	s.codes[u.ID] = step
-	return true
+	return step
 }
 
 // failed counts a failure against the account and the source, locking the account at

@@ -139,7 +139,7 @@ func TestLockoutAndThrottle(t *testing.T) {
 func TestTOTP(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	s, _ := newService(t, c, iomt.RoleAdmin)
+	s, st := newService(t, c, iomt.RoleAdmin)
 	admin, err := s.CreateUser(ctx, identity.NewUser{Login: "root", Roles: []iomt.Role{iomt.RoleAdmin}, Password: pw})
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +162,14 @@ func TestTOTP(t *testing.T) {
 	}
 	if _, err := s.SignIn(ctx, req); !errors.Is(err, identity.ErrBadCode) {
 		t.Fatalf("the same code again: %v, want refused", err)
+	}
+	// Another node (or this one after a restart) refuses it too: the store remembers it.
+	other, err := identity.New(identity.Config{Store: st, Now: c.now, MFARoles: []iomt.Role{iomt.RoleAdmin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.SignIn(ctx, req); !errors.Is(err, identity.ErrBadCode) {
+		t.Fatalf("the same code on another node: %v, want refused", err)
 	}
 	c.add(30 * time.Second)
 	req.Code, _ = identity.TOTPCode(secret, c.t.Add(-10*time.Minute))

@@ -46,6 +46,7 @@ type userRecord struct {
 	Disabled      bool        `json:"disabled,omitempty"`
 	PasswordHash  string      `json:"passwordHash,omitempty"`
 	TOTPSecret    string      `json:"totpSecret,omitempty"`
+	TOTPStep      int64       `json:"totpStep,omitempty"`
 	Issuer        string      `json:"issuer,omitempty"`
 	Subject       string      `json:"subject,omitempty"`
 	FailedSignIns int         `json:"failedSignIns,omitempty"`

@@ -71,13 +71,13 @@ func noRows(ctx context.Context, op string, err error) error {
 	return wrap(ctx, op, err)
 }
 
-const userCols = `id, tenant, login, name, roles, disabled, password_hash, totp_secret, coalesce(issuer, ''), coalesce(subject, ''),
+const userCols = `id, tenant, login, name, roles, disabled, password_hash, totp_secret, totp_step, coalesce(issuer, ''), coalesce(subject, ''),
 	failed_sign_ins, locked_until, created_at, updated_at`
 
 func scanUser(row pgx.Row, u *iomt.User) error {
 	var roles []string
 	var locked, updated *time.Time
-	if err := row.Scan(&u.ID, &u.Tenant, &u.Login, &u.Name, &roles, &u.Disabled, &u.PasswordHash, &u.TOTPSecret, &u.Issuer, &u.Subject,
+	if err := row.Scan(&u.ID, &u.Tenant, &u.Login, &u.Name, &roles, &u.Disabled, &u.PasswordHash, &u.TOTPSecret, &u.TOTPStep, &u.Issuer, &u.Subject,
 		&u.FailedSignIns, &locked, &u.CreatedAt, &updated); err != nil {
 		return err
 	}
@@ -128,10 +128,10 @@ func (s *Store) CreateUser(ctx context.Context, u iomt.User) error {
 	}
 	defer s.leave()
 	_, err := s.pool.Exec(ctx, `INSERT INTO users (id, tenant, login, login_key, name, roles, disabled, password_hash, totp_secret,
-		issuer, subject, failed_sign_ins, locked_until, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''), NULLIF($11, ''), $12, $13, $14, $15)`,
+		issuer, subject, failed_sign_ins, locked_until, created_at, updated_at, totp_step)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''), NULLIF($11, ''), $12, $13, $14, $15, $16)`,
 		u.ID, u.Tenant, u.Login, iomt.LoginKey(u.Login), u.Name, roleStrings(u.Roles), u.Disabled, u.PasswordHash, u.TOTPSecret,
-		u.Issuer, u.Subject, u.FailedSignIns, nullTime(u.LockedUntil), u.CreatedAt, nullTime(u.UpdatedAt))
+		u.Issuer, u.Subject, u.FailedSignIns, nullTime(u.LockedUntil), u.CreatedAt, nullTime(u.UpdatedAt), u.TOTPStep)
 	if err != nil {
 		return wrap(ctx, "create user", userDuplicate(err, u, u.Tenant))
 	}
@@ -214,10 +214,11 @@ func (s *Store) UpdateUser(ctx context.Context, u iomt.User) error {
 	defer s.leave()
 	var tenant string
 	err := s.pool.QueryRow(ctx, `UPDATE users SET login = $2, login_key = $3, name = $4, roles = $5, disabled = $6, password_hash = $7,
-		totp_secret = $8, issuer = NULLIF($9, ''), subject = NULLIF($10, ''), failed_sign_ins = $11, locked_until = $12, updated_at = $13
+		totp_secret = $8, issuer = NULLIF($9, ''), subject = NULLIF($10, ''), failed_sign_ins = $11, locked_until = $12, updated_at = $13,
+		totp_step = $14
 		WHERE id = $1 RETURNING tenant`,
 		u.ID, u.Login, iomt.LoginKey(u.Login), u.Name, roleStrings(u.Roles), u.Disabled, u.PasswordHash,
-		u.TOTPSecret, u.Issuer, u.Subject, u.FailedSignIns, nullTime(u.LockedUntil), u.UpdatedAt).Scan(&tenant)
+		u.TOTPSecret, u.Issuer, u.Subject, u.FailedSignIns, nullTime(u.LockedUntil), u.UpdatedAt, u.TOTPStep).Scan(&tenant)
 	if err != nil {
 		if sqlState(err) == stateUniqueViolation {
 			// The statement failed, so RETURNING said nothing: name the tenant by asking.
