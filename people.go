@@ -200,6 +200,10 @@ type IdentityStore interface {
 	// Users lists the users the filter selects: Login matches case-insensitively; Issuer and
 	// Subject are given together or not at all (ErrInvalid); Limit ≤ 0 means no limit.
 	Users(ctx context.Context, f UserFilter) ([]User, error)
+	// CountFailedSignIn adds one to a user's failed sign-ins in one atomic step, so parallel
+	// guesses each count: at max it locks the account until now+lockout and starts counting
+	// again. It returns the user as stored (ErrNotFound if there is none).
+	CountFailedSignIn(ctx context.Context, id string, max int, lockout time.Duration, now time.Time) (User, error)
 	// UpdateUser replaces every field but ID, Tenant and CreatedAt (u.Tenant is ignored; a zero
 	// UpdatedAt becomes the time of the write). ErrNotFound, ErrDuplicate (the login or OIDC
 	// identity of another user of the tenant), ErrInvalid as CreateUser.

@@ -342,14 +342,14 @@ func (s *Service) useCode(u iomt.User, code string, now time.Time) int64 {
 // MaxFailures.
 func (s *Service) failed(ctx context.Context, u iomt.User, source string, now time.Time, why error) error {
 	s.throttle.fail(source, now)
-	u.FailedSignIns++
-	if u.FailedSignIns >= s.cfg.MaxFailures {
-		u.FailedSignIns, u.LockedUntil = 0, now.Add(s.cfg.Lockout)
-		s.log.Warn("account locked after failed sign-ins", "login", u.Login, "until", u.LockedUntil, "source", source)
-		why = fmt.Errorf("%w: %w until %s", why, ErrLocked, u.LockedUntil.Format(time.RFC3339))
-	}
-	if err := s.store.UpdateUser(ctx, u); err != nil {
+	// Counted by the store in one step: parallel guesses (on one node or several) each count.
+	got, err := s.store.CountFailedSignIn(ctx, u.ID, s.cfg.MaxFailures, s.cfg.Lockout, now)
+	if err != nil {
 		return fmt.Errorf("identity: count failed sign-in: %w", err)
+	}
+	if got.FailedSignIns == 0 && now.Before(got.LockedUntil) {
+		s.log.Warn("account locked after failed sign-ins", "login", u.Login, "until", got.LockedUntil, "source", source)
+		why = fmt.Errorf("%w: %w until %s", why, ErrLocked, got.LockedUntil.Format(time.RFC3339))
 	}
 	return why
 }

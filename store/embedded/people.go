@@ -850,3 +850,34 @@ func (s *Store) BreakGlasses(ctx context.Context, f iomt.BreakGlassFilter) ([]io
 	})
 	return out, nil
 }
+
+// CountFailedSignIn implements iomt.IdentityStore: the read and the write happen under the
+// identity lock, so parallel failures each count.
+func (s *Store) CountFailedSignIn(ctx context.Context, id string, max int, lockout time.Duration, now time.Time) (iomt.User, error) {
+	if err := ctxErr(ctx, "count failed sign-in"); err != nil {
+		return iomt.User{}, err
+	}
+	if !s.enter() {
+		return iomt.User{}, fmt.Errorf("embedded: count failed sign-in: %w", errClosed)
+	}
+	defer s.leave()
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	var r userRecord
+	if err := s.getJSON(idKey('u', id), &r); err != nil {
+		return iomt.User{}, fmt.Errorf("embedded: count failed sign-in of %q: %w", id, err)
+	}
+	u := iomt.User(r)
+	if u.FailedSignIns++; u.FailedSignIns >= max {
+		u.FailedSignIns, u.LockedUntil = 0, stamp(now.Add(lockout))
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := s.putUser(b, u); err != nil {
+		return iomt.User{}, fmt.Errorf("embedded: count failed sign-in: %w", err)
+	}
+	if err := s.commitSync(b); err != nil {
+		return iomt.User{}, fmt.Errorf("embedded: count failed sign-in: %w", err)
+	}
+	return u, nil
+}

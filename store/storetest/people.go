@@ -27,6 +27,7 @@ func identityTests() []struct {
 		{"UserInvalid", testUserInvalid},
 		{"UpdateUser", testUpdateUser},
 		{"ConcurrentCreateUser", testConcurrentCreateUser},
+		{"CountFailedSignIn", testCountFailedSignIn},
 		{"CareTeams", testCareTeams},
 		{"Sessions", testSessions},
 		{"APITokens", testAPITokens},
@@ -695,5 +696,35 @@ func IdentityAcrossReopen(t *testing.T, s iomt.Store, reopen func(iomt.Store) io
 	}
 	if n, err := s.DeleteSessions(ctx, iomt.SessionFilter{ExpiredAt: T0.Add(time.Hour)}); err != nil || n != 1 {
 		t.Fatalf("DeleteSessions by expiry after reopening: %d, %v", n, err)
+	}
+}
+
+// Failed sign-ins counted at once each count, and the one that reaches the limit locks.
+func testCountFailedSignIn(t *testing.T, s iomt.Store) {
+	ctx := context.Background()
+	u := User("uf", "t1", "guessed")
+	u.TOTPStep = 12345
+	must(t, s.CreateUser(ctx, u))
+	var wg sync.WaitGroup
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.CountFailedSignIn(ctx, u.ID, 100, time.Hour, T0); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.User(ctx, u.ID)
+	if err != nil || got.FailedSignIns != 12 || !got.LockedUntil.IsZero() || got.TOTPStep != 12345 {
+		t.Fatalf("after 12 parallel failures: %+v %v, want 12 counted, no lock, the TOTP step kept", got, err)
+	}
+	locked, err := s.CountFailedSignIn(ctx, u.ID, 13, time.Hour, T0)
+	if err != nil || locked.FailedSignIns != 0 || !locked.LockedUntil.Equal(T0.Add(time.Hour)) {
+		t.Fatalf("the failure that reaches the limit: %+v %v, want locked until T0+1h and the count reset", locked, err)
+	}
+	if _, err := s.CountFailedSignIn(ctx, "nobody", 5, time.Hour, T0); !errors.Is(err, iomt.ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
 	}
 }
