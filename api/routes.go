@@ -113,6 +113,12 @@ func (s *Server) guard(rt Route) http.Handler {
 		}
 		// No search parameters: REST handlers do not filter by them, so a scope restricted to
 		// some (category=vital-signs) permits FHIR searches only, where they are applied.
+		if patient != "" && !s.Policy.Knows(patient) {
+			// Registered on another node since the last reload: read it once.
+			if p, err := s.Store.Patient(r.Context(), patient); err == nil {
+				s.Policy.NotePatient(p)
+			}
+		}
 		q := policy.Request{Need: rt.Need, Patient: patient, Resource: rt.Resource, Interaction: rt.Interaction}
 		d := s.Policy.Decide(pr, q, start)
 		if patient != "" {

@@ -207,6 +207,16 @@ func (p *Policy) NotePatient(pt iomt.Patient) {
 	p.mu.Unlock()
 }
 
+// Knows reports whether the index holds the patient. A patient registered on another node
+// since the last Reload is not known yet: callers look it up in the store and NotePatient it,
+// so the miss costs one read, once.
+func (p *Policy) Knows(patient string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	_, ok := p.patients[patient]
+	return ok
+}
+
 // NoteCareTeam puts one team as it now is into the index (a patient admitted into it), so
 // this node sees the change before the next Reload.
 func (p *Policy) NoteCareTeam(t iomt.CareTeam) {
