@@ -38,9 +38,9 @@ func (s *Server) alarmRoutes() {
 		{Pattern: "POST /api/v1/alarms/{alarm}/acknowledge", Need: policy.PatientWrite, Action: "alarm.acknowledge", Resource: "Flag", Interaction: "u", Patient: s.alarmPatient, Handler: h(s.alarmStep("acknowledge"))},
 		{Pattern: "POST /api/v1/alarms/{alarm}/resolve", Need: policy.PatientWrite, Action: "alarm.resolve", Resource: "Flag", Interaction: "u", Patient: s.alarmPatient, Handler: h(s.alarmStep("resolve"))},
 		{Pattern: "POST /api/v1/alarms/silence", Need: policy.PatientWrite, Action: "alarm.silence", Resource: "Flag", Interaction: "u", Patient: s.silencePatient, Handler: h(s.silenceAlarms)},
-		{Pattern: "GET /api/v1/alarm-rules", Need: policy.Admin, Handler: h(s.getAlarmConfig(service.KindRules))},
+		{Pattern: "GET /api/v1/alarm-rules", Need: policy.Admin, Action: "alarm-rules.read", Handler: h(s.getAlarmConfig(service.KindRules))},
 		{Pattern: "PUT /api/v1/alarm-rules", Need: policy.Admin, Action: "alarm-rules.update", Handler: h(s.putAlarmConfig(service.KindRules))},
-		{Pattern: "GET /api/v1/alarm-routing", Need: policy.Admin, Handler: h(s.getAlarmConfig(service.KindRouting))},
+		{Pattern: "GET /api/v1/alarm-routing", Need: policy.Admin, Action: "alarm-routing.read", Handler: h(s.getAlarmConfig(service.KindRouting))},
 		{Pattern: "PUT /api/v1/alarm-routing", Need: policy.Admin, Action: "alarm-routing.update", Handler: h(s.putAlarmConfig(service.KindRouting))},
 	} {
 		s.handle(rt)

@@ -172,7 +172,7 @@ func (s *Server) routes() {
 	type r = Route
 	h := func(f http.HandlerFunc) http.Handler { return f }
 	for _, rt := range []Route{
-		{Pattern: "GET /api/v1/codes", Need: policy.SignedIn, Handler: h(s.listCodes)},
+		{Pattern: "GET /api/v1/codes", Need: policy.SignedIn, Action: "codes.read", Handler: h(s.listCodes)},
 		{Pattern: "POST /api/v1/patients", Need: policy.PatientCreate, Action: "patient.create", Resource: "Patient", Interaction: "c", Handler: h(s.createPatient)},
 		{Pattern: "GET /api/v1/patients", Need: policy.PatientList, Action: "patient.list", Resource: "Patient", Interaction: "s", Handler: h(s.listPatients)},
 		{Pattern: "GET /api/v1/patients/{id}", Need: policy.PatientSummary, Action: "patient.read", Resource: "Patient", Interaction: "r", Handler: h(s.getPatient)},
@@ -188,13 +188,13 @@ func (s *Server) routes() {
 		{Pattern: "GET /api/v1/ward", Need: policy.PatientList, Action: "ward.read", Resource: "Observation", Interaction: "s", Handler: h(s.ward)},
 		{Pattern: "GET /api/v1/stream", Need: policy.PatientList, Action: "stream", Stream: true, Resource: "Observation", Interaction: "s", Handler: h(s.streamAll)},
 		{Pattern: "POST /api/v1/devices", Need: policy.Admin, Action: "device.create", Resource: "Device", Interaction: "c", Handler: h(s.createDevice)},
-		{Pattern: "GET /api/v1/devices", Need: policy.Admin, Resource: "Device", Interaction: "s", Handler: h(s.listDevices)},
-		{Pattern: "GET /api/v1/devices/{id}", Need: policy.Admin, Resource: "Device", Interaction: "r", Handler: h(s.getDevice)},
+		{Pattern: "GET /api/v1/devices", Need: policy.Admin, Action: "device.list", Resource: "Device", Interaction: "s", Handler: h(s.listDevices)},
+		{Pattern: "GET /api/v1/devices/{id}", Need: policy.Admin, Action: "device.read", Resource: "Device", Interaction: "r", Handler: h(s.getDevice)},
 		{Pattern: "PATCH /api/v1/devices/{id}", Need: policy.Admin, Action: "device.update", Resource: "Device", Interaction: "u", Handler: h(s.updateDevice)},
 		{Pattern: "DELETE /api/v1/devices/{id}", Need: policy.Admin, Action: "device.delete", Resource: "Device", Interaction: "d", Handler: h(s.deleteDevice)},
 		{Pattern: "POST /api/v1/devices/{id}/credentials", Need: policy.Admin, Action: "device.credentials.rotate", Resource: "Device", Interaction: "u", Handler: h(s.rotateCredentials)},
 		{Pattern: "POST /api/v1/devices/{id}/revoke", Need: policy.Admin, Action: "device.credentials.revoke", Resource: "Device", Interaction: "u", Handler: h(s.revokeCredentials)},
-		{Pattern: "GET /api/v1/cluster", Need: policy.Admin, Handler: h(s.cluster)},
+		{Pattern: "GET /api/v1/cluster", Need: policy.Admin, Action: "cluster.read", Handler: h(s.cluster)},
 	} {
 		s.handle(rt)
 	}
@@ -712,6 +712,9 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	out := make([]deviceView, len(ds))
 	for i, d := range ds {
 		out[i] = viewDevice(d)
+		if d.Patient != "" {
+			notePatients(r, d.Patient) // a device names the patient it is bound to
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 }
@@ -722,6 +725,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "device "+r.PathValue("id"), err)
 		return
 	}
+	noteAudit(r, d.Patient, slog.String("device", d.ID))
 	writeJSON(w, http.StatusOK, viewDevice(d))
 }
 

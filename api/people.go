@@ -25,16 +25,16 @@ func (s *Server) peopleRoutes() {
 		// Sign-in records its own audit event: the guard has no principal yet.
 		{Pattern: "POST /api/v1/auth/signin", Need: policy.Public, Handler: h(s.signIn)},
 		{Pattern: "POST /api/v1/auth/signout", Need: policy.SignedIn, Action: "session.signout", Handler: h(s.signOut)},
-		{Pattern: "GET /api/v1/me", Need: policy.SignedIn, Handler: h(s.me)},
+		{Pattern: "GET /api/v1/me", Need: policy.SignedIn, Action: "session.read", Handler: h(s.me)},
 		{Pattern: "POST /api/v1/users", Need: policy.Admin, Action: "user.create", Handler: h(s.createUser)},
-		{Pattern: "GET /api/v1/users", Need: policy.Admin, Handler: h(s.listUsers)},
+		{Pattern: "GET /api/v1/users", Need: policy.Admin, Action: "user.list", Handler: h(s.listUsers)},
 		{Pattern: "PATCH /api/v1/users/{user}", Need: policy.Admin, Action: "user.update", Handler: h(s.updateUser)},
 		{Pattern: "POST /api/v1/users/{user}/totp", Need: policy.Admin, Action: "user.totp.enroll", Handler: h(s.enrollTOTP)},
 		{Pattern: "POST /api/v1/users/{user}/signout", Need: policy.Admin, Action: "user.signout", Handler: h(s.signOutUser)},
 		{Pattern: "POST /api/v1/users/{user}/tokens", Need: policy.Admin, Action: "token.issue", Handler: h(s.issueToken)},
-		{Pattern: "GET /api/v1/tokens", Need: policy.Admin, Handler: h(s.listTokens)},
+		{Pattern: "GET /api/v1/tokens", Need: policy.Admin, Action: "token.list", Handler: h(s.listTokens)},
 		{Pattern: "DELETE /api/v1/tokens/{token}", Need: policy.Admin, Action: "token.revoke", Handler: h(s.revokeToken)},
-		{Pattern: "GET /api/v1/teams", Need: policy.Admin, Handler: h(s.listTeams)},
+		{Pattern: "GET /api/v1/teams", Need: policy.Admin, Action: "team.list", Handler: h(s.listTeams)},
 		{Pattern: "PUT /api/v1/teams/{team}", Need: policy.Admin, Action: "team.save", Handler: h(s.saveTeam)},
 		{Pattern: "DELETE /api/v1/teams/{team}", Need: policy.Admin, Action: "team.delete", Handler: h(s.deleteTeam)},
 		{Pattern: "GET /api/v1/audit", Need: policy.Audit, Action: "audit.read", Resource: "AuditEvent", Interaction: "s", Handler: h(s.readAudit)},
@@ -487,6 +487,9 @@ func (s *Server) listTeams(w http.ResponseWriter, r *http.Request) {
 	}
 	if ts == nil {
 		ts = []iomt.CareTeam{}
+	}
+	for _, t := range ts {
+		notePatients(r, t.Patients...) // the teams name the patients they care for
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"teams": ts})
 }

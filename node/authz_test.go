@@ -230,6 +230,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("route %s has no policy", rt.Pattern)
 			continue
 		}
+		// Every route a principal reaches leaves an audit record (sign-in and single sign-on
+		// write their own, as they run before there is a principal).
+		if rt.Need != policy.Public && rt.Need != policy.Device && rt.Action == "" {
+			t.Errorf("route %s has no audit action", rt.Pattern)
+		}
 		method, path, _ := strings.Cut(rt.Pattern, " ")
 		if method == "DELETE" || strings.HasSuffix(path, "/signout") || rt.Pattern == "POST /api/v1/auth/signin" || strings.HasSuffix(path, "/totp") {
 			// Destructive for the cast (ends sessions, rotates second factors): checked below
