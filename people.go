@@ -92,8 +92,16 @@ type CareTeam struct {
 	UpdatedAt  time.Time `json:"updatedAt,omitzero"`
 }
 
-// CoversLocation reports whether the team covers a patient lying at loc.
+// CoversAll reports whether the team covers every patient of its tenant (location "*": a
+// rapid-response or infection-control team, an integration).
+func (t CareTeam) CoversAll() bool { return slices.Contains(t.Locations, "*") }
+
+// CoversLocation reports whether the team covers a patient lying at loc: a team that covers
+// all does, wherever (or whether) the patient lies.
 func (t CareTeam) CoversLocation(loc string) bool {
+	if t.CoversAll() {
+		return true
+	}
 	if loc == "" {
 		return false
 	}

@@ -427,7 +427,7 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request) {
 			s.storeError(w, r, "care team", err)
 			return
 		}
-		s.reloadPolicy(r.Context())
+		s.Policy.NoteCareTeam(*team)
 	}
 	s.Policy.NotePatient(p)
 	notePatients(r, p.ID)

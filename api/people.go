@@ -156,7 +156,6 @@ func (s *Server) SignInExternal(w http.ResponseWriter, r *http.Request, ext iden
 	if err != nil {
 		return err
 	}
-	s.reloadPolicy(r.Context()) // the claims may have put the user in teams
 	s.setSessionCookie(w, out.Token, out.Session.Expires)
 	return nil
 }
@@ -538,7 +537,7 @@ func (s *Server) saveTeam(w http.ResponseWriter, r *http.Request) {
 		s.peopleError(w, r, "team", err)
 		return
 	}
-	s.reloadPolicy(r.Context())
+	s.Policy.NoteCareTeam(t)
 	notePatients(r, t.Patients...)
 	noteResource(r, "team/"+t.ID, "members", strings.Join(t.Members, ","), "locations", strings.Join(t.Locations, ","))
 	writeJSON(w, http.StatusOK, t)
@@ -563,7 +562,8 @@ func (s *Server) deleteTeam(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// reloadPolicy brings this node's policy in line with the store after a change; other nodes
+// reloadPolicy brings this node's policy in line with the store after a change it cannot
+// note piecemeal (a team deleted); other nodes
 // pick it up on their next periodic reload.
 func (s *Server) reloadPolicy(ctx context.Context) {
 	if err := s.Policy.Reload(ctx, s.Store, time.Now()); err != nil {
@@ -598,7 +598,7 @@ func (s *Server) admittingTeam(r *http.Request, pr policy.Principal, p iomt.Pati
 		return nil, ""
 	}
 	for _, t := range ts {
-		if slices.Contains(t.Locations, "*") || t.CoversLocation(p.Location) {
+		if t.CoversLocation(p.Location) {
 			return nil, ""
 		}
 	}
@@ -625,7 +625,7 @@ func (s *Server) transferAllowed(r *http.Request, p iomt.Patient) string {
 		return "care teams cannot be read: " + err.Error()
 	}
 	for _, t := range ts {
-		if slices.Contains(t.Locations, "*") || t.CoversLocation(p.Location) || slices.Contains(t.Patients, p.ID) {
+		if t.CoversLocation(p.Location) || slices.Contains(t.Patients, p.ID) {
 			return ""
 		}
 	}

@@ -279,7 +279,7 @@ func (s *server) admittingTeam(r *http.Request) (*iomt.CareTeam, error) {
 		return nil, fmt.Errorf("fhir: care teams: %w", err)
 	}
 	for _, t := range ts {
-		if slices.Contains(t.Locations, "*") {
+		if t.CoversAll() {
 			return nil, nil
 		}
 	}

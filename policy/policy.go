@@ -326,7 +326,7 @@ func (p *Policy) covers(user, patient string, info patientInfo) bool {
 		if t.Tenant != info.tenant {
 			continue
 		}
-		if slices.Contains(t.Patients, patient) || slices.Contains(t.Locations, "*") || t.CoversLocation(info.location) {
+		if slices.Contains(t.Patients, patient) || t.CoversLocation(info.location) {
 			return true
 		}
 	}
@@ -395,9 +395,8 @@ func (p *Policy) Patients(pr Principal, now time.Time) PatientScope {
 		if len(t.Locations) == 0 {
 			continue
 		}
-		all := slices.Contains(t.Locations, "*")
 		for id, info := range p.patients {
-			if info.tenant == pr.Tenant && (all || t.CoversLocation(info.location)) {
+			if info.tenant == pr.Tenant && t.CoversLocation(info.location) {
 				out.Patients[id] = true
 			}
 		}
