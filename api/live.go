@@ -156,14 +156,15 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, id string, 
 			if m.batch != nil {
 				need = policy.PatientRead
 			}
-			if !acc.Allows(m.patient, need) {
+			d := acc.decide(m.patient, need)
+			if !d.Allow {
 				continue
 			}
 			if id == allPatients && !seen[m.patient] {
 				// The first data of each patient waits for a durable record naming them, so a
 				// stream whose node dies has named everyone it showed.
 				seen[m.patient] = true
-				if err := s.recordStreamPatient(r, m.patient); err != nil {
+				if err := s.recordStreamPatient(r, m.patient, d.Emergency); err != nil {
 					s.log.Error("audit: ward stream ended", "err", err)
 					return
 				}

@@ -60,13 +60,16 @@ type Access struct {
 	policy    *policy.Policy
 }
 
-// Allows reports whether the caller may see patient p at need n (live streams of several
-// patients check each message, so a transfer or an emergency access takes effect at once).
-func (a *Access) Allows(p string, n policy.Need) bool {
+// decide is the policy's answer for patient p's readings at need n: live streams of several
+// patients ask it for each message, so a transfer or an emergency access takes effect at once.
+func (a *Access) decide(p string, n policy.Need) policy.Decision {
 	if a.Principal.Kind == policy.KindBootstrap {
-		return true
+		return policy.Decision{Allow: true}
 	}
-	return a.policy != nil && a.policy.Decide(a.Principal, policy.Request{Need: n, Patient: p, Resource: "Observation", Interaction: "s"}, time.Now()).Allow
+	if a.policy == nil {
+		return policy.Decision{}
+	}
+	return a.policy.Decide(a.Principal, policy.Request{Need: n, Patient: p, Resource: "Observation", Interaction: "s"}, time.Now())
 }
 
 type accessKey struct{}
@@ -113,12 +116,7 @@ func (s *Server) guard(rt Route) http.Handler {
 		}
 		// No search parameters: REST handlers do not filter by them, so a scope restricted to
 		// some (category=vital-signs) permits FHIR searches only, where they are applied.
-		if patient != "" && !s.Policy.Knows(patient) {
-			// Registered on another node since the last reload: read it once.
-			if p, err := s.Store.Patient(r.Context(), patient); err == nil {
-				s.Policy.NotePatient(p)
-			}
-		}
+		s.Policy.Learn(r.Context(), s.Store.Patient, patient)
 		q := policy.Request{Need: rt.Need, Patient: patient, Resource: rt.Resource, Interaction: rt.Interaction}
 		d := s.Policy.Decide(pr, q, start)
 		if patient != "" {
@@ -455,12 +453,13 @@ func noteAudit(r *http.Request, patient string, attrs ...slog.Attr) {
 	}
 }
 
-// recordStreamPatient records that a multi-patient stream is about to carry a patient's data.
-func (s *Server) recordStreamPatient(r *http.Request, patient string) error {
+// recordStreamPatient records that a multi-patient stream is about to carry a patient's data,
+// under emergency access if that is what allowed it.
+func (s *Server) recordStreamPatient(r *http.Request, patient string, emergency bool) error {
 	pr, _ := PrincipalFrom(r.Context())
 	ev := iomt.AuditEvent{Time: time.Now().UTC(), Tenant: pr.Tenant, Actor: pr.Actor(), ActorName: pr.Name, Action: "stream.patient",
 		Outcome: iomt.OutcomeSuccess, Patients: []string{patient}, Source: r.RemoteAddr, Resource: r.Method + " " + r.URL.Path}
-	if d := s.Policy.Decide(pr, policy.Request{Need: policy.PatientSummary, Patient: patient, Resource: "Observation", Interaction: "s"}, time.Now()); d.Emergency {
+	if emergency {
 		ev.Purpose = "ETREAT"
 	}
 	return s.record(r.Context(), ev)

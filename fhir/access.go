@@ -112,12 +112,7 @@ func (c *call) apply(d policy.Decision, hidden error) error {
 // require asks the policy about q, naming q's patient in the audit record whatever the answer.
 func (s *server) require(r *http.Request, q policy.Request, hidden error) error {
 	c := callOf(r)
-	if q.Patient != "" && !s.Policy.Knows(q.Patient) {
-		// Registered on another node since the last reload: read it once.
-		if p, err := s.Store.Patient(r.Context(), q.Patient); err == nil {
-			s.Policy.NotePatient(p)
-		}
-	}
+	s.Policy.Learn(r.Context(), s.Store.Patient, q.Patient)
 	c.note(q.Patient)
 	return c.apply(s.Policy.Decide(c.pr, q, c.now), hidden)
 }

@@ -85,8 +85,9 @@ type cachedSession struct {
 }
 
 type cachedToken struct {
-	t    iomt.APIToken
-	read time.Time
+	t      iomt.APIToken
+	scopes []policy.Scope // t.Scopes parsed once, not on every request
+	read   time.Time
 }
 
 type cachedUser struct {

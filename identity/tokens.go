@@ -94,23 +94,27 @@ func (s *Service) AuthenticateToken(ctx context.Context, raw string) (policy.Pri
 	s.mu.Lock()
 	c, cached := s.tokens[id]
 	s.mu.Unlock()
-	t := c.t
 	if !cached || now.Sub(c.read) >= s.cfg.CacheTTL {
-		var err error
-		t, err = s.store.APIToken(ctx, id)
+		t, err := s.store.APIToken(ctx, id)
 		if errors.Is(err, iomt.ErrNotFound) {
 			return policy.Principal{}, ErrBadToken
 		}
 		if err != nil {
 			return policy.Principal{}, fmt.Errorf("identity: read token: %w", err)
 		}
+		scopes, err := policy.ParseScopes(strings.Join(t.Scopes, " "))
+		if err != nil {
+			return policy.Principal{}, fmt.Errorf("identity: token %s has unreadable scopes: %w", id, err)
+		}
+		c = cachedToken{t: t, scopes: scopes, read: now}
 		s.mu.Lock()
 		if len(s.tokens) > 100000 {
 			clear(s.tokens)
 		}
-		s.tokens[id] = cachedToken{t: t, read: now}
+		s.tokens[id] = c
 		s.mu.Unlock()
 	}
+	t := c.t
 	h := sha256.Sum256([]byte(secret))
 	if subtle.ConstantTimeCompare(h[:], t.Hash) != 1 || !t.Active(now) {
 		return policy.Principal{}, ErrBadToken
@@ -122,11 +126,7 @@ func (s *Service) AuthenticateToken(ctx context.Context, raw string) (policy.Pri
 	if u.Disabled {
 		return policy.Principal{}, ErrDisabled
 	}
-	scopes, err := policy.ParseScopes(strings.Join(t.Scopes, " "))
-	if err != nil {
-		return policy.Principal{}, fmt.Errorf("identity: token %s has unreadable scopes: %w", id, err)
-	}
 	p := Principal(u, policy.KindToken, t.ID)
-	p.Scopes = scopes
+	p.Scopes = c.scopes
 	return p, nil
 }

@@ -217,6 +217,18 @@ func (p *Policy) Knows(patient string) bool {
 	return ok
 }
 
+// Learn makes sure the index knows a patient a request names: one registered on another node
+// since the last Reload is read once with get and noted (a patient that cannot be read stays
+// unknown, and the policy refuses it).
+func (p *Policy) Learn(ctx context.Context, get func(context.Context, string) (iomt.Patient, error), patient string) {
+	if patient == "" || p.Knows(patient) {
+		return
+	}
+	if pt, err := get(ctx, patient); err == nil {
+		p.NotePatient(pt)
+	}
+}
+
 // NoteCareTeam puts one team as it now is into the index (a patient admitted into it), so
 // this node sees the change before the next Reload.
 func (p *Policy) NoteCareTeam(t iomt.CareTeam) {
