@@ -84,6 +84,20 @@ func (e AuditEvent) ChainHash(prev []byte) []byte {
 	return h.Sum(nil)
 }
 
+// Normal is the form of e that is stored and hashed: UTC time at millisecond precision (the
+// precision ChainHash covers), and no empty lists or maps (which JSON tells apart from absent
+// ones, so a record read back would not hash as written). Every store keeps records in it.
+func (e AuditEvent) Normal() AuditEvent {
+	e.Time = e.Time.UTC().Truncate(TimePrecision)
+	if len(e.Patients) == 0 {
+		e.Patients = nil
+	}
+	if len(e.Detail) == 0 {
+		e.Detail = nil
+	}
+	return e
+}
+
 // GenesisHash is the Prev of the first record of a trail.
 func GenesisHash() []byte { return make([]byte, sha256.Size) }
 

@@ -423,12 +423,6 @@ func CheckBreakGlass(b BreakGlass) error {
 // CheckCareTeam refuses a team without a tenant or ID, or with control characters in its
 // name, members, patients or locations (see CheckLocation), or with over-long lists.
 func CheckCareTeam(t CareTeam) error {
-	switch {
-	case t.ID == "":
-		return fmt.Errorf("%w: care team: id is empty", ErrInvalid)
-	case t.Tenant == "":
-		return fmt.Errorf("%w: care team: tenant is empty", ErrInvalid)
-	}
 	if err := checkIDs("care team", "id", t.ID, "tenant", t.Tenant); err != nil {
 		return err
 	}

@@ -74,20 +74,6 @@ func auditCheckpointKey(c iomt.AuditCheckpoint) []byte {
 	return append(k, c.KeyID...)
 }
 
-// normalAudit is the form of e that is stored and hashed: UTC time at millisecond precision
-// (the precision ChainHash covers), and no empty lists or maps (which JSON would tell apart
-// from absent ones, so that a record read back would not hash as written).
-func normalAudit(e iomt.AuditEvent) iomt.AuditEvent {
-	e.Time = e.Time.UTC().Truncate(time.Millisecond)
-	if len(e.Patients) == 0 {
-		e.Patients = nil
-	}
-	if len(e.Detail) == 0 {
-		e.Detail = nil
-	}
-	return e
-}
-
 // AppendAudit implements iomt.AuditStore. Appends are serialised by auditMu; each is one
 // Pebble batch (records, indexes and the new head) committed with a sync, so a trail read
 // after a crash ends at or after the last append that returned.
@@ -121,7 +107,7 @@ func (s *Store) AppendAudit(ctx context.Context, events []iomt.AuditEvent) ([]io
 	out := make([]iomt.AuditEvent, len(events))
 	var patients []string
 	for i, e := range events {
-		e = normalAudit(e)
+		e = e.Normal()
 		seq++
 		e.Seq, e.Prev = seq, prev
 		e.Hash = e.ChainHash(prev)

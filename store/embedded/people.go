@@ -134,13 +134,6 @@ func checkLookup(fields ...string) error {
 	return nil
 }
 
-func nilIfEmpty[T any](s []T) []T {
-	if len(s) == 0 {
-		return nil
-	}
-	return s
-}
-
 func (s *Store) commitSync(b *pebble.Batch) error { return b.Commit(pebble.Sync) }
 
 // scanIdentity calls fn with each record of kind rec in ID order; with scope set it walks the
@@ -424,7 +417,6 @@ func (s *Store) SaveCareTeam(ctx context.Context, t iomt.CareTeam) error {
 		t.UpdatedAt = time.Now()
 	}
 	t.UpdatedAt = stamp(t.UpdatedAt)
-	t.Members, t.Patients, t.Locations = nilIfEmpty(t.Members), nilIfEmpty(t.Patients), nilIfEmpty(t.Locations)
 	if err := checkTimes("care team", t.UpdatedAt); err != nil {
 		return fmt.Errorf("embedded: save care team: %w", err)
 	}
@@ -708,7 +700,6 @@ func (s *Store) SaveAPIToken(ctx context.Context, t iomt.APIToken) error {
 		t.Created = time.Now()
 	}
 	t.Created, t.Expires, t.Revoked = stamp(t.Created), stamp(t.Expires), stamp(t.Revoked)
-	t.Scopes = nilIfEmpty(t.Scopes)
 	if err := checkTimes("API token", t.Created, t.Expires, t.Revoked); err != nil {
 		return fmt.Errorf("embedded: save API token: %w", err)
 	}

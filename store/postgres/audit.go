@@ -14,21 +14,6 @@ import (
 
 const auditColumns = "seq, at, tenant, actor, actor_name, action, outcome, status, patients, resource, source, reason, purpose, detail, prev, hash"
 
-// normalAudit is the form of e that is stored and hashed: UTC time at millisecond precision
-// (the precision ChainHash covers and timestamptz keeps), and NULL rather than empty lists and
-// maps (which JSON tells apart from absent ones, so a record read back would not hash as
-// written).
-func normalAudit(e iomt.AuditEvent) iomt.AuditEvent {
-	e.Time = e.Time.UTC().Truncate(time.Millisecond)
-	if len(e.Patients) == 0 {
-		e.Patients = nil
-	}
-	if len(e.Detail) == 0 {
-		e.Detail = nil
-	}
-	return e
-}
-
 // AppendAudit implements iomt.AuditStore. One transaction locks the chain head (the single
 // row of audit_head), so appends from every node of a cluster take turns and the chain stays
 // one line; the records are copied in and the head moved before the commit. A failed or
@@ -59,7 +44,7 @@ func (s *Store) AppendAudit(ctx context.Context, events []iomt.AuditEvent) ([]io
 		seq := uint64(head)
 		rows := make([][]any, len(events))
 		for i, e := range events {
-			e = normalAudit(e)
+			e = e.Normal()
 			seq++
 			e.Seq, e.Prev = seq, prev
 			e.Hash = e.ChainHash(prev)
