@@ -71,7 +71,8 @@ type Config struct {
 
 type server struct {
 	Config
-	m Mapper
+	m     Mapper
+	smart []byte // the SMART configuration document: fixed once New returns
 }
 
 // New builds the FHIR R4 API handler.
@@ -97,7 +98,11 @@ func New(c Config) (http.Handler, error) {
 	c.MaxBody = cmp.Or(c.MaxBody, 1<<20)
 	c.DefaultCount = cmp.Or(c.DefaultCount, 50)
 	c.MaxCount = cmp.Or(c.MaxCount, 1000)
-	s := &server{Config: c, m: Mapper{Catalog: c.Catalog, MRNSystem: c.MRNSystem}}
+	smart, err := json.Marshal(c.SMART.document())
+	if err != nil {
+		return nil, fmt.Errorf("fhir: SMART configuration: %w", err)
+	}
+	s := &server{Config: c, m: Mapper{Catalog: c.Catalog, MRNSystem: c.MRNSystem}, smart: smart}
 	return s, nil
 }
 

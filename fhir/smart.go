@@ -1,7 +1,6 @@
 package fhir
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 )
@@ -102,16 +101,11 @@ func (s *server) smartConfiguration(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, methodNotAllowed(w, "GET"))
 		return
 	}
-	b, err := json.Marshal(s.SMART.document())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	w.Header().Set("Content-Type", "application/json")
 	// Browser apps discover the server from their own origin; the document holds no secret.
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(b)
+		_, _ = w.Write(s.smart)
 	}
 }
