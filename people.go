@@ -417,6 +417,28 @@ func CheckBreakGlass(b BreakGlass) error {
 	if b.Start.IsZero() || !b.Until.After(b.Start) {
 		return fmt.Errorf("%w: break-the-glass %q: must start and end after it starts (start %v, until %v)", ErrInvalid, b.ID, b.Start, b.Until)
 	}
+	if !StoredTime(b.Until).After(StoredTime(b.Start)) {
+		return fmt.Errorf("%w: %q ends within a millisecond of its start", ErrInvalid, b.ID)
+	}
+	return CheckTimes("break-the-glass", b.Start, b.Until)
+}
+
+// StoredTime is t as the stores keep it: UTC, to the millisecond; zero stays zero.
+func StoredTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC().Truncate(TimePrecision)
+}
+
+// CheckTimes refuses times a store cannot keep (JSON's RFC 3339 and PostgreSQL alike: years
+// 1 to 9999), naming what they belong to.
+func CheckTimes(what string, ts ...time.Time) error {
+	for _, t := range ts {
+		if !t.IsZero() && (t.Year() < 1 || t.Year() > 9999) {
+			return fmt.Errorf("%w: %s: time %v out of range (years 1 to 9999)", ErrInvalid, what, t)
+		}
+	}
 	return nil
 }
 

@@ -101,24 +101,6 @@ type breakGlassRecord struct {
 	Until   time.Time `json:"until"`
 }
 
-// stamp is t as kept: UTC, to the millisecond; zero stays zero.
-func stamp(t time.Time) time.Time {
-	if t.IsZero() {
-		return t
-	}
-	return t.UTC().Truncate(iomt.TimePrecision)
-}
-
-// checkTimes refuses times JSON (RFC 3339) cannot hold, as the PostgreSQL store refuses them.
-func checkTimes(what string, ts ...time.Time) error {
-	for _, t := range ts {
-		if !t.IsZero() && (t.Year() < 1 || t.Year() > 9999) {
-			return fmt.Errorf("%w: %s: time %v out of range (years 1 to 9999)", iomt.ErrInvalid, what, t)
-		}
-	}
-	return nil
-}
-
 // checkLookup refuses a key or filter no stored record can match: a NUL byte would also
 // break the index keys' separators.
 func checkLookup(fields ...string) error {
@@ -211,7 +193,7 @@ func (s *Store) checkUserUnique(u iomt.User) error {
 }
 
 func normUser(u iomt.User) iomt.User {
-	u.LockedUntil, u.CreatedAt, u.UpdatedAt = stamp(u.LockedUntil), stamp(u.CreatedAt), stamp(u.UpdatedAt)
+	u.LockedUntil, u.CreatedAt, u.UpdatedAt = iomt.StoredTime(u.LockedUntil), iomt.StoredTime(u.CreatedAt), iomt.StoredTime(u.UpdatedAt)
 	return u
 }
 
@@ -236,7 +218,7 @@ func (s *Store) CreateUser(ctx context.Context, u iomt.User) error {
 		u.CreatedAt = time.Now()
 	}
 	u = normUser(u)
-	if err := checkTimes("user", u.LockedUntil, u.CreatedAt, u.UpdatedAt); err != nil {
+	if err := iomt.CheckTimes("user", u.LockedUntil, u.CreatedAt, u.UpdatedAt); err != nil {
 		return fmt.Errorf("embedded: create user: %w", err)
 	}
 	if !s.enter() {
@@ -377,7 +359,7 @@ func (s *Store) UpdateUser(ctx context.Context, u iomt.User) error {
 		u.UpdatedAt = time.Now()
 	}
 	u = normUser(u)
-	if err := checkTimes("user", u.LockedUntil, u.UpdatedAt); err != nil {
+	if err := iomt.CheckTimes("user", u.LockedUntil, u.UpdatedAt); err != nil {
 		return fmt.Errorf("embedded: update user: %w", err)
 	}
 	if err := s.checkUserUnique(u); err != nil {
@@ -416,8 +398,8 @@ func (s *Store) SaveCareTeam(ctx context.Context, t iomt.CareTeam) error {
 	if t.UpdatedAt.IsZero() {
 		t.UpdatedAt = time.Now()
 	}
-	t.UpdatedAt = stamp(t.UpdatedAt)
-	if err := checkTimes("care team", t.UpdatedAt); err != nil {
+	t.UpdatedAt = iomt.StoredTime(t.UpdatedAt)
+	if err := iomt.CheckTimes("care team", t.UpdatedAt); err != nil {
 		return fmt.Errorf("embedded: save care team: %w", err)
 	}
 	v, err := json.Marshal(careTeamRecord(t))
@@ -550,8 +532,8 @@ func (s *Store) SaveSession(ctx context.Context, ss iomt.Session) error {
 	if ss.Created.IsZero() {
 		ss.Created = time.Now()
 	}
-	ss.Created, ss.LastSeen, ss.Expires = stamp(ss.Created), stamp(ss.LastSeen), stamp(ss.Expires)
-	if err := checkTimes("session", ss.Created, ss.LastSeen, ss.Expires); err != nil {
+	ss.Created, ss.LastSeen, ss.Expires = iomt.StoredTime(ss.Created), iomt.StoredTime(ss.LastSeen), iomt.StoredTime(ss.Expires)
+	if err := iomt.CheckTimes("session", ss.Created, ss.LastSeen, ss.Expires); err != nil {
 		return fmt.Errorf("embedded: save session: %w", err)
 	}
 	v, err := json.Marshal(sessionRecord(ss))
@@ -699,8 +681,8 @@ func (s *Store) SaveAPIToken(ctx context.Context, t iomt.APIToken) error {
 	if t.Created.IsZero() {
 		t.Created = time.Now()
 	}
-	t.Created, t.Expires, t.Revoked = stamp(t.Created), stamp(t.Expires), stamp(t.Revoked)
-	if err := checkTimes("API token", t.Created, t.Expires, t.Revoked); err != nil {
+	t.Created, t.Expires, t.Revoked = iomt.StoredTime(t.Created), iomt.StoredTime(t.Expires), iomt.StoredTime(t.Revoked)
+	if err := iomt.CheckTimes("API token", t.Created, t.Expires, t.Revoked); err != nil {
 		return fmt.Errorf("embedded: save API token: %w", err)
 	}
 	v, err := json.Marshal(apiTokenRecord(t))
@@ -794,13 +776,7 @@ func (s *Store) SaveBreakGlass(ctx context.Context, bg iomt.BreakGlass) error {
 	if err := iomt.CheckBreakGlass(bg); err != nil {
 		return fmt.Errorf("embedded: save break-the-glass: %w", err)
 	}
-	bg.Start, bg.Until = stamp(bg.Start), stamp(bg.Until)
-	if !bg.Until.After(bg.Start) {
-		return fmt.Errorf("embedded: save break-the-glass: %w: %q ends within a millisecond of its start", iomt.ErrInvalid, bg.ID)
-	}
-	if err := checkTimes("break-the-glass", bg.Start, bg.Until); err != nil {
-		return fmt.Errorf("embedded: save break-the-glass: %w", err)
-	}
+	bg.Start, bg.Until = iomt.StoredTime(bg.Start), iomt.StoredTime(bg.Until)
 	v, err := json.Marshal(breakGlassRecord(bg))
 	if err != nil {
 		return fmt.Errorf("embedded: save break-the-glass: %w", err)
@@ -860,7 +836,7 @@ func (s *Store) CountFailedSignIn(ctx context.Context, id string, max int, locko
 	}
 	u := iomt.User(r)
 	if u.FailedSignIns++; u.FailedSignIns >= max {
-		u.FailedSignIns, u.LockedUntil = 0, stamp(now.Add(lockout))
+		u.FailedSignIns, u.LockedUntil = 0, iomt.StoredTime(now.Add(lockout))
 	}
 	b := s.db.NewBatch()
 	defer b.Close()

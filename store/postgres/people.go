@@ -15,14 +15,6 @@ import (
 // (migration 0009). Every write is one statement, so it is atomic and durable when it returns;
 // uniqueness is the tables' (two nodes creating the same login at once: one gets ErrDuplicate).
 
-// stamp is t as kept: UTC, to the millisecond; zero stays zero.
-func stamp(t time.Time) time.Time {
-	if t.IsZero() {
-		return t
-	}
-	return t.UTC().Truncate(iomt.TimePrecision)
-}
-
 // nullTime is t for a nullable timestamptz column: NULL when zero.
 func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {
@@ -36,16 +28,6 @@ func fromNull(t *time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.UTC()
-}
-
-// checkTimes refuses times the embedded store cannot keep either (years 1 to 9999).
-func checkTimes(what string, ts ...time.Time) error {
-	for _, t := range ts {
-		if !t.IsZero() && (t.Year() < 1 || t.Year() > 9999) {
-			return fmt.Errorf("%w: %s: time %v out of range (years 1 to 9999)", iomt.ErrInvalid, what, t)
-		}
-	}
-	return nil
 }
 
 // orEmpty is a list as a NOT NULL array column takes it: pgx sends a nil slice as NULL.
@@ -119,8 +101,8 @@ func (s *Store) CreateUser(ctx context.Context, u iomt.User) error {
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = time.Now()
 	}
-	u.LockedUntil, u.CreatedAt, u.UpdatedAt = stamp(u.LockedUntil), stamp(u.CreatedAt), stamp(u.UpdatedAt)
-	if err := checkTimes("user", u.LockedUntil, u.CreatedAt, u.UpdatedAt); err != nil {
+	u.LockedUntil, u.CreatedAt, u.UpdatedAt = iomt.StoredTime(u.LockedUntil), iomt.StoredTime(u.CreatedAt), iomt.StoredTime(u.UpdatedAt)
+	if err := iomt.CheckTimes("user", u.LockedUntil, u.CreatedAt, u.UpdatedAt); err != nil {
 		return fmt.Errorf("postgres: create user: %w", err)
 	}
 	if !s.enter() {
@@ -204,8 +186,8 @@ func (s *Store) UpdateUser(ctx context.Context, u iomt.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = time.Now()
 	}
-	u.LockedUntil, u.UpdatedAt = stamp(u.LockedUntil), stamp(u.UpdatedAt)
-	if err := checkTimes("user", u.LockedUntil, u.UpdatedAt); err != nil {
+	u.LockedUntil, u.UpdatedAt = iomt.StoredTime(u.LockedUntil), iomt.StoredTime(u.UpdatedAt)
+	if err := iomt.CheckTimes("user", u.LockedUntil, u.UpdatedAt); err != nil {
 		return fmt.Errorf("postgres: update user: %w", err)
 	}
 	if !s.enter() {
@@ -241,8 +223,8 @@ func (s *Store) SaveCareTeam(ctx context.Context, t iomt.CareTeam) error {
 	if t.UpdatedAt.IsZero() {
 		t.UpdatedAt = time.Now()
 	}
-	t.UpdatedAt = stamp(t.UpdatedAt)
-	if err := checkTimes("care team", t.UpdatedAt); err != nil {
+	t.UpdatedAt = iomt.StoredTime(t.UpdatedAt)
+	if err := iomt.CheckTimes("care team", t.UpdatedAt); err != nil {
 		return fmt.Errorf("postgres: save care team: %w", err)
 	}
 	if !s.enter() {
@@ -329,8 +311,8 @@ func (s *Store) SaveSession(ctx context.Context, ss iomt.Session) error {
 	if ss.Created.IsZero() {
 		ss.Created = time.Now()
 	}
-	ss.Created, ss.LastSeen, ss.Expires = stamp(ss.Created), stamp(ss.LastSeen), stamp(ss.Expires)
-	if err := checkTimes("session", ss.Created, ss.LastSeen, ss.Expires); err != nil {
+	ss.Created, ss.LastSeen, ss.Expires = iomt.StoredTime(ss.Created), iomt.StoredTime(ss.LastSeen), iomt.StoredTime(ss.Expires)
+	if err := iomt.CheckTimes("session", ss.Created, ss.LastSeen, ss.Expires); err != nil {
 		return fmt.Errorf("postgres: save session: %w", err)
 	}
 	if !s.enter() {
@@ -384,7 +366,7 @@ func (s *Store) DeleteSessions(ctx context.Context, f iomt.SessionFilter) (int, 
 	if err := checkFields("session id", f.ID, "user", f.User); err != nil {
 		return 0, fmt.Errorf("postgres: delete sessions: %w", err)
 	}
-	if err := checkTimes("delete sessions", f.ExpiredAt); err != nil {
+	if err := iomt.CheckTimes("delete sessions", f.ExpiredAt); err != nil {
 		return 0, fmt.Errorf("postgres: %w", err)
 	}
 	if !s.enter() {
@@ -411,8 +393,8 @@ func (s *Store) SaveAPIToken(ctx context.Context, t iomt.APIToken) error {
 	if t.Created.IsZero() {
 		t.Created = time.Now()
 	}
-	t.Created, t.Expires, t.Revoked = stamp(t.Created), stamp(t.Expires), stamp(t.Revoked)
-	if err := checkTimes("API token", t.Created, t.Expires, t.Revoked); err != nil {
+	t.Created, t.Expires, t.Revoked = iomt.StoredTime(t.Created), iomt.StoredTime(t.Expires), iomt.StoredTime(t.Revoked)
+	if err := iomt.CheckTimes("API token", t.Created, t.Expires, t.Revoked); err != nil {
 		return fmt.Errorf("postgres: save API token: %w", err)
 	}
 	if !s.enter() {
@@ -501,13 +483,7 @@ func (s *Store) SaveBreakGlass(ctx context.Context, b iomt.BreakGlass) error {
 	if err := iomt.CheckBreakGlass(b); err != nil {
 		return fmt.Errorf("postgres: save break-the-glass: %w", err)
 	}
-	b.Start, b.Until = stamp(b.Start), stamp(b.Until)
-	if !b.Until.After(b.Start) {
-		return fmt.Errorf("postgres: save break-the-glass: %w: %q ends within a millisecond of its start", iomt.ErrInvalid, b.ID)
-	}
-	if err := checkTimes("break-the-glass", b.Start, b.Until); err != nil {
-		return fmt.Errorf("postgres: save break-the-glass: %w", err)
-	}
+	b.Start, b.Until = iomt.StoredTime(b.Start), iomt.StoredTime(b.Until)
 	if !s.enter() {
 		return fmt.Errorf("postgres: save break-the-glass: %w", errClosed)
 	}
@@ -535,7 +511,7 @@ func (s *Store) BreakGlasses(ctx context.Context, f iomt.BreakGlassFilter) ([]io
 	if err := checkFields("tenant", f.Tenant, "user", f.User, "patient", f.Patient); err != nil {
 		return nil, fmt.Errorf("postgres: break-the-glass list: %w", err)
 	}
-	if err := checkTimes("break-the-glass list", f.ActiveAt, f.Since); err != nil {
+	if err := iomt.CheckTimes("break-the-glass list", f.ActiveAt, f.Since); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	if !s.enter() {
@@ -580,7 +556,7 @@ func (s *Store) CountFailedSignIn(ctx context.Context, id string, max int, locko
 	err := scanUser(s.pool.QueryRow(ctx, `UPDATE users SET
 			failed_sign_ins = CASE WHEN failed_sign_ins + 1 >= $2 THEN 0 ELSE failed_sign_ins + 1 END,
 			locked_until = CASE WHEN failed_sign_ins + 1 >= $2 THEN $3 ELSE locked_until END
-		WHERE id = $1 RETURNING `+userCols, id, max, stamp(now.Add(lockout))), &u)
+		WHERE id = $1 RETURNING `+userCols, id, max, iomt.StoredTime(now.Add(lockout))), &u)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return iomt.User{}, fmt.Errorf("postgres: count failed sign-in of %q: %w", id, iomt.ErrNotFound)
 	}
