@@ -136,3 +136,17 @@ func (p *Pair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 func (p *Pair) ServerConfig() *tls.Config {
 	return &tls.Config{GetCertificate: p.GetCertificate, MinVersion: tls.VersionTLS12}
 }
+
+// Pool reads a CA bundle (PEM) into a certificate pool, for verifying peers: a relay's
+// STARTTLS certificate, devices' client certificates, a broker's server certificate.
+func Pool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("certfile: CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("certfile: CA bundle %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/iomt/iomt/alarm"
 	"github.com/iomt/iomt/alarm/notify"
 	"github.com/iomt/iomt/alarm/service"
+	"github.com/iomt/iomt/certfile"
 	"github.com/iomt/iomt/codes"
 )
 
@@ -130,13 +130,9 @@ func (n *Node) startAlarms(ctx context.Context, cfg AlarmsConfig, cat *codes.Cat
 		m := &notify.Email{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword,
 			InsecurePlaintext: cfg.SMTPInsecurePlaintext}
 		if cfg.SMTPCAFile != "" {
-			pem, err := os.ReadFile(cfg.SMTPCAFile)
+			roots, err := certfile.Pool(cfg.SMTPCAFile)
 			if err != nil {
 				return nil, fmt.Errorf("smtp CA (--smtp-ca): %w", err)
-			}
-			roots := x509.NewCertPool()
-			if !roots.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("smtp CA (--smtp-ca) %s: no PEM certificate in it", cfg.SMTPCAFile)
 			}
 			m.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		}

@@ -9,7 +9,6 @@ package uplink
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -28,6 +27,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iomt/iomt/certfile"
 	"github.com/iomt/iomt/gateway/spool"
 	"github.com/iomt/iomt/loopback"
 )
@@ -200,13 +200,9 @@ func New(cfg Config) (*Uplink, error) {
 func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := certfile.Pool(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("uplink: CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("uplink: CA file %s holds no PEM certificate", caFile)
 		}
 		c.RootCAs = pool
 	}

@@ -12,12 +12,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iomt/iomt"
+	"github.com/iomt/iomt/certfile"
 	"github.com/iomt/iomt/ingest"
 )
 
@@ -136,13 +135,9 @@ func WithClientCA(c *tls.Config, clientCAFile string) error {
 	if clientCAFile == "" {
 		return nil
 	}
-	pem, err := os.ReadFile(clientCAFile)
+	pool, err := certfile.Pool(clientCAFile)
 	if err != nil {
 		return fmt.Errorf("mqtt client CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("mqtt client CA %s holds no PEM certificate", clientCAFile)
 	}
 	c.ClientCAs, c.ClientAuth = pool, tls.VerifyClientCertIfGiven
 	return nil
